@@ -1,0 +1,1 @@
+"""Outbound notification channels: one folder per provider, each with one `send`."""

@@ -1,0 +1,5 @@
+"""Twilio Programmable Messaging (SMS) channel."""
+
+from gateways.channels.twilio_sms.channel import TwilioSmsChannel
+
+__all__ = ["TwilioSmsChannel"]

@@ -1,0 +1,183 @@
+"""Twilio SMS through the official `twilio` library.
+
+The library builds every URL from https://api.twilio.com and offers no per-call headers, so we
+hand the Client an http_client (a TwilioHttpClient subclass) that
+- rewrites scheme/host (and an optional path prefix) to cfg["base_url"], after the library's own
+  edge/region rewriting, so a local sink really receives the request;
+- adds `I-Twilio-Idempotency-Token` from a context variable set around `messages.create`.
+  The local sink deduplicates on it; Twilio documents this header on the webhooks it sends, not as
+  a promise to deduplicate API requests, so the notifier's outbox remains the real guard.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from gateways.channels.base import (
+    DeliveryResult,
+    Notification,
+    install_log_redaction,
+    is_loopback,
+    redact,
+    resolve_secret,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.twilio.com"
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+MAX_BODY = 1600  # Twilio's limit for one Message body, in characters
+
+_token: contextvars.ContextVar[str | None] = contextvars.ContextVar("twilio_idem", default=None)
+
+
+class _RoutedHttpClient(TwilioHttpClient):
+    """TwilioHttpClient that sends to base_url and carries the idempotency token."""
+
+    def __init__(self, base_url: str | None, timeout: float) -> None:
+        super().__init__(timeout=timeout, logger=log)
+        self._base = urlsplit(base_url) if base_url else None
+        if self.session is not None and base_url:
+            self.session.trust_env = not is_loopback(base_url)
+
+    def request(  # type: ignore[override]
+        self,
+        method: str,
+        url: str,
+        params: dict | None = None,
+        data: dict | None = None,
+        headers: dict | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        if self._base is not None:
+            parts = urlsplit(url)
+            path = self._base.path.rstrip("/") + parts.path
+            url = urlunsplit((self._base.scheme, self._base.netloc, path, parts.query, ""))
+        headers = dict(headers or {})
+        token = _token.get()
+        if token:
+            headers[IDEMPOTENCY_HEADER] = token
+        return super().request(method, url, params, data, headers, auth, timeout, allow_redirects)
+
+    # The library logs full URLs (with the account SID) at INFO; keep ours quiet and redacted.
+    def log_request(self, kwargs: dict) -> None:
+        log.debug("twilio %s %s", kwargs["method"], redact(kwargs["url"]))
+
+    def log_response(self, status_code: int, response: object) -> None:
+        log.debug("twilio answered %s", status_code)
+
+
+class TwilioSmsChannel:
+    """Sends a Notification as one SMS to note.recipient (E.164)."""
+
+    kind = "twilio_sms"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        account_sid: str,
+        auth_token: str,
+        from_: str,
+        base_url: str | None = None,
+        status_callback: str | None = None,
+        timeout: float = 5.0,
+        max_body: int = MAX_BODY,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url or DEFAULT_BASE_URL
+        self.from_ = from_
+        self.status_callback = status_callback
+        self.timeout = timeout
+        self.max_body = min(max_body, MAX_BODY)
+        self._secrets = (auth_token, account_sid)
+        http = _RoutedHttpClient(base_url, timeout)
+        self._client = Client(account_sid, auth_token, account_sid=account_sid, http_client=http)
+        install_log_redaction()
+
+    @classmethod
+    def from_config(cls, cfg: Mapping) -> TwilioSmsChannel:
+        """Keys: name, from, account_sid_env + auth_token_env (or account_sid + auth_token for a
+        local sink), base_url, status_callback, timeout, max_body."""
+        base_url = cfg.get("base_url")
+        check_url = base_url or DEFAULT_BASE_URL
+        if not cfg.get("from"):
+            raise ValueError(f"channel {cfg.get('name', 'twilio_sms')!r}: missing 'from'")
+        return cls(
+            cfg.get("name", "twilio_sms"),
+            account_sid=resolve_secret(cfg, "account_sid_env", "account_sid", base_url=check_url),
+            auth_token=resolve_secret(cfg, "auth_token_env", "auth_token", base_url=check_url),
+            from_=cfg["from"],
+            base_url=base_url,
+            status_callback=cfg.get("status_callback"),
+            timeout=float(cfg.get("timeout", 5.0)),
+            max_body=int(cfg.get("max_body", MAX_BODY)),
+        )
+
+    def __repr__(self) -> str:
+        return f"TwilioSmsChannel(name={self.name!r}, base_url={self.base_url!r})"
+
+    def body(self, note: Notification) -> str:
+        """Plain text cut to max_body characters; the cut is marked with '...' because '…' is
+        not GSM-7 and would turn an ASCII message into UCS-2 (70 instead of 160 a segment)."""
+        text = note.plain()
+        return text if len(text) <= self.max_body else text[: self.max_body - 3] + "..."
+
+    def send(self, note: Notification) -> DeliveryResult:
+        start = time.perf_counter()
+        reset = _token.set(note.idempotency_key or None)
+        try:
+            msg = self._client.messages.create(
+                to=note.recipient,
+                from_=self.from_,
+                body=self.body(note),
+                status_callback=self.status_callback,
+            )
+        except TwilioRestException as exc:
+            return self._rejected(start, exc.status, exc.code, str(exc.msg))
+        except TwilioServiceException as exc:
+            return self._rejected(start, exc.status, exc.code, f"{exc.title}: {exc.detail or ''}")
+        except requests.Timeout:
+            return self._fail(start, True, None, f"timeout after {self.timeout}s")
+        except requests.RequestException as exc:
+            return self._fail(start, True, None, f"{type(exc).__name__}: {exc}")
+        except ValueError as exc:  # a 2xx whose body is not JSON: outcome unknown, token dedups
+            return self._fail(start, True, None, f"unreadable answer: {exc}")
+        except TwilioException as exc:
+            return self._fail(start, False, None, f"{type(exc).__name__}: {exc}")
+        finally:
+            _token.reset(reset)
+        latency = (time.perf_counter() - start) * 1000
+        return DeliveryResult(
+            ok=True, retry=False, provider_id=msg.sid, status=201, latency_ms=latency
+        )
+
+    def _rejected(self, start: float, status: int, code: int | None, msg: str) -> DeliveryResult:
+        retry = status == 429 or status >= 500
+        return self._fail(start, retry, status, f"HTTP {status} twilio {code}: {msg}", code)
+
+    def _fail(
+        self, start: float, retry: bool, status: int | None, error: str, code: int | None = None
+    ) -> DeliveryResult:
+        error = redact(error, *self._secrets)
+        log.info("twilio_sms %s: send failed (retry=%s): %s", self.name, retry, error)
+        return DeliveryResult(
+            ok=False,
+            retry=retry,
+            status=status,
+            error=error,
+            latency_ms=(time.perf_counter() - start) * 1000,
+            code=code,
+        )

@@ -1,0 +1,1 @@
+"""Market data in: the simulated exchange and CSV tick replay, both publishing tick frames."""

@@ -1,0 +1,1 @@
+"""Orders out: the simulated order gateway that fills, refuses and reports."""

@@ -1,0 +1,346 @@
+"""A simulated order gateway: takes orders, fills them against the simulated market, reports.
+
+It behaves like an exchange where the risk system's actions can go wrong: a reused order_ref is
+refused (CTP exchanges refuse a repeated OrderRef, which is why order ids are deterministic and a
+retry must not create a second order), an unknown contract or a market without a price rejects,
+and a contract locked at its limit cannot be traded out of — a sell at limit-down or a buy at
+limit-up waits, unfilled, until the price leaves the limit. Fills become trade records on the
+account bus, so positions change the way they would with a real broker.
+
+Wire:
+- PULL (bound) `encode_records("orders", [...])`; an order is {order_ref, proposal_id,
+  account_id, instrument, direction ("long" buys / "short" sells), offset, volume, limit_price
+  (0 or None = at market), created_ts}; a cancel is {type: "cancel", order_ref}.
+- SUB to the market endpoints, topic b"T" (tick frames): last price and limits per instrument.
+- PUB (bound) `[b"R", encode_records("order_reports", [{order_ref, proposal_id, account_id,
+  status, filled, remaining, price, reason, ts, instrument}])]`; status is one of accepted,
+  partially_filled, filled, rejected, duplicate, cancelled; price is the fill price (0 when none).
+- PUSH to the account bus inbound: one trade record per fill (see `gateways.accounts.bus`).
+Every order_ref that arrives is remembered, whatever became of the order, so any reuse is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zmq
+
+from infra.codec import CodecError, decode_records, decode_ticks, encode_records
+from rules.contracts import ContractTable, UnknownContract, limit_prices
+
+DIRECTIONS = ("long", "short")
+OFFSETS = ("open", "close", "close_today")
+QUARANTINE_SIZE = 1000
+
+
+@dataclass(slots=True)
+class _Working:
+    order: dict[str, Any]
+    volume: float
+    filled: float = 0.0
+    split: bool = False  # fill in two parts
+    parts: int = 0
+
+    @property
+    def remaining(self) -> float:
+        return self.volume - self.filled
+
+
+class SimOrderGateway:
+    """Order PULL, market SUB, report PUB, trade PUSH; one thread."""
+
+    def __init__(
+        self,
+        order_endpoint: str,
+        reports_endpoint: str,
+        market_endpoints: list[str],
+        account_inbound_endpoint: str,
+        table: ContractTable,
+        *,
+        partial_fill_prob: float = 0.0,
+        reject_prob: float = 0.0,
+        seed: int = 7,
+        commission_per_lot: float = 2.0,
+    ) -> None:
+        self.order_endpoint = order_endpoint
+        self.reports_endpoint = reports_endpoint
+        self.market_endpoints = list(market_endpoints)
+        self.account_inbound_endpoint = account_inbound_endpoint
+        self.table = table
+        self.partial_fill_prob = partial_fill_prob
+        self.reject_prob = reject_prob
+        self.commission_per_lot = commission_per_lot
+        self._rng = np.random.default_rng(seed)
+        self.stats: dict[str, int] = {
+            "orders": 0,
+            "fills": 0,
+            "rejected": 0,
+            "duplicates": 0,
+            "cancelled": 0,
+            "bad_frames": 0,
+            "tick_batches": 0,
+        }
+        self.quarantine: deque[dict[str, Any]] = deque(maxlen=QUARANTINE_SIZE)
+        self._last: dict[str, float] = {}
+        self._limits: dict[str, tuple[float, float]] = {}  # instrument -> (upper, lower)
+        self._seen: set[str] = set()
+        self._working: dict[str, _Working] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sockets: list[zmq.Socket] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> SimOrderGateway:
+        ctx = zmq.Context.instance()
+        self._pull = ctx.socket(zmq.PULL)
+        self._pub = ctx.socket(zmq.PUB)
+        self._sub = ctx.socket(zmq.SUB)
+        self._push = ctx.socket(zmq.PUSH)
+        self._sockets = [self._pull, self._pub, self._sub, self._push]
+        try:
+            self._pull.bind(self.order_endpoint)
+            self._pub.bind(self.reports_endpoint)
+            self._sub.setsockopt(zmq.SUBSCRIBE, b"T")
+            for endpoint in self.market_endpoints:
+                self._sub.connect(endpoint)
+            self._push.connect(self.account_inbound_endpoint)
+        except zmq.ZMQError:
+            self._close()
+            raise
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="sim-order-gateway", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> SimOrderGateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _close(self) -> None:
+        for sock in self._sockets:
+            # Trades still queued for the bus get a moment to leave; the rest close at once.
+            sock.close(linger=500 if sock is getattr(self, "_push", None) else 0)
+        self._sockets = []
+
+    def working(self) -> list[str]:
+        """order_refs accepted and not yet finished (a snapshot, for tests and tools)."""
+        return list(self._working)
+
+    def last_price(self, instrument: str) -> float | None:
+        return self._last.get(instrument)
+
+    # -- loop ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._pull, zmq.POLLIN)
+        poller.register(self._sub, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                events = dict(poller.poll(50))
+                if self._sub in events:
+                    self._drain(self._sub, self._on_ticks)
+                if self._pull in events:
+                    self._drain(self._pull, self._on_orders)
+        finally:
+            self._close()
+
+    def _drain(self, sock: zmq.Socket, handle: Any) -> None:
+        for _ in range(1000):
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                handle(parts[-1])
+            except CodecError as exc:
+                self.stats["bad_frames"] += 1
+                self.quarantine.append({"reason": str(exc), "item": parts[-1][:200]})
+            except Exception as exc:  # a malformed field must not end the loop
+                self.stats["bad_frames"] += 1
+                self.quarantine.append(
+                    {"reason": f"{type(exc).__name__}: {exc}", "item": parts[-1][:200]}
+                )
+
+    def _on_ticks(self, payload: bytes) -> None:
+        batch = decode_ticks(payload)
+        self.stats["tick_batches"] += 1
+        names = batch.instruments
+        for i, last, up, low, pre in zip(
+            batch.instrument_idx.tolist(),
+            batch.last.tolist(),
+            batch.upper_limit.tolist(),
+            batch.lower_limit.tolist(),
+            batch.pre_settlement.tolist(),
+            strict=True,
+        ):
+            if not (math.isfinite(last) and last > 0):
+                continue
+            name = names[i]
+            self._last[name] = last
+            if math.isfinite(up) and math.isfinite(low):
+                self._limits[name] = (up, low)
+            elif math.isfinite(pre) and name not in self._limits and name in self.table:
+                spec = self.table.spec(name)
+                upper, lower = limit_prices(pre, spec.limit_rate, spec.tick_size)
+                self._limits[name] = (float(upper), float(lower))
+        if self._working:
+            reports: list[dict[str, Any]] = []
+            for ref in list(self._working):
+                self._try_fill(self._working[ref], reports)
+            self._publish(reports)
+
+    def _on_orders(self, payload: bytes) -> None:
+        _kind, records = decode_records(payload, "orders")
+        reports: list[dict[str, Any]] = []
+        for record in records:
+            if record.get("type") == "cancel":
+                self._cancel(record, reports)
+            else:
+                self._order(record, reports)
+        self._publish(reports)
+
+    # -- order handling --------------------------------------------------------------------
+    def _report(
+        self, order: dict[str, Any], status: str, filled: float, remaining: float,
+        price: float = 0.0, reason: str = "",
+    ) -> dict[str, Any]:  # fmt: skip
+        return {
+            "order_ref": order.get("order_ref"),
+            "proposal_id": order.get("proposal_id", ""),
+            "account_id": order.get("account_id", ""),
+            "instrument": order.get("instrument", ""),
+            "status": status,
+            "filled": filled,
+            "remaining": remaining,
+            "price": price,
+            "reason": reason,
+            "ts": time.time(),
+        }
+
+    def _order(self, order: dict[str, Any], reports: list[dict[str, Any]]) -> None:
+        self.stats["orders"] += 1
+        ref = order.get("order_ref")
+        if not isinstance(ref, str) or not ref:
+            self.stats["rejected"] += 1
+            self.quarantine.append({"reason": "order without an order_ref", "item": order})
+            return
+        volume = order.get("volume")
+        if ref in self._seen:
+            self.stats["duplicates"] += 1
+            reports.append(
+                self._report(order, "duplicate", 0, 0, reason=f"order_ref {ref} already used")
+            )
+            return
+        self._seen.add(ref)
+        problem = self._problem(order)
+        if problem is None and self.reject_prob > 0 and self._rng.random() < self.reject_prob:
+            problem = "simulated exchange reject"
+        if problem is not None:
+            self.stats["rejected"] += 1
+            remaining = float(volume) if isinstance(volume, int | float) else 0.0
+            reports.append(self._report(order, "rejected", 0, remaining, reason=problem))
+            return
+        work = _Working(
+            order=order,
+            volume=float(order["volume"]),
+            split=order["volume"] > 1 and self._rng.random() < self.partial_fill_prob,
+        )
+        self._working[ref] = work
+        reports.append(self._report(order, "accepted", 0, work.volume))
+        self._try_fill(work, reports)
+
+    def _problem(self, order: dict[str, Any]) -> str | None:
+        instrument = order.get("instrument")
+        if order.get("direction") not in DIRECTIONS:
+            return f"direction {order.get('direction')!r} not one of {DIRECTIONS}"
+        if order.get("offset") not in OFFSETS:
+            return f"offset {order.get('offset')!r} not one of {OFFSETS}"
+        volume = order.get("volume")
+        if isinstance(volume, bool) or not isinstance(volume, int | float) or not volume > 0:
+            return f"volume {volume!r} must be a positive number"
+        if volume != int(volume):
+            return f"volume {volume!r} must be whole lots"
+        limit = order.get("limit_price")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int | float) or not limit >= 0
+        ):
+            return f"limit_price {limit!r} must be a non-negative number"
+        if not isinstance(order.get("account_id"), str) or not order["account_id"]:
+            return "account_id missing"
+        if not isinstance(instrument, str):
+            return "instrument missing"
+        try:
+            self.table.spec(instrument)
+        except UnknownContract as exc:
+            return str(exc)
+        if instrument not in self._last:
+            return f"no market price for {instrument} yet"
+        return None
+
+    def _try_fill(self, work: _Working, reports: list[dict[str, Any]]) -> None:
+        order = work.order
+        instrument = order["instrument"]
+        last = self._last.get(instrument)
+        if last is None:
+            return
+        upper, lower = self._limits.get(instrument, (math.inf, -math.inf))
+        buy = order["direction"] == "long"
+        limit = order.get("limit_price") or 0.0
+        if buy and (last >= upper or (limit > 0 and last > limit)):
+            return  # locked at limit-up, or the market is above the buyer's limit
+        if not buy and (last <= lower or (limit > 0 and last < limit)):
+            return
+        qty = math.ceil(work.remaining / 2) if work.split and work.parts == 0 else work.remaining
+        work.filled += qty
+        work.parts += 1
+        self.stats["fills"] += 1
+        done = work.remaining <= 0
+        status = "filled" if done else "partially_filled"
+        reports.append(self._report(order, status, work.filled, work.remaining, price=last))
+        if done:
+            del self._working[order["order_ref"]]
+        trade = {
+            "type": "trade",
+            "account_id": order.get("account_id", ""),
+            "instrument": instrument,
+            "direction": order["direction"],
+            "offset": order["offset"],
+            "volume": qty,
+            "price": last,
+            "commission": round(self.commission_per_lot * qty, 2),
+            "trade_id": f"{order['order_ref']}#{work.parts}",
+            "order_ref": order["order_ref"],
+            "ts": time.time(),
+        }
+        self._push.send(encode_records("account_events", [trade]))
+
+    def _cancel(self, record: dict[str, Any], reports: list[dict[str, Any]]) -> None:
+        ref = record.get("order_ref")
+        work = self._working.pop(ref, None) if isinstance(ref, str) else None
+        if work is None:
+            reports.append(
+                self._report(
+                    record, "rejected", 0, 0, reason="cancel: no working order with that order_ref"
+                )
+            )
+            return
+        self.stats["cancelled"] += 1
+        reports.append(self._report(work.order, "cancelled", work.filled, work.remaining))
+
+    def _publish(self, reports: list[dict[str, Any]]) -> None:
+        if reports:
+            self._pub.send_multipart([b"R", encode_records("order_reports", reports)])

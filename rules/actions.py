@@ -1,0 +1,165 @@
+"""Action planning: from an alert's proposal and an account's state to orders, explained.
+
+Pure and deterministic: the same account view and proposal always give the same legs, and every
+leg and every skipped position carries its reason, so a risk manager (and an auditor) can see why.
+Closing at market does not change equity (floating profit becomes close profit), it frees margin;
+so reducing risk degree to a target means freeing `margin − target × equity` of margin.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ACTION_KINDS = ("reduce", "liquidate", "margin_call", "freeze")
+CLOSE_TODAY_EXCHANGES = ("SHFE", "INE")  # they distinguish closing today's from yesterday's
+AGGRESSION_TICKS = 5  # limit price this many ticks through the market, clamped to the limits
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    instrument: str
+    direction: str  # order direction: "short" sells to close a long
+    offset: str  # open / close / close_today
+    volume: float
+    limit_price: float
+    reason: str
+
+
+@dataclass(slots=True)
+class Plan:
+    kind: str
+    account_id: str
+    target_risk_degree: float
+    legs: list[Leg] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    margin_call: float = 0.0
+    projected_risk_degree: float = 0.0
+    explanation: str = ""
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def limit_locked_against(position: dict[str, Any]) -> bool:
+    """A long cannot be sold at limit-down, a short cannot be bought back at limit-up."""
+    last = position["last"]
+    if position["direction"] == "long":
+        lower = position.get("lower_limit", math.nan)
+        return math.isfinite(lower) and last <= lower
+    upper = position.get("upper_limit", math.nan)
+    return math.isfinite(upper) and last >= upper
+
+
+def _limit_price(position: dict[str, Any], selling: bool) -> float:
+    tick = position.get("tick_size", 0.0) or 0.0
+    last = position["last"]
+    if selling:
+        price = last - AGGRESSION_TICKS * tick
+        lower = position.get("lower_limit", math.nan)
+        return max(price, lower) if math.isfinite(lower) else price
+    price = last + AGGRESSION_TICKS * tick
+    upper = position.get("upper_limit", math.nan)
+    return min(price, upper) if math.isfinite(upper) else price
+
+
+def _close_legs(position: dict[str, Any], lots: float, reason: str) -> list[Leg]:
+    """Legs to close `lots` of a position; SHFE/INE close today's lots with close_today."""
+    selling = position["direction"] == "long"
+    direction = "short" if selling else "long"
+    price = _limit_price(position, selling)
+    today = min(lots, position.get("today_volume", 0.0))
+    if position.get("exchange") in CLOSE_TODAY_EXCHANGES and today > 0:
+        legs = [Leg(position["instrument"], direction, "close_today", today, price, reason)]
+        if lots - today > 0:
+            legs.append(
+                Leg(position["instrument"], direction, "close", lots - today, price, reason)
+            )
+        return legs
+    return [Leg(position["instrument"], direction, "close", lots, price, reason)]
+
+
+def _margin_per_lot(p: dict[str, Any]) -> float:
+    return p["last"] * p["multiplier"] * p["margin_rate"]
+
+
+def _loss_per_lot(p: dict[str, Any]) -> float:
+    sign = 1.0 if p["direction"] == "long" else -1.0
+    return max(0.0, -sign * (p["last"] - p["cost_price"]) * p["multiplier"])
+
+
+def plan_action(
+    view: dict[str, Any], kind: str, target: float = 0.8, deadline_s: float = 3600
+) -> Plan:
+    """Plan `kind` for the account `view` (as AccountBook.account_view returns it)."""
+    if kind not in ACTION_KINDS:
+        raise ValueError(f"unknown action kind {kind!r}; expected one of {ACTION_KINDS}")
+    equity, margin = view["equity"], view["margin"]
+    plan = Plan(kind=kind, account_id=view["account_id"], target_risk_degree=target)
+    positions = [p for p in view["positions"] if p["volume"] > 0]
+    if kind == "freeze":
+        plan.projected_risk_degree = view["risk_degree"]
+        plan.explanation = "opening frozen: the account may only reduce (trading state REDUCING)"
+        return plan
+    if kind == "margin_call":
+        needed = margin / target - equity if target > 0 else 0.0
+        plan.margin_call = max(0.0, round(needed, 2))
+        plan.projected_risk_degree = view["risk_degree"]
+        plan.explanation = (
+            f"deposit {plan.margin_call:,.2f} within {deadline_s:.0f} s to bring risk degree "
+            f"{view['risk_degree']:.2%} to {target:.0%}"
+        )
+        return plan
+    for p in positions:
+        if limit_locked_against(p):
+            plan.skipped.append(
+                {
+                    "instrument": p["instrument"],
+                    "direction": p["direction"],
+                    "reason": "LIMIT_LOCKED: at its price limit against the position, cannot trade out",
+                }
+            )
+    tradable = [p for p in positions if not limit_locked_against(p)]
+    if kind == "liquidate":
+        for p in sorted(tradable, key=lambda p: (p["instrument"], p["direction"])):
+            plan.legs += _close_legs(p, p["volume"], "liquidate all")
+        freed = sum(_margin_per_lot(p) * p["volume"] for p in tradable)
+    else:
+        # Free the most margin per unit of loss realised first; ties broken by name for determinism.
+        ranked = sorted(
+            tradable,
+            key=lambda p: (
+                -_margin_per_lot(p) / (1.0 + _loss_per_lot(p)),
+                p["instrument"],
+                p["direction"],
+            ),
+        )
+        to_free = margin - target * equity
+        freed = 0.0
+        for p in ranked:
+            if to_free - freed <= 1e-9:
+                break
+            per_lot = _margin_per_lot(p)
+            if per_lot <= 0:
+                continue
+            lots = min(p["volume"], math.ceil((to_free - freed) / per_lot - 1e-12))
+            reason = (
+                f"frees {per_lot:,.0f} margin per lot at a realised loss of {_loss_per_lot(p):,.0f} "
+                f"per lot; {lots:g} of {p['volume']:g} lots"
+            )
+            plan.legs += _close_legs(p, float(lots), reason)
+            freed += lots * per_lot
+    remaining = margin - freed
+    plan.projected_risk_degree = remaining / equity if equity > 0 else math.inf
+    if kind == "reduce" and plan.projected_risk_degree > target + 1e-9:
+        plan.explanation = (
+            f"cannot reach {target:.0%}: projected {plan.projected_risk_degree:.2%} after closing "
+            f"all tradable positions ({len(plan.skipped)} locked)"
+        )
+    else:
+        plan.explanation = (
+            f"{kind}: {len(plan.legs)} legs free {freed:,.0f} margin, risk degree "
+            f"{view['risk_degree']:.2%} → {plan.projected_risk_degree:.2%}"
+        )
+    return plan

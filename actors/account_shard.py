@@ -295,6 +295,7 @@ class AccountShard:
             "accounts": int(self.book.active[: self.book.n_accounts].sum()),
             "positions": self.book.n_positions,
             "last_mark_ms": self.last_mark_ms,
+            "state_mb": self.book.state_bytes() / 1e6,
             "bus": dict(self.bus.stats),
             "send_errors": self._sender.errors,
             **dict(self.counts),

@@ -9,6 +9,7 @@ sizes one shard holds).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -337,6 +338,26 @@ class AccountBook:
         view["positions"] = self.positions_of(account_id)
         return view
 
+    def state_bytes(self) -> int:
+        """Memory held by this book's state: numpy columns plus id maps and lists."""
+        arrays = [
+            self.active,
+            self.pos_account,
+            self.pos_contract,
+            *self.acc.values(),
+            *self.pos.values(),
+        ]
+        total = sum(a.nbytes for a in arrays)
+        for obj in (
+            self.account_index,
+            self.account_ids,
+            self.group_paths,
+            self.position_index,
+            self.account_positions,
+        ):
+            total += _deep_size(obj)
+        return total
+
     def instruments_held(self, account_row: int) -> list[str]:
         return [
             self.contracts.names[int(self.pos_contract[p])]
@@ -359,6 +380,16 @@ class AccountBook:
             commodity = self.contracts.commodity[row]
             out[commodity] = out.get(commodity, 0.0) + float(value)
         return out
+
+
+def _deep_size(obj: Any) -> int:
+    """Bytes of a dict/list of small keys (ids, tuples): the Python side of the state."""
+    size = sys.getsizeof(obj)
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj)
+    for key, value in items:
+        size += sys.getsizeof(key) if isinstance(obj, dict) else 0
+        size += sys.getsizeof(value) if not isinstance(value, list) else _deep_size(value)
+    return size
 
 
 def _sign(direction: Any) -> int:

@@ -28,6 +28,7 @@ from rules.model import PriceUpdate, RiskEvent
 from rules.sharding import buckets_of_shard
 from rules.threshold import HysteresisState, ThresholdRule, evaluate
 
+EVENT_RETRY_S = 0.005
 ACCOUNT_METRICS = ("risk_degree", "equity", "available", "margin", "position_profit")
 
 
@@ -105,11 +106,12 @@ class AccountShard:
                 continue
             try:
                 with self._lock:
-                    for rec in records:
-                        self._apply(rec)
+                    touched = {self._apply(rec) for rec in records} - {-1}
                     # Transfers and fills move risk too: evaluate now, not at the next tick.
+                    rows = np.fromiter(touched, dtype=np.int64)
+                    self.book.mark_accounts(rows)
                     ingress = min(r.get("bus_ts", time.time()) for r in records)
-                    fired = self._evaluate(self.book.mark(), ingress)
+                    fired = self._evaluate(self.book.figures, ingress, rows)
                 if fired:
                     self._send_events()
             except Exception as exc:  # never let one bad batch stop the shard's intake
@@ -118,13 +120,15 @@ class AccountShard:
                     {"ts": time.time(), "reason": f"{type(exc).__name__}: {exc}"}
                 )
 
-    def _apply(self, rec: dict[str, Any]) -> None:
+    def _apply(self, rec: dict[str, Any]) -> int:
+        """Apply one account event; returns the account row it touched (-1 if rejected)."""
         kind = rec.get("type")
+        row = -1
         try:
             if kind == "snapshot":
-                self.book.apply_snapshot(rec)
+                row = self.book.apply_snapshot(rec)
             elif kind == "trade":
-                self.book.apply_trade(rec)
+                row = self.book.apply_trade(rec)
                 self._audit_buf.append(
                     {
                         "kind": "trade",
@@ -135,11 +139,13 @@ class AccountShard:
                     }
                 )
             elif kind in ("deposit", "withdraw"):
-                self.book.apply_transfer(rec["account_id"], float(rec["amount"]), kind == "deposit")
+                row = self.book.apply_transfer(
+                    rec["account_id"], float(rec["amount"]), kind == "deposit"
+                )
             elif kind == "update":
-                self.book.apply_update(rec)
+                row = self.book.apply_update(rec)
             elif kind == "remove":
-                self.book.remove(rec["account_id"])
+                row = self.book.remove(rec["account_id"])
             else:
                 raise BookError(f"unknown event type {kind!r}")
             self.counts[f"events_{kind}"] += 1
@@ -151,6 +157,7 @@ class AccountShard:
         n = self.book.n_accounts
         for state in self.states.values():
             state.resize(n)
+        return row
 
     # ---- prices ---------------------------------------------------------------------------
 
@@ -158,32 +165,33 @@ class AccountShard:
         """Store prices, re-mark, evaluate rules; returns how many events fired."""
         with self._lock:
             t0 = time.perf_counter()
-            rows = self.book.set_prices(
+            contracts = self.book.set_prices(
                 update.instruments, update.last, update.upper_limit, update.lower_limit
             )
-            if rows.size == 0 or self.book.n_accounts == 0:
+            if contracts.size == 0 or self.book.n_accounts == 0:
                 return 0
-            figures = self.book.mark()
+            rows = self.book.mark_contracts(contracts)
             self.last_mark_ms = (time.perf_counter() - t0) * 1000
             self.counts["marks"] += 1
-            self.counts["accounts_marked"] += self.book.n_accounts
-            self._m_marked.inc(self.book.n_accounts, tags=self._tags)
+            self.counts["accounts_marked"] += int(rows.size)
+            if rows.size:
+                self._m_marked.inc(int(rows.size), tags=self._tags)
             ingress = float(np.min(update.arrival_ts)) if update.arrival_ts.size else time.time()
-            fired = self._evaluate(figures, ingress)
+            fired = self._evaluate(self.book.figures, ingress, rows)
         if fired:
             self._send_events()
         return fired
 
-    def _evaluate(self, figures: Any, ingress: float) -> int:
+    def _evaluate(self, figures: Any, ingress: float, rows: np.ndarray) -> int:
+        """Evaluate the account rules on `rows` (the accounts just re-marked)."""
         n = self.book.n_accounts
-        active = self.book.active[:n]
+        rows = rows[self.book.active[rows]] if rows.size else rows
         fired_total = 0
         now = time.time()
         for rule in self.rules:
             value = getattr(figures, rule.metric)
             state = self.states[rule.rule_id]
             state.resize(n)
-            rows = np.flatnonzero(active)
             fired = evaluate(rule, value[rows], state, rows)
             for row in fired:
                 account_id = self.book.account_ids[row]
@@ -229,10 +237,17 @@ class AccountShard:
     # ---- periodic -------------------------------------------------------------------------
 
     def _flush_loop(self) -> None:
-        while not self._stop.wait(self.flush_s):
-            self._send_events()
-            self._send_exposure()
-            self._send_audit()
+        """Events that found the correlator busy go out within EVENT_RETRY_S; exposure and
+        journal records on the slower `flush_ms` cadence."""
+        last_slow = 0.0
+        while not self._stop.wait(EVENT_RETRY_S):
+            if self._events:
+                self._send_events()
+            now = time.monotonic()
+            if now - last_slow >= self.flush_s:
+                last_slow = now
+                self._send_exposure()
+                self._send_audit()
 
     def _send_exposure(self) -> None:
         with self._lock:
@@ -264,7 +279,7 @@ class AccountShard:
         with self._lock:
             if self.book.n_accounts == 0:
                 return []
-            figures = self.book.mark()
+            figures = self.book.mark()  # a query may come before any price: mark everything
             values = getattr(figures, by)
             rows = np.flatnonzero(self.book.active[: self.book.n_accounts])
             order = rows[np.argsort(-values[rows], kind="stable")[:n]]
@@ -295,12 +310,18 @@ class AccountShard:
             "accounts": int(self.book.active[: self.book.n_accounts].sum()),
             "positions": self.book.n_positions,
             "last_mark_ms": self.last_mark_ms,
-            "state_mb": self.book.state_bytes() / 1e6,
+            "full_marks": self.book.full_marks,
+            "incremental_marks": self.book.incremental_marks,
             "bus": dict(self.bus.stats),
             "send_errors": self._sender.errors,
             **dict(self.counts),
             "quarantine": list(self.quarantine)[-5:],
         }
+
+    def memory_mb(self) -> float:
+        """Account state held by this shard (numpy columns and id maps), in MB."""
+        with self._lock:
+            return self.book.state_bytes() / 1e6
 
     def stop(self) -> None:
         self._stop.set()

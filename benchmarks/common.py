@@ -112,7 +112,8 @@ class LoadPublisher:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
         self.sock.close(linger=0)
 
 
@@ -166,7 +167,7 @@ def run_loop(
     ]
     cfg = config.from_dict(
         {
-            "market": {"flush_ms": 50, "feeds": [{"name": "load", "endpoint": ep["market"]}]},
+            "market": {"flush_ms": 20, "feeds": [{"name": "load", "endpoint": ep["market"]}]},
             "accounts": {
                 "shards": shards,
                 "endpoint": ep["pub"],
@@ -213,6 +214,7 @@ def run_loop(
         load_s = time.time() - t0
         publisher.start()
         time.sleep(2.0)  # warm up: first prices, first marks
+        ray.get(system.correlator.reset_latency.remote())
         base = _figures(system)
         started = time.time()
         down = True
@@ -244,7 +246,12 @@ def run_loop(
             "alerts": int(end["alerts"]),
             "tick_to_alert_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
             "tick_to_alert_p99_ms": round(float(np.percentile(lat, 99)), 1) if lat.size else None,
-            "account_state_mb": round(end["state_mb"], 1),
+            "stages_ms": {
+                k: end["corr"].get(k) for k in ("data_to_rule_ms", "rule_to_correlator_ms")
+            },
+            "account_state_mb": round(
+                sum(ray.get([s.memory_mb.remote() for s in system.shards])), 1
+            ),
             "population_s": round(population_s, 1),
             "load_s": round(load_s, 1),
         }
@@ -267,6 +274,6 @@ def _figures(system: Any) -> dict[str, float]:
         "accounts_marked": sum(s.get("accounts_marked", 0) for s in shards),
         "positions": sum(s.get("positions", 0) for s in shards),
         "last_mark_ms": max(s.get("last_mark_ms", 0.0) for s in shards),
-        "state_mb": sum(s.get("state_mb", 0.0) for s in shards),
         "alerts": corr.get("alerts", 0),
+        "corr": corr,
     }

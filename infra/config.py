@@ -42,7 +42,7 @@ class FeedConfig:
 
 @dataclass(frozen=True)
 class MarketConfig:
-    flush_ms: int = 50
+    flush_ms: int = 20  # the most a price waits before shards see it (coalescing window)
     feeds: tuple[FeedConfig, ...] = (FeedConfig(),)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rules.account_math import AccountFigures, mark_to_market
+from rules.account_math import AccountFigures, risk_degree
 from rules.contracts import ContractTable
 
 ACCOUNT_COLUMNS = (
@@ -29,6 +29,7 @@ ACCOUNT_COLUMNS = (
     "margin_markup",
 )
 POSITION_COLUMNS = ("volume", "today_volume", "cost_price", "sign", "multiplier", "margin_rate")
+FIGURES = ("static_equity", "position_profit", "equity", "margin", "available", "risk_degree")
 
 
 class BookError(ValueError):
@@ -103,7 +104,17 @@ class AccountBook:
         self.pos_contract = np.zeros(0, dtype=np.int64)
         self.pos = {name: np.zeros(0) for name in POSITION_COLUMNS}
         self.n_positions = 0
-        self.figures: AccountFigures | None = None
+        self._fig = {name: np.zeros(0) for name in FIGURES}
+        self._pos_pnl = np.zeros(0)
+        self._pos_margin = np.zeros(0)
+        self._marked_positions = -1  # positions covered by the caches; -1: never marked
+        # Per-position factors so a mark is two gathers: profit = units × (price − cost),
+        # margin = price × margin_units (units = sign × volume × multiplier).
+        self._units = np.zeros(0)
+        self._margin_units = np.zeros(0)
+        self._dirty: list[int] = []  # position rows whose factors must be recomputed
+        self.full_marks = 0
+        self.incremental_marks = 0
 
     # ---- accounts -------------------------------------------------------------------------
 
@@ -141,12 +152,14 @@ class AccountBook:
         for pos_row in self.account_positions[row]:
             self.pos["volume"][pos_row] = 0.0
             self.pos["today_volume"][pos_row] = 0.0
+        self._dirty.extend(self.account_positions[row])
         for p in rec.get("positions", ()):
             pos_row = self._position_row(row, str(p["instrument"]), _sign(p["direction"]))
             volume = float(p["volume"])
             if not np.isfinite(volume) or volume < 0:
                 raise BookError(f"position volume {volume!r} for {rec['account_id']}")
             self.pos["volume"][pos_row] = volume
+            self._dirty.append(pos_row)
             self.pos["today_volume"][pos_row] = float(p.get("today_volume", 0.0))
             self.pos["cost_price"][pos_row] = float(p["cost_price"])
         return row
@@ -158,6 +171,7 @@ class AccountBook:
         for name in ACCOUNT_COLUMNS:
             if name in rec:
                 self.acc[name][row] = float(rec[name])
+        self._dirty.extend(self.account_positions[row])  # the markup may have changed
         return row
 
     def apply_transfer(self, account_id: str, amount: float, deposit: bool) -> int:
@@ -214,6 +228,7 @@ class AccountBook:
             cost = self.pos["cost_price"][p]
             self.pos["cost_price"][p] = (cost * held + price * volume) / (held + volume)
             self.pos["volume"][p] = held + volume
+            self._dirty.append(p)
             self.pos["today_volume"][p] += volume
             return row
         p = self._position_row(row, str(rec["instrument"]), -order_sign)
@@ -226,6 +241,7 @@ class AccountBook:
         mult = self.pos["multiplier"][p]
         self.acc["close_profit"][row] += sign * (price - self.pos["cost_price"][p]) * volume * mult
         self.pos["volume"][p] = held - volume
+        self._dirty.append(p)
         if offset == "close_today":
             self.pos["today_volume"][p] = max(0.0, self.pos["today_volume"][p] - volume)
         else:
@@ -262,31 +278,121 @@ class AccountBook:
                 self.contracts.lower_limit[rows_a] = lower_limit[src_a]
         return rows_a
 
-    def mark(self) -> AccountFigures:
-        """Re-mark every account at the latest prices (cost price where no price is known yet)."""
+    def _refresh_factors(self) -> None:
+        """Recompute the per-position factors of rows that changed since the last mark."""
         n = self.n_positions
-        contract = self.pos_contract[:n]
-        cost = self.pos["cost_price"][:n]
-        price = self.contracts.last[contract]
-        price = np.where(np.isfinite(price), price, cost)
-        markup = self.acc["margin_markup"][: self.n_accounts][self.pos_account[:n]]
-        na = self.n_accounts
-        figures = mark_to_market(
-            na,
-            self.pos_account[:n],
-            self.pos["sign"][:n],
-            self.pos["volume"][:n],
-            cost,
-            self.pos["multiplier"][:n],
-            self.pos["margin_rate"][:n] + markup,
-            price,
-            self.acc["pre_balance"][:na] + self.acc["deposit"][:na] - self.acc["withdraw"][:na],
-            self.acc["close_profit"][:na],
-            self.acc["commission"][:na],
-            self.acc["frozen_margin"][:na] + self.acc["frozen_commission"][:na],
-        )
-        self.figures = figures
+        if self._units.shape[0] < n:
+            grown = _grow(self._units, n).shape[0]
+            old = self._units.shape[0]
+            self._units = _grow(self._units, grown)
+            self._margin_units = _grow(self._margin_units, grown)
+            self._dirty.extend(range(old, n))
+        if not self._dirty:
+            return
+        rows = np.unique(np.fromiter(self._dirty, dtype=np.int64))
+        rows = rows[rows < n]
+        self._dirty.clear()
+        lots = self.pos["volume"][rows] * self.pos["multiplier"][rows]
+        rate = self.pos["margin_rate"][rows] + self.acc["margin_markup"][self.pos_account[rows]]
+        self._units[rows] = self.pos["sign"][rows] * lots
+        self._margin_units[rows] = lots * rate
+
+    def _position_values(self, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Floating profit and margin of position rows (all when None); where no price is known
+        yet the cost price stands in (no profit, margin at cost)."""
+        self._refresh_factors()
+        n = self.n_positions
+        sel = slice(0, n) if rows is None else rows
+        contract = self.pos_contract[sel]
+        cost = self.pos["cost_price"][sel]
+        last = self.contracts.last[: len(self.contracts)]
+        price = last[contract]
+        if np.isnan(last).any():
+            price = np.where(np.isnan(price), cost, price)
+        return self._units[sel] * (price - cost), price * self._margin_units[sel]
+
+    def _figures_of(self, acc_rows: np.ndarray, profit: np.ndarray, margin: np.ndarray) -> None:
+        """Derive every account figure of `acc_rows` from its summed profit and margin."""
+        acc = self.acc
+        static = acc["pre_balance"][acc_rows] + acc["deposit"][acc_rows] - acc["withdraw"][acc_rows]
+        equity = static + acc["close_profit"][acc_rows] + profit - acc["commission"][acc_rows]
+        frozen = acc["frozen_margin"][acc_rows] + acc["frozen_commission"][acc_rows]
+        f = self._fig
+        f["static_equity"][acc_rows] = static
+        f["position_profit"][acc_rows] = profit
+        f["equity"][acc_rows] = equity
+        f["margin"][acc_rows] = margin
+        f["available"][acc_rows] = equity - margin - frozen
+        f["risk_degree"][acc_rows] = risk_degree(margin, equity)
+
+    @property
+    def figures(self) -> AccountFigures:
+        n = self.n_accounts
+        for name in FIGURES:
+            self._fig[name] = _grow(self._fig[name], n)
+        return AccountFigures(**{name: self._fig[name][:n] for name in FIGURES})
+
+    def mark(self) -> AccountFigures:
+        """Full re-mark: every position and every account at the latest prices."""
+        n, na = self.n_positions, self.n_accounts
+        self._pos_pnl = _grow(self._pos_pnl, n)
+        self._pos_margin = _grow(self._pos_margin, n)
+        self._pos_pnl[:n], self._pos_margin[:n] = self._position_values(None)
+        figures = self.figures  # grows the figure columns to the account count
+        accounts = self.pos_account[:n]
+        profit = np.bincount(accounts, weights=self._pos_pnl[:n], minlength=na)
+        margin = np.bincount(accounts, weights=self._pos_margin[:n], minlength=na)
+        self._figures_of(np.arange(na), profit, margin)
+        self._marked_positions = n
+        self.full_marks += 1
         return figures
+
+    def mark_contracts(self, contract_rows: np.ndarray, full_above: float = 0.05) -> np.ndarray:
+        """Incremental re-mark after prices of `contract_rows` changed.
+
+        Only positions in those contracts are revalued and only the accounts holding them are
+        re-summed; returns those account rows. Falls back to a full mark when most contracts
+        moved (measured: past ~5% of contracts a full mark is cheaper, same figures) or
+        positions were added since the last full mark.
+        """
+        n = self.n_positions
+        if self._marked_positions != n or contract_rows.size > full_above * len(self.contracts):
+            self.mark()
+            return np.flatnonzero(self.active[: self.n_accounts])
+        changed = np.zeros(len(self.contracts), dtype=bool)
+        changed[contract_rows] = True
+        pos_rows = np.flatnonzero(changed[self.pos_contract[:n]])
+        if pos_rows.size == 0:
+            return pos_rows
+        self._pos_pnl[pos_rows], self._pos_margin[pos_rows] = self._position_values(pos_rows)
+        holders = np.zeros(self.n_accounts, dtype=bool)
+        holders[self.pos_account[pos_rows]] = True
+        self._resum(holders)
+        self.incremental_marks += 1
+        return np.flatnonzero(holders & self.active[: self.n_accounts])
+
+    def mark_accounts(self, acc_rows: np.ndarray) -> None:
+        """Re-mark some accounts after their own events (trade, transfer, snapshot)."""
+        if self._marked_positions != self.n_positions:
+            self.mark()
+            return
+        mask = np.zeros(self.n_accounts, dtype=bool)
+        mask[acc_rows] = True
+        pos_rows = np.flatnonzero(mask[self.pos_account[: self.n_positions]])
+        self._pos_pnl[pos_rows], self._pos_margin[pos_rows] = self._position_values(pos_rows)
+        self._resum(mask, pos_rows)
+
+    def _resum(self, accounts_mask: np.ndarray, pos_rows: np.ndarray | None = None) -> None:
+        """Exact sums (not deltas, so nothing drifts) of all positions of the masked accounts."""
+        n, na = self.n_positions, self.n_accounts
+        self.figures  # noqa: B018  (grows the figure columns)
+        if pos_rows is None:
+            pos_rows = np.flatnonzero(accounts_mask[self.pos_account[:n]])
+        acc_rows = np.flatnonzero(accounts_mask)
+        accounts = self.pos_account[pos_rows]
+        profit = np.bincount(accounts, weights=self._pos_pnl[pos_rows], minlength=na)[acc_rows]
+        margin = np.bincount(accounts, weights=self._pos_margin[pos_rows], minlength=na)[acc_rows]
+        self._figures_of(acc_rows, profit, margin)
 
     def positions_of(self, account_id: str) -> list[dict[str, Any]]:
         row = self._account_row(account_id)
@@ -321,7 +427,8 @@ class AccountBook:
     def account_view(self, account_id: str) -> dict[str, Any]:
         """Figures and positions of one account, marked now."""
         row = self._account_row(account_id)
-        figures = self.mark()
+        self.mark_accounts(np.array([row]))
+        figures = self.figures
         view: dict[str, Any] = {"account_id": account_id, "group_path": self.group_paths[row]}
         view["active"] = bool(self.active[row])
         for name in ACCOUNT_COLUMNS:

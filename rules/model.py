@@ -143,7 +143,8 @@ class RiskEvent:
     action: dict[str, Any] | None = None  # proposed action, e.g. {"kind": "reduce", "target": 0.8}
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow on purpose: asdict() deep-copies, and events come by the thousand in a shock.
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +162,7 @@ class Alert:
     attributes: dict[str, Any] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 class ProposalState(str, Enum):

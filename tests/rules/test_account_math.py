@@ -157,3 +157,45 @@ def test_bad_events_are_refused(table):
     book.apply_snapshot({"account_id": "D", "pre_balance": 1, "positions": []})
     with pytest.raises(BookError):
         book.apply_transfer("D", float("nan"), deposit=False)
+
+
+def test_incremental_mark_matches_full_mark_and_touches_only_holders(table):
+    rng = np.random.default_rng(3)
+    instruments = ["rb2601", "hc2601", "cu2601", "au2606", "IF2512", "m2605"]
+    book = AccountBook(table)
+    for a in range(200):
+        picks = rng.choice(len(instruments), size=2, replace=False)
+        book.apply_snapshot(
+            {
+                "account_id": f"A{a}",
+                "pre_balance": 1e6,
+                "positions": [
+                    {
+                        "instrument": instruments[i],
+                        "direction": "long" if rng.random() < 0.5 else "short",
+                        "volume": int(rng.integers(1, 5)),
+                        "cost_price": 1000.0 + i,
+                    }
+                    for i in picks
+                ],
+            }
+        )
+    prices = np.array([3000.0, 3100.0, 80000.0, 900.0, 4500.0, 2900.0])
+    book.set_prices(instruments, prices)
+    book.mark()
+    moved = np.array([2950.0])
+    contract_rows = book.set_prices(["cu2601"], moved * 27)
+    touched = book.mark_contracts(contract_rows, full_above=1.0)
+    holders = {
+        a
+        for a in range(200)
+        if any(p["instrument"] == "cu2601" for p in book.positions_of(f"A{a}"))
+    }
+    assert set(touched.tolist()) == holders
+    incremental = {
+        name: getattr(book.figures, name).copy() for name in ("equity", "margin", "risk_degree")
+    }
+    full = book.mark()
+    for name, values in incremental.items():
+        np.testing.assert_allclose(values, getattr(full, name), rtol=1e-12)
+    assert book.incremental_marks == 1

@@ -19,46 +19,61 @@ import numpy as np
 import ray
 
 from actors.common import ACTOR_OPTIONS, BoundedSender
+from actors.shard_rules import AccountRules
 from gateways.accounts.bus import AccountBusClient
 from infra import metrics
 from infra.specs import load_contract_table
-from rules.book import AccountBook, BookError
+from rules.account_math import FIGURES
+from rules.book import AccountBook, AccountPolicy, BookError
 from rules.contracts import UnknownContract
+from rules.fundflow import FlowLedger, FundFlowPolicy, judge_transfer, transfer_day
+from rules.hierarchy import NodeIndex, exposure_rollup, node_paths, rollup
 from rules.model import PriceUpdate, RiskEvent
 from rules.sharding import buckets_of_shard
-from rules.threshold import HysteresisState, ThresholdRule, evaluate
 
 EVENT_RETRY_S = 0.005
-ACCOUNT_METRICS = ("risk_degree", "equity", "available", "margin", "position_profit")
+ROLLUP_EVERY_S = 1.0
+ASCENDING = ("liquidation_distance", "available", "equity", "static_equity")
 
 
 @ray.remote(**ACTOR_OPTIONS)
-class AccountShard:
+class AccountShard(AccountRules):
     def __init__(
         self,
         shard: int,
         n_shards: int,
         bus_endpoint: str,
         snapshot_endpoint: str,
-        rules: list[dict[str, Any]],
+        rules: list[dict[str, Any]] | dict[str, Any],
         correlator: Any = None,
         books: dict[str, Any] | None = None,
         audit: Any = None,
         margin_markup: float = 0.0,
         flush_ms: int = 100,
         contracts_overrides: tuple[str, ...] = (),
+        policies: list[dict[str, Any]] | None = None,
+        fund_flow: dict[str, Any] | None = None,
+        hierarchy: Any = None,
     ) -> None:
         self.shard = shard
         self.n_shards = n_shards
         self.name = f"AccountShard.{shard}"
-        self.book = AccountBook(load_contract_table(contracts_overrides), margin_markup)
-        self.rules = [
-            self._rule(r) for r in rules if r.get("metric", "risk_degree") in ACCOUNT_METRICS
-        ]
-        self.states = {r.rule_id: HysteresisState() for r in self.rules}
+        self.book = AccountBook(
+            load_contract_table(contracts_overrides),
+            margin_markup,
+            [AccountPolicy(**p) for p in policies or ()],
+        )
+        self.fund_flow = FundFlowPolicy(**(fund_flow or {}))
+        self.ledgers: dict[int, FlowLedger] = {}
+        self.strategies: dict[int, str] = {}
+        self.hierarchy = hierarchy
+        self._nodes: NodeIndex | None = None  # rebuilt when group paths change
+        self._rollup_sender = BoundedSender(1)
+        self._last_rollup = 0.0
         self.correlator = correlator
         self.books = books or {}
         self.audit = audit
+        self._init_rules(rules, audit)  # rule set (or the journal's latest): actors/shard_rules
         self.flush_s = flush_ms / 1000
         self._events: list[RiskEvent] = []
         self._audit_buf: list[dict[str, Any]] = []
@@ -83,19 +98,6 @@ class AccountShard:
         ]
         for t in self._threads:
             t.start()
-
-    @staticmethod
-    def _rule(cfg: dict[str, Any]) -> ThresholdRule:
-        return ThresholdRule(
-            rule_id=cfg["id"],
-            metric=cfg.get("metric", "risk_degree"),
-            op=cfg.get("op", ">"),
-            threshold=float(cfg["threshold"]),
-            rearm=float(cfg.get("rearm", cfg["threshold"])),
-            severity=cfg.get("severity", "warning"),
-            description=cfg.get("description", ""),
-            action=cfg.get("action") or None,
-        )
 
     # ---- account events -------------------------------------------------------------------
 
@@ -127,8 +129,12 @@ class AccountShard:
         try:
             if kind == "snapshot":
                 row = self.book.apply_snapshot(rec)
+                ledger = self.ledgers[row] = FlowLedger()
+                ledger.seed(rec.get("flow_history", ()))
+                self.strategies[row] = str(rec.get("strategy", ""))
+                self._nodes = None
             elif kind == "trade":
-                row = self.book.apply_trade(rec)
+                row = self._activity(self.book.apply_trade(rec), rec)
                 self._audit_buf.append(
                     {
                         "kind": "trade",
@@ -142,10 +148,16 @@ class AccountShard:
                 row = self.book.apply_transfer(
                     rec["account_id"], float(rec["amount"]), kind == "deposit"
                 )
+                self._judge_transfer(row, rec, kind == "deposit")
             elif kind == "update":
                 row = self.book.apply_update(rec)
+                if "group_path" in rec or "strategy" in rec:
+                    self.strategies[row] = str(rec.get("strategy", self.strategies.get(row, "")))
+                    self._nodes = None
             elif kind == "remove":
                 row = self.book.remove(rec["account_id"])
+            elif kind in ("order", "cancel"):  # the order stream, for behaviour rules
+                row = self._activity(self.book.row_of(str(rec["account_id"])), rec)
             else:
                 raise BookError(f"unknown event type {kind!r}")
             self.counts[f"events_{kind}"] += 1
@@ -154,10 +166,90 @@ class AccountShard:
             self.quarantine.append(
                 {"ts": time.time(), "reason": f"{type(exc).__name__}: {exc}", "record": _plain(rec)}
             )
-        n = self.book.n_accounts
-        for state in self.states.values():
-            state.resize(n)
+        self.engine.resize(self.book.n_accounts)
         return row
+
+    def _judge_transfer(self, row: int, rec: dict[str, Any], deposit: bool) -> None:
+        """Fund-flow anomalies become events: once per day for the day's outflow, once per
+        transfer for a single large one (the episode makes the alert id deterministic, so a
+        replay after a restart raises nothing twice)."""
+        ts = float(rec.get("ts") or rec.get("bus_ts") or time.time())
+        ledger = self.ledgers.setdefault(row, FlowLedger())
+        amount = float(rec["amount"])
+        for hit in judge_transfer(ledger, transfer_day(ts), amount, deposit, self.fund_flow):
+            single = hit.reason == "SINGLE_TRANSFER_ABOVE_LIMIT"
+            self._events.append(
+                RiskEvent(
+                    rule_id=f"account.fund_flow.{hit.reason.lower()}",
+                    kind="account.fund_flow",
+                    key=self.book.account_ids[row],
+                    severity=self.fund_flow.severity,
+                    value=hit.value,
+                    threshold=hit.threshold,
+                    ts=time.time(),
+                    ingress_ts=float(rec.get("bus_ts", ts)),
+                    episode=int(rec.get("seq", 0)) if single else 1,
+                    dimension="account",
+                    attributes={
+                        "reason": hit.reason,
+                        "day": hit.day,
+                        "detail": hit.detail,
+                        "group_path": self.book.group_paths[row],
+                    },
+                )
+            )
+            self.counts["fund_flow_events"] += 1
+
+    # ---- hierarchy ------------------------------------------------------------------------
+
+    def rollup(self) -> dict[str, Any]:
+        """This shard's sums per hierarchy node: figures and net exposure by commodity."""
+        with self._lock:
+            book = self.book
+            if self._nodes is None:
+                self._nodes = NodeIndex(
+                    [
+                        node_paths(book.group_paths[r], self.strategies.get(r, ""))
+                        for r in range(book.n_accounts)
+                    ]
+                )
+            if book._marked_positions != book.n_positions:
+                book.mark()
+            figures = book.figures
+            na, n = book.n_accounts, book.n_positions
+            active = book.active[:na]
+            nodes = rollup(
+                self._nodes,
+                active,
+                {
+                    name: getattr(figures, name)
+                    for name in ("equity", "margin", "exchange_margin", "available")
+                },
+            )
+            commodities = sorted(set(book.contracts.commodity))
+            code = {c: i for i, c in enumerate(commodities)}
+            pos_commodity = np.array(
+                [code[book.contracts.commodity[c]] for c in range(len(book.contracts))],
+                dtype=np.int64,
+            )
+            units = book.pos["sign"][:n] * book.pos["volume"][:n] * book.pos["multiplier"][:n]
+            units = units * active[book.pos_account[:n]]
+            exposure = exposure_rollup(
+                self._nodes,
+                book.pos_account[:n],
+                pos_commodity[book.pos_contract[:n]] if n else pos_commodity[:0],
+                units,
+                commodities,
+            )
+        return {"shard": self.shard, "nodes": nodes, "exposure": exposure}
+
+    def _send_rollup(self) -> None:
+        if self.hierarchy is None or self._rollup_sender.busy():
+            return
+        if time.monotonic() - self._last_rollup < ROLLUP_EVERY_S:
+            return
+        self._last_rollup = time.monotonic()
+        self._rollup_sender.send(self.hierarchy.on_rollup.remote(self.rollup()))
 
     # ---- prices ---------------------------------------------------------------------------
 
@@ -166,7 +258,11 @@ class AccountShard:
         with self._lock:
             t0 = time.perf_counter()
             contracts = self.book.set_prices(
-                update.instruments, update.last, update.upper_limit, update.lower_limit
+                update.instruments,
+                update.last,
+                update.upper_limit,
+                update.lower_limit,
+                update.pre_settlement,
             )
             if contracts.size == 0 or self.book.n_accounts == 0:
                 return 0
@@ -181,50 +277,6 @@ class AccountShard:
         if fired:
             self._send_events()
         return fired
-
-    def _evaluate(self, figures: Any, ingress: float, rows: np.ndarray) -> int:
-        """Evaluate the account rules on `rows` (the accounts just re-marked)."""
-        n = self.book.n_accounts
-        rows = rows[self.book.active[rows]] if rows.size else rows
-        fired_total = 0
-        now = time.time()
-        for rule in self.rules:
-            value = getattr(figures, rule.metric)
-            state = self.states[rule.rule_id]
-            state.resize(n)
-            fired = evaluate(rule, value[rows], state, rows)
-            for row in fired:
-                account_id = self.book.account_ids[row]
-                self._events.append(
-                    RiskEvent(
-                        rule_id=rule.rule_id,
-                        kind=f"account.{rule.metric}",
-                        key=account_id,
-                        severity=rule.severity,
-                        value=float(value[row]),
-                        threshold=rule.threshold,
-                        ts=now,
-                        ingress_ts=ingress,
-                        episode=int(state.episode[row]),
-                        dimension="account",
-                        attributes={
-                            "shard": self.shard,
-                            "group_path": self.book.group_paths[row],
-                            "equity": float(figures.equity[row]),
-                            "margin": float(figures.margin[row]),
-                            "available": float(figures.available[row]),
-                            "risk_degree": float(figures.risk_degree[row]),
-                            "instruments": self.book.instruments_held(row),
-                            "description": rule.description,
-                        },
-                        action=rule.action,
-                    )
-                )
-            fired_total += len(fired)
-        if fired_total:
-            self.counts["events"] += fired_total
-            self._m_events.inc(fired_total, tags=self._tags)
-        return fired_total
 
     def _send_events(self) -> None:
         if self.correlator is None or self._sender.busy():
@@ -248,6 +300,7 @@ class AccountShard:
                 last_slow = now
                 self._send_exposure()
                 self._send_audit()
+                self._send_rollup()
 
     def _send_exposure(self) -> None:
         with self._lock:
@@ -275,22 +328,33 @@ class AccountShard:
     def has_account(self, account_id: str) -> bool:
         return account_id in self.book.account_index
 
-    def top(self, n: int = 20, by: str = "risk_degree") -> list[dict[str, Any]]:
+    def top(self, n: int = 20, by: str = "risk_degree", group: str = "") -> list[dict[str, Any]]:
+        """The n riskiest accounts by a figure (largest first; for distances and money
+        figures, smallest first), optionally within a node of the hierarchy."""
+        if by not in FIGURES:
+            raise ValueError(f"unknown figure {by!r}; one of {FIGURES}")
         with self._lock:
-            if self.book.n_accounts == 0:
+            book = self.book
+            if book.n_accounts == 0:
                 return []
-            figures = self.book.mark()  # a query may come before any price: mark everything
+            if book._marked_positions != book.n_positions:
+                book.mark()  # a query may come before any price
+            figures = book.figures
             values = getattr(figures, by)
-            rows = np.flatnonzero(self.book.active[: self.book.n_accounts])
-            order = rows[np.argsort(-values[rows], kind="stable")[:n]]
+            rows = np.flatnonzero(book.active[: book.n_accounts])
+            if group:
+                prefix = group.rstrip("/") + "/"
+                rows = np.array(
+                    [r for r in rows if (book.group_paths[r] + "/").startswith(prefix)],
+                    dtype=np.int64,
+                )
+            keys = values[rows] if by in ASCENDING else -values[rows]
+            order = rows[np.argsort(keys, kind="stable")[:n]]
             return [
                 {
-                    "account_id": self.book.account_ids[r],
-                    "group_path": self.book.group_paths[r],
-                    "equity": float(figures.equity[r]),
-                    "margin": float(figures.margin[r]),
-                    "available": float(figures.available[r]),
-                    "risk_degree": float(figures.risk_degree[r]),
+                    "account_id": book.account_ids[r],
+                    "group_path": book.group_paths[r],
+                    **{name: float(getattr(figures, name)[r]) for name in FIGURES},
                 }
                 for r in order
             ]

@@ -1,7 +1,9 @@
 """AuditLog actor: the single writer of the hash-chained journal.
 
 Callers send lists of records; a writer thread appends whatever has queued every `batch_ms` in
-one transaction, so the journal costs one SQLite commit per batch, not per event.
+one transaction, so the journal costs one SQLite commit per batch, not per event. What must be
+on disk before it is acted on (an outbox: proposals, decisions, orders) goes through `durable`,
+which commits before it returns; a restarted actor reads its state back with `query(kinds=…)`.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ class AuditLog:
         while not self._stop.wait(self.batch_s):
             self._write()
 
+    def durable(self, records: list[dict[str, Any]]) -> int:
+        """Append and commit now (with whatever else queued, in order); returns the last seq."""
+        self.append(records)
+        return self.flush()
+
     def flush(self) -> int:
         """Write everything queued now; returns the last sequence number."""
         self._write()
@@ -71,5 +78,10 @@ class AuditLog:
         }
 
     def query(self, **kwargs: Any) -> list[dict[str, Any]]:
+        """AuditStore.query after writing what is queued (kind, kinds, key, ref, since, …)."""
         self._write()
         return self.store.query(**kwargs)
+
+    def verify(self) -> list[dict[str, Any]]:
+        self._write()
+        return [{"seq": b.seq, "reason": b.reason} for b in self.store.verify()]

@@ -1,49 +1,63 @@
 """Correlator actor: risk events from every dimension in, alerts and proposals out.
 
-An alert's id is derived from (rule, key, trading day, episode), so the same crossing reported
-twice (a retried call, a replayed shard) is one alert, and the next genuine crossing is another.
-Alerts go to the Notifier and proposed actions to the Executor in one call per batch; every event
-and alert is journaled.
+Per batch of events: journal them; match the composite rules (rules.engine.kinds.composite:
+events of several dimensions within a window, joined on keys); turn every event into an alert
+whose id is derived from (rule, key, trading day, episode), so a retried call or a replayed
+shard makes no second alert; then run the hygiene pipeline (rules.engine.hygiene: dedup →
+inhibit → silence → repeat → group). What a stage stops is journaled as an alert with its
+reason and neither notifies nor proposes; what passes proposes its action to the Executor at
+once and waits in its group, and a timer thread sends each due group to the Notifier in one
+`notify(alerts)` call, every alert carrying `attributes["group"]` (id, key, size, keys).
+
+Silences are added and expired here (`fengkong silence ...`), journaled durably before they
+take effect, and read back from the journal by a restarted Correlator, like the rule set.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
+import threading
 import time
 from typing import Any
 
 import ray
 
 from actors.common import ACTOR_OPTIONS, entry
+from actors.rule_host import bundle_of, start_ruleset
 from infra import metrics
 from infra.stats import LatencyRing
+from rules.engine.alerts import alert_labels, alert_title, make_alert, trading_day
+from rules.engine.hygiene import Batch, Item, Pipeline, Silences, new_silence
+from rules.engine.hygiene import Silence as SilenceRecord
+from rules.engine.kinds import kind_of
+from rules.engine.kinds.composite import CompositeMatcher
+from rules.engine.spec import RuleSet
 from rules.model import ActionProposal, Alert, RiskEvent, stable_id
 
-DEDUP_MEMORY = 200_000
+__all__ = ["Correlator", "alert_title", "make_alert", "trading_day"]
 
-
-def trading_day(ts: float) -> str:
-    """Night trading (from 18:00 Beijing time) belongs to the next day."""
-    beijing = time.gmtime(
-        ts + 8 * 3600 + (6 * 3600 if time.gmtime(ts + 8 * 3600).tm_hour >= 18 else 0)
-    )
-    return time.strftime("%Y%m%d", beijing)
-
-
-def alert_title(event: RiskEvent) -> str:
-    metric = event.kind.split(".", 1)[-1]
-    if metric == "risk_degree":
-        return f"账户 {event.key} 风险度 {event.value:.1%} 超过 {event.threshold:.0%} (risk degree)"
-    return f"{event.key} {metric} {event.value:,.4g} crossed {event.threshold:,.4g}"
+FLUSH_EVERY_S = 0.05
+GROUP_KEYS_SHOWN = 200
+SILENCE_KINDS = ("silence.added", "silence.expired")
 
 
 @ray.remote(**ACTOR_OPTIONS)
 class Correlator:
-    def __init__(self, notifier: Any = None, executor: Any = None, audit: Any = None) -> None:
+    def __init__(
+        self, notifier: Any = None, executor: Any = None, audit: Any = None, rules: Any = None
+    ) -> None:
         self.notifier = notifier
         self.executor = executor
         self.audit = audit
-        self.seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._lock = threading.RLock()
+        ruleset, _context = start_ruleset(rules, audit)
+        self.silences = Silences()
+        self.matcher = CompositeMatcher()
+        self.ruleset = RuleSet()
+        self.pipeline = Pipeline(ruleset.hygiene, ruleset.inhibit, self.silences, self._repeat_of)
+        self._install(ruleset)
+        self._recover_silences()
         self.recent: collections.deque[Alert] = collections.deque(maxlen=10_000)
         self.latency = LatencyRing()
         self.fire_latency = LatencyRing()  # data in → rule fired (in the shard)
@@ -57,77 +71,223 @@ class Correlator:
             "from data entering the system to its alert",
             metrics.LATENCY_MS_BUCKETS,
         )
+        self._stop = threading.Event()
+        threading.Thread(target=self._flush_loop, name="correlator-groups", daemon=True).start()
+
+    # ---- rule set ---------------------------------------------------------------------------
+
+    def _install(self, ruleset: RuleSet) -> dict[str, Any]:
+        composites = [r for r in ruleset.rules if kind_of(r.kind).place(r) == "correlator"]
+        before = {r.id for r in self.ruleset.rules if r.kind == "composite"}
+        self.matcher.replace(composites)
+        self.pipeline.configure(ruleset.hygiene, ruleset.inhibit, self._repeat_of)
+        self.ruleset = ruleset
+        self._specs = ruleset.by_id()
+        now_ids = {r.id for r in composites}
+        return {"added": sorted(now_ids - before), "removed": sorted(before - now_ids)}
+
+    def _repeat_of(self, rule_id: str) -> float:
+        spec = self._specs.get(rule_id) if hasattr(self, "_specs") else None
+        if spec is not None and spec.repeat_s is not None:
+            return float(spec.repeat_s)
+        return float(self.ruleset.hygiene.repeat_s)
+
+    def set_rules(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        """Hot reload: composite rules that did not change keep their partial matches; the
+        inhibition history and repeat intervals carry over."""
+        ruleset = bundle_of(bundle)
+        with self._lock:
+            report = self._install(ruleset)
+        self.counts["rule_reloads"] += 1
+        return {"actor": "Correlator", "version": ruleset.version, **report}
+
+    def ruleset_bundle(self) -> dict[str, Any]:
+        return self.ruleset.to_bundle()
+
+    def rules_info(self) -> dict[str, Any]:
+        return {"actor": "Correlator", "version": self.ruleset.version,
+                "rules": sorted(self.matcher.rules)}  # fmt: skip
+
+    # ---- events -----------------------------------------------------------------------------
 
     def on_events(self, events: list[RiskEvent]) -> int:
         """Turn events into alerts (deduplicated); returns how many new alerts."""
         now = time.time()
-        alerts: list[Alert] = []
-        proposals: list[ActionProposal] = []
         records: list[dict[str, Any]] = []
-        for ev in events:
-            self.counts["events"] += 1
-            records.append(entry("risk_event", "Correlator", ev.key, ev.rule_id, ev.to_record()))
-            alert_id = stable_id(ev.rule_id, ev.key, trading_day(ev.ts), ev.episode)
-            if alert_id in self.seen:
-                self.counts["duplicates"] += 1
-                continue
-            self.seen[alert_id] = None
-            if len(self.seen) > DEDUP_MEMORY:
-                self.seen.popitem(last=False)
-            alert = Alert(
-                alert_id=alert_id,
-                rule_id=ev.rule_id,
-                key=ev.key,
-                severity=ev.severity,
-                title=alert_title(ev),
-                value=ev.value,
-                threshold=ev.threshold,
-                created_ts=now,
-                ingress_ts=ev.ingress_ts,
-                dimension=ev.dimension,
-                attributes=dict(ev.attributes),
-            )
-            alerts.append(alert)
-            self.recent.append(alert)
-            records.append(
-                entry("alert", "Correlator", ev.key, alert_id, alert.to_record(), ts=now)
-            )
-            if ev.action and ev.action.get("kind"):
-                proposal = ActionProposal(
-                    proposal_id=stable_id("proposal", alert_id, ev.action["kind"]),
-                    alert_id=alert_id,
-                    account_id=ev.key,
-                    kind=ev.action["kind"],
-                    target_risk_degree=float(ev.action.get("target", 0.8)),
-                    created_ts=now,
-                    reason=alert.title,
+        proposals: list[ActionProposal] = []
+        with self._lock:
+            composite = self.matcher.on_events(events)
+            stream = [*events, *composite]
+            items: list[Item] = []
+            for ev in stream:
+                self.counts["events"] += 1
+                records.append(
+                    entry("risk_event", "Correlator", ev.key, ev.rule_id, ev.to_record())
                 )
-                proposals.append(proposal)
+                alert = make_alert(ev, now)
+                items.append(Item(alert, alert_labels(alert)))
+            by_id = {id(it): ev for it, ev in zip(items, stream, strict=True)}
+            passed = {id(it) for it in self.pipeline.admit(list(items), now)}
+            fresh: list[Alert] = []
+            for it in items:
+                if it.reason == "DUPLICATE":
+                    self.counts["duplicates"] += 1
+                    continue
+                a = it.alert
+                fresh.append(a)
+                self.recent.append(a)
+                rec = a.to_record()
+                if id(it) not in passed:
+                    self.counts[f"suppressed_{it.reason.lower()}"] += 1
+                    rec.update(suppressed=it.reason, suppressed_by=it.by)
+                records.append(entry("alert", "Correlator", a.key, a.alert_id, rec, ts=now))
+                ev = by_id[id(it)]
+                if id(it) in passed and ev.action and ev.action.get("kind"):
+                    proposals.append(self._proposal(a, ev, now))
+            self.counts["composite_events"] += len(composite)
         if events:
             self.fire_latency.add([(ev.ts - ev.ingress_ts) * 1000 for ev in events])
             self.transit_latency.add([(now - ev.ts) * 1000 for ev in events])
-        if alerts:
-            lat = [(a.created_ts - a.ingress_ts) * 1000 for a in alerts]
+        if fresh:
+            lat = [(a.created_ts - a.ingress_ts) * 1000 for a in fresh]
             self.latency.add(lat)
-            for a, ms in zip(alerts, lat, strict=True):
+            for a, ms in zip(fresh, lat, strict=True):
                 self._m_alerts.inc(tags={"actor": "Correlator", "severity": a.severity})
                 self._m_latency.observe(ms, tags={"actor": "Correlator"})
-            self.counts["alerts"] += len(alerts)
+            self.counts["alerts"] += len(fresh)
         if self.audit is not None and records:
             self.audit.append.remote(records)
-        if self.notifier is not None and alerts:
-            self.notifier.notify.remote(alerts)
         if self.executor is not None and proposals:
             self.counts["proposals"] += len(proposals)
             self.executor.on_proposals.remote(proposals)
-        return len(alerts)
+        if self.ruleset.hygiene.group_wait_s <= 0:
+            self.flush_groups()
+        return len(fresh)
+
+    def _proposal(self, alert: Alert, ev: RiskEvent, now: float) -> ActionProposal:
+        assert ev.action is not None
+        return ActionProposal(
+            proposal_id=stable_id("proposal", alert.alert_id, ev.action["kind"]),
+            alert_id=alert.alert_id,
+            account_id=ev.key,
+            kind=ev.action["kind"],
+            target_risk_degree=float(ev.action.get("target", 0.8)),
+            created_ts=now,
+            reason=alert.title,
+        )
+
+    # ---- groups -----------------------------------------------------------------------------
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(FLUSH_EVERY_S):
+            try:
+                self.flush_groups()
+                with self._lock:
+                    now = time.time()
+                    self.matcher.expire(now)
+                    self.pipeline.inhibit.expire(now)
+            except Exception as exc:  # keep flushing; the reason is in stats
+                self.counts[f"flush_error:{type(exc).__name__}"] += 1
+
+    def flush_groups(self, flush_all: bool = False) -> int:
+        """Send every due group to the Notifier in one call; returns alerts sent."""
+        now = time.time()
+        with self._lock:
+            batches = self.pipeline.group.due(now, flush_all)
+        if not batches:
+            return 0
+        out: list[Alert] = []
+        records = []
+        for b in batches:
+            out.extend(_grouped(b))
+            records.append(entry("alert.grouped", "Correlator", b.group_key, b.group_id, {
+                "alert_ids": [a.alert_id for a in b.alerts], "members": b.members,
+                "sequence": b.sequence, "size": len(b.alerts)}, ts=now))  # fmt: skip
+        self.counts["groups_sent"] += len(batches)
+        self.counts["alerts_notified"] += len(out)
+        if self.audit is not None:
+            self.audit.append.remote(records)
+        if self.notifier is not None:
+            self.notifier.notify.remote(out)
+        return len(out)
+
+    # ---- silences ---------------------------------------------------------------------------
+
+    def add_silence(
+        self, matchers: list[str], created_by: str, comment: str, duration_s: float = 3600.0,
+        starts_ts: float | None = None, ends_ts: float | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Validate, journal (durably) and activate a silence; returns it."""
+        now = time.time()
+        start = now if starts_ts is None else float(starts_ts)
+        end = start + float(duration_s) if ends_ts is None else float(ends_ts)
+        try:
+            silence = new_silence(matchers, start, end, created_by, comment, now)
+        except ValueError as exc:
+            return {"error": "BAD_SILENCE", "detail": str(exc)}
+        self._durable(
+            [
+                entry(
+                    "silence.added", "Correlator", silence.id, silence.id, silence.to_dict(), ts=now
+                )
+            ]
+        )
+        with self._lock:
+            self.silences.add(silence)
+        return {**silence.to_dict(), "state": silence.state(now)}
+
+    def expire_silence(self, silence_id: str, by: str) -> dict[str, Any]:
+        now = time.time()
+        with self._lock:
+            try:
+                ended = self.silences.expire(silence_id, now)
+            except KeyError as exc:
+                return {"error": "UNKNOWN_SILENCE", "detail": str(exc.args[0])}
+        self._durable([entry("silence.expired", "Correlator", ended.id, ended.id,
+                             {"silence_id": ended.id, "by": by, "ends_ts": ended.ends_ts}, ts=now)])  # fmt: skip
+        return {**ended.to_dict(), "state": ended.state(now), "expired_by": by}
+
+    def list_silences(self, include_expired: bool = False) -> list[dict[str, Any]]:
+        now = time.time()
+        with self._lock:
+            return [
+                {**s.to_dict(), "state": s.state(now)}
+                for s in self.silences.listed(now, include_expired)
+            ]
+
+    def _recover_silences(self) -> None:
+        if self.audit is None:
+            return
+        try:
+            ray.get(self.audit.flush.remote(), timeout=30)
+            records = ray.get(self.audit.query.remote(kinds=list(SILENCE_KINDS)), timeout=30)
+        except Exception:  # no journal: no silences to recover
+            return
+        for rec in records:
+            if rec["kind"] == "silence.added":
+                self.silences.add(SilenceRecord.from_dict(rec))
+            elif rec["silence_id"] in self.silences.by_id:
+                s = self.silences.by_id[rec["silence_id"]]
+                self.silences.by_id[s.id] = dataclasses.replace(s, ends_ts=float(rec["ends_ts"]))
+
+    def _durable(self, records: list[dict[str, Any]]) -> None:
+        if self.audit is not None:
+            ray.get([self.audit.append.remote(records), self.audit.flush.remote()], timeout=30)
+
+    # ---- reads ------------------------------------------------------------------------------
 
     def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
         return [a.to_record() for a in list(self.recent)[-limit:]]
 
     def stats(self) -> dict[str, Any]:
+        with self._lock:
+            waiting = self.pipeline.group.waiting()
+            pending = self.matcher.pending()
         return {
             **dict(self.counts),
+            "ruleset_version": self.ruleset.version,
+            "groups_waiting": waiting,
+            "composite_partial": pending,
             "tick_to_alert_ms": self.latency.percentiles((50, 99)),
             "data_to_rule_ms": self.fire_latency.percentiles((50, 99)),
             "rule_to_correlator_ms": self.transit_latency.percentiles((50, 99)),
@@ -142,3 +302,18 @@ class Correlator:
 
     def latencies_ms(self) -> list[float]:
         return self.latency.values().tolist()
+
+
+def _grouped(batch: Batch) -> list[Alert]:
+    keys = [a.key for a in batch.alerts]
+    info = {
+        "id": batch.group_id,
+        "key": batch.group_key,
+        "size": len(batch.alerts),
+        "members": batch.members,
+        "sequence": batch.sequence,
+        "keys": keys[:GROUP_KEYS_SHOWN],
+    }
+    return [
+        dataclasses.replace(a, attributes={**a.attributes, "group": info}) for a in batch.alerts
+    ]

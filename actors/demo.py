@@ -29,6 +29,7 @@ from infra.config import ChannelConfig, Config
 from infra.specs import load_contract_table
 
 DEMO_PHONE = "+8613800138000"
+APPROVAL_EVERY_S = 10.0
 
 
 def sink_channels(sink_url: str, cfg: Config) -> tuple[ChannelConfig, ...]:
@@ -190,7 +191,8 @@ def _loop(
     cfg: Config, sim: Simulation, system: System, out: TextIO, started: float
 ) -> dict[str, Any]:
     t0 = time.time()
-    shocked = approved = False
+    shocked = False
+    next_approval = cfg.sim.shock_at_s + 8
     prev_ticks, prev_t = 0, t0
     figures: dict[str, Any] = {}
     while True:
@@ -204,18 +206,13 @@ def _loop(
                 file=out,
             )
             shocked = True
-        if (
-            shocked
-            and not approved
-            and cfg.sim.auto_approve_as
-            and elapsed >= cfg.sim.shock_at_s + 8
-        ):
+        if shocked and cfg.sim.auto_approve_as and elapsed >= next_approval:
+            # The demo's risk desk decides in batches, as after a market-wide shock.
             results = ray.get(system.executor.approve_all_pending.remote(cfg.sim.auto_approve_as))
-            print(
-                f"*** {cfg.sim.auto_approve_as} approved {len(results)} proposals in one batch",
-                file=out,
-            )
-            approved = True
+            if results:
+                print(f"*** {cfg.sim.auto_approve_as} approved {len(results)} proposals in one "
+                      "batch", file=out)  # fmt: skip
+            next_approval = elapsed + APPROVAL_EVERY_S
         figures = gather(system)
         line, prev_ticks = progress_line(elapsed, figures, prev_ticks, now - prev_t)
         prev_t = now

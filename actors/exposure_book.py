@@ -1,54 +1,396 @@
 """ExposureBook actor: operating exposure of one commodity.
 
-Net futures exposure arrives from every account shard (in physical units, per shard, replaced on
-each report so a restart of a shard cannot double count); the latest price arrives from the
-feeds. Exposure in money = units × price of the commodity's most recently priced contract.
+Inputs: net futures exposure from every account shard (in physical units, per shard, replaced
+on each report so a restarted shard cannot double count); prices from the feeds (the main
+contract is the configured one, else the most held); spot inventory, purchase and sales
+contracts and spot prices from files in the watched folder and from the book's ZeroMQ topic
+(gateways.books). Every book scans the whole folder and keeps its own commodity's rows: records
+replace each other by id, so a restarted book rebuilds its state by reading the folder again.
+Rows that belong to no book are reported by the one book started with `report_unrouted`.
+
+Every `eval_s` a changed book recomputes its figures (rules.exposure, rules.var) and evaluates
+its exposure limits, contract prices against the market and counterparty exposure; what
+crosses becomes a RiskEvent (dimension "operating") sent to the Correlator in one call. Every
+`snapshot_s` the figures are journaled as an `operating_snapshot`, which the daily operating
+report (`fengkong report operating`) reads.
 """
 
 from __future__ import annotations
 
+import collections
+import math
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray
 
-from actors.common import ACTOR_OPTIONS
+from actors.common import ACTOR_OPTIONS, entry
+from gateways.books.files import FolderWatcher, Reject, parse_rows, read_file
+from gateways.books.topic import BookTopicSubscriber
+from infra.config import BooksConfig
+from infra.holidays import load_holidays
+from infra.specs import load_contract_table
 from rules.contracts import product_of
-from rules.model import PriceUpdate
+from rules.exposure import Latches, OperatingBook, Record, limit_values
+from rules.model import PriceUpdate, RiskEvent
+from rules.sessions import SessionCalendar
+from rules.threshold import ThresholdRule
+
+QUARANTINE_SIZE = 500
 
 
 @ray.remote(**ACTOR_OPTIONS)
 class ExposureBook:
-    def __init__(self, commodity: str, products: list[str]) -> None:
+    def __init__(
+        self,
+        commodity: str,
+        products: list[str],
+        correlator: Any = None,
+        audit: Any = None,
+        settings: BooksConfig | None = None,
+        all_commodities: tuple[str, ...] = (),
+        report_unrouted: bool = False,
+        contracts_overrides: tuple[str, ...] = (),
+        holidays_file: str = "",
+    ) -> None:
         self.commodity = commodity
         self.products = set(products)
-        self.futures_units_by_shard: dict[int, float] = {}
-        self.price = float("nan")
-        self.price_instrument = ""
+        self.correlator = correlator
+        self.audit = audit
+        self.settings = settings or BooksConfig()
+        self.all_commodities = set(all_commodities) | {commodity}
+        self.report_unrouted = report_unrouted
+        table = load_contract_table(contracts_overrides)
+        holidays = load_holidays(holidays_file) if holidays_file else ()
+        self.calendar = SessionCalendar.from_table(table, holidays)
+        self.book = OperatingBook(commodity)
+        self.prices: dict[str, tuple[float, float]] = {}  # instrument -> (last, open interest)
+        self._mine: dict[str, bool] = {}  # instrument -> one of this book's products?
+        self.main_override = self.settings.main_contracts.get(commodity, "")
+        self.limits = [
+            (lim, ThresholdRule(lim.id, lim.metric, lim.op, lim.threshold, lim.rearm))
+            for lim in self.settings.limits
+            if not lim.commodities or commodity in lim.commodities
+        ]
+        self.latches = Latches()
+        self.quarantine: collections.deque[str] = collections.deque(maxlen=QUARANTINE_SIZE)
+        self.counts: collections.Counter = collections.Counter()
+        self.figures_now: dict[str, Any] = {}
         self.updated_ts = 0.0
+        self._dirty_since: float | None = time.time()
+        self._last_snapshot = 0.0
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._topic: BookTopicSubscriber | None = None
+        if self.settings.inputs_dir:
+            self._watcher = FolderWatcher(self.settings.inputs_dir)
+            self._spawn(self._scan_loop, "book-folder")
+        if self.settings.inputs_endpoint:
+            self._topic = BookTopicSubscriber(
+                self.settings.inputs_endpoint, [commodity], self._on_topic
+            ).start()
+        self._spawn(self._eval_loop, "book-eval")
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # ---- inputs ---------------------------------------------------------------------------
 
     def on_futures_exposure(self, shard: int, units: float) -> None:
-        self.futures_units_by_shard[shard] = float(units)
-        self.updated_ts = time.time()
+        with self._lock:
+            self.book.futures_units_by_shard[shard] = float(units)
+            self._touch()
+
+    def on_futures_exposure_by_unit(self, shard: int, units: dict[str, float]) -> None:
+        """Futures units of one shard per business unit (the rest stays unassigned)."""
+        with self._lock:
+            self.book.futures_by_unit[shard] = {k: float(v) for k, v in units.items()}
+            self._touch()
 
     def on_prices(self, update: PriceUpdate) -> None:
-        for i, name in enumerate(update.instruments):
+        oi = update.open_interest
+        with self._lock:
+            for i, name in enumerate(update.instruments):
+                mine = self._mine.get(name)
+                if mine is None:
+                    try:
+                        mine = self._mine[name] = product_of(name) in self.products
+                    except ValueError:
+                        mine = self._mine[name] = False
+                if mine:
+                    held = float(oi[i]) if oi is not None else float("nan")
+                    self.prices[name] = (float(update.last[i]), held)
+                    self._touch()
+
+    def on_inputs(self, records: list[dict[str, Any]], source: str = "api") -> dict[str, Any]:
+        """Records sent by a caller (same fields as the files); returns accepted and rejects."""
+        parsed = parse_rows(source, list(enumerate(records, start=1)), None)
+        accepted = self._take(parsed.records, parsed.rejects, source)
+        return {"accepted": accepted, "rejected": [str(r) for r in parsed.rejects]}
+
+    def _on_topic(
+        self, source: str, records: list[tuple[int | None, Record]], rejects: list[Reject]
+    ) -> None:
+        mine = []
+        for line, rec in records:
+            if rec.commodity == self.commodity:
+                mine.append((line, rec))
+            else:
+                why = f"commodity {rec.commodity!r} sent on the topic of {self.commodity!r}"
+                rejects.append(Reject(source, line, why, self.commodity))
+        self._take(mine, rejects, source)  # all of it was sent on this book's topic
+
+    def _scan_loop(self) -> None:
+        while not self._stop.wait(self.settings.scan_s):
             try:
-                product = product_of(name)
-            except ValueError:
+                for path in self._watcher.changed():
+                    self._read(path)
+            except Exception as exc:  # a bad scan must not end the watching
+                self.quarantine.append(f"{self.settings.inputs_dir}: scan failed: {exc}")
+
+    def _read(self, path: Path) -> None:
+        parsed = read_file(path)
+        self.counts["files_read"] += 1
+        mine: list[tuple[int | None, Record]] = []
+        rejects = [
+            r for r in parsed.rejects
+            if r.commodity == self.commodity
+            or (self.report_unrouted and r.commodity not in self.all_commodities)
+        ]  # fmt: skip
+        for line, rec in parsed.records:
+            if rec.commodity == self.commodity:
+                mine.append((line, rec))
+            elif self.report_unrouted and rec.commodity not in self.all_commodities:
+                rejects.append(
+                    Reject(parsed.source, line,
+                           f"no exposure book for commodity {rec.commodity!r}", rec.commodity)
+                )  # fmt: skip
+        self._take(mine, rejects, parsed.source)
+
+    def _take(
+        self, records: list[tuple[int | None, Record]], rejects: list[Reject], source: str
+    ) -> int:
+        events = []
+        with self._lock:
+            self.book.apply(rec for _line, rec in records)
+            self.counts["records"] += len(records)
+            if records:
+                self._touch()
+            if rejects:
+                self.counts["rejected"] += len(rejects)
+                self.quarantine.extend(str(r) for r in rejects)
+                key = f"{Path(source).name}@{self.commodity}"
+                episode = self.counts[f"rejects:{key}"] = self.counts[f"rejects:{key}"] + 1
+                events.append(
+                    self._event("operating.input_rejected", "operating.input_rejected", key,
+                                "warning", len(rejects), 0.0, episode, time.time(),
+                                {"source": source, "rejects": [str(r) for r in rejects[:10]]})
+                )  # fmt: skip
+        self._send(events)
+        return len(records)
+
+    def _touch(self) -> None:
+        self.updated_ts = time.time()
+        if self._dirty_since is None:
+            self._dirty_since = self.updated_ts
+
+    # ---- evaluation -----------------------------------------------------------------------
+
+    def main_contract(self) -> tuple[str, float]:
+        """(instrument, price) of the main contract: configured, else the most held."""
+        if self.main_override and self.main_override in self.prices:
+            return self.main_override, self.prices[self.main_override][0]
+        if not self.prices:
+            return "", float("nan")
+        name = max(self.prices, key=lambda n: (np.nan_to_num(self.prices[n][1], nan=-1.0), n))
+        return name, self.prices[name][0]
+
+    def _eval_loop(self) -> None:
+        while not self._stop.wait(self.settings.eval_s):
+            try:
+                self.evaluate()
+            except Exception as exc:  # keep evaluating; the reason is visible in stats()
+                self.counts["eval_errors"] += 1
+                self.quarantine.append(f"evaluate failed: {type(exc).__name__}: {exc}")
+
+    def evaluate(self, force: bool = False) -> dict[str, Any]:
+        """Recompute the figures when something changed, raise events, journal snapshots."""
+        now = time.time()
+        with self._lock:
+            if self._dirty_since is None and not force and self.figures_now:
+                self._maybe_snapshot(now)
+                return self.figures_now
+            ingress = self._dirty_since or now
+            self._dirty_since = None
+            day = self.calendar.trading_day(now)
+            main, price = self.main_contract()
+            if main and math.isfinite(price):
+                self.book.futures_close[day] = price  # today's close so far
+            figures = self.book.figures(
+                price, day, self.settings.var_window, self.settings.var_min_obs
+            )
+            figures.update(main_contract=main, trading_day=day.isoformat(), ts=now)
+            self.figures_now = figures
+            events = self._limit_events(figures, ingress) + self._contract_events(price, ingress)
+            self.counts["evaluations"] += 1
+            self._maybe_snapshot(now)
+        self._send(events)
+        return figures
+
+    def _limit_events(self, figures: dict[str, Any], ingress: float) -> list[RiskEvent]:
+        events = []
+        for lim, rule in self.limits:
+            for key, value in limit_values(figures, lim.metric, lim.scope).items():
+                arr = np.array([value])
+                episode = self.latches.step(
+                    (lim.id, key), bool(rule.breached(arr)[0]), bool(rule.cleared(arr)[0])
+                )
+                if episode is not None:
+                    attrs = {
+                        "commodity": self.commodity, "scope": lim.scope,
+                        "net_units": figures["net_units"], "net_value": figures["net_value"],
+                        "mark_price": figures["mark_price"], "description": lim.description,
+                    }  # fmt: skip
+                    events.append(
+                        self._event(lim.id, f"operating.{lim.metric}", key, lim.severity,
+                                    value, lim.threshold, episode, ingress, attrs)
+                    )  # fmt: skip
+        return events
+
+    def _contract_events(self, futures_price: float, ingress: float) -> list[RiskEvent]:
+        """Contract-performance risk: prices away from the market, counterparty exposure."""
+        events = []
+        market = self.book.market_price(futures_price)
+        tol = self.settings.price_tolerance
+        off = {c.id: (c, d) for c, d in self.book.off_market(market, tol)}
+        for cid, contract in sorted(self.book.contracts.items()):
+            dev = (contract.price - market) / market if market == market and market else 0.0
+            episode = self.latches.step(("price", cid), cid in off, abs(dev) < 0.8 * tol)
+            if episode is None:
                 continue
-            if product in self.products:
-                self.price = float(update.last[i])
-                self.price_instrument = name
+            # Who gains by walking away: a seller when the market is above our purchase price,
+            # a buyer when it is below our sale price.
+            incentive = (contract.side > 0 and market > contract.price) or (
+                contract.side < 0 and market < contract.price
+            )
+            attrs = {
+                "commodity": self.commodity, "counterparty": contract.counterparty,
+                "side": "purchase" if contract.side > 0 else "sale", "price": contract.price,
+                "market": market, "quantity": contract.quantity,
+                "delivery_date": contract.delivery_date.isoformat(),
+                "counterparty_gains_by_default": bool(incentive),
+            }  # fmt: skip
+            events.append(
+                self._event("operating.contract_price", "operating.contract_off_market", cid,
+                            "warning", dev, tol, episode, ingress, attrs)
+            )  # fmt: skip
+        limits = self.settings.counterparty_limits
+        for cp, notional in sorted(self.book.counterparty_exposure(market).items()):
+            limit = float(limits.get(cp, self.settings.default_counterparty_limit))
+            if limit <= 0:
+                continue
+            key = f"{cp}@{self.commodity}"
+            episode = self.latches.step(("cp", key), notional > limit, notional < 0.9 * limit)
+            if episode is not None:
+                attrs = {"commodity": self.commodity, "counterparty": cp, "market": market}
+                events.append(
+                    self._event("operating.counterparty_limit", "operating.counterparty_exposure",
+                                key, "warning", notional, limit, episode, ingress, attrs)
+                )  # fmt: skip
+        return events
+
+    def _event(
+        self, rule_id: str, kind: str, key: str, severity: str, value: float,
+        threshold: float, episode: int, ingress: float, attrs: dict[str, Any],
+    ) -> RiskEvent:  # fmt: skip
+        return RiskEvent(
+            rule_id=rule_id, kind=kind, key=key, severity=severity, value=float(value),
+            threshold=float(threshold), ts=time.time(), ingress_ts=ingress, episode=episode,
+            dimension="operating", attributes=attrs,
+        )  # fmt: skip
+
+    def _send(self, events: list[RiskEvent]) -> None:
+        if not events:
+            return
+        self.counts["events"] += len(events)
+        if self.correlator is not None:
+            self.correlator.on_events.remote(events)
+
+    def _maybe_snapshot(self, now: float) -> None:
+        if self.audit is None or now - self._last_snapshot < self.settings.snapshot_s:
+            return
+        self._write_snapshot(now)
+
+    def _write_snapshot(self, now: float) -> None:
+        figures = self.figures_now
+        if not figures or self.audit is None:
+            return
+        self._last_snapshot = now
+        actor = f"ExposureBook.{self.commodity}"
+        day = figures["trading_day"]
+        self.audit.append.remote(
+            [entry("operating_snapshot", actor, self.commodity, day, figures, ts=now)]
+        )
+        self.counts["snapshots"] += 1
+
+    # ---- queries --------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Recompute now and journal the figures (reports, operators); returns them."""
+        figures = self.evaluate(force=True)
+        with self._lock:
+            self._write_snapshot(time.time())
+        return figures
 
     def exposure(self) -> dict[str, Any]:
-        units = sum(self.futures_units_by_shard.values())
+        figures = self.evaluate()
+        main, price = self.main_contract()
         return {
-            "commodity": self.commodity,
-            "futures_units": units,
-            "price": self.price,
-            "price_instrument": self.price_instrument,
-            "exposure_value": units * self.price if self.price == self.price else None,
-            "shards_reporting": len(self.futures_units_by_shard),
+            **figures,
+            "price": price,
+            "price_instrument": main,
+            "exposure_value": figures["futures_units"] * price if price == price else None,
+            "shards_reporting": len(self.book.futures_units_by_shard),
             "updated_ts": self.updated_ts,
         }
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "commodity": self.commodity,
+            "inventory": len(self.book.inventory),
+            "contracts": len(self.book.contracts),
+            "spot_points": len(self.book.spot_points),
+            "topic_frames": self._topic.frames if self._topic else 0,
+            **{k: v for k, v in self.counts.items() if not k.startswith("rejects:")},
+            "quarantine": list(self.quarantine)[-20:],
+        }
+
+    def set_limits(self, limits: list[dict[str, Any]]) -> dict[str, Any]:
+        """Hot reload (issue 6): the book's full limit list (config + rule set). Arming state
+        lives in the latches by (limit id, key), so unchanged limits keep it."""
+        from infra.config import ExposureLimitConfig
+
+        parsed = [ExposureLimitConfig(**{**lim, "commodities": tuple(lim.get("commodities") or ())})
+                  for lim in limits]  # fmt: skip
+        with self._lock:
+            self.limits = [
+                (lim, ThresholdRule(lim.id, lim.metric, lim.op, lim.threshold, lim.rearm))
+                for lim in parsed
+                if not lim.commodities or self.commodity in lim.commodities
+            ]
+            self._touch()  # evaluate the new limits at the next round
+        return {
+            "actor": f"ExposureBook.{self.commodity}",
+            "limits": [lim.id for lim, _ in self.limits],
+        }
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._topic is not None:
+            self._topic.stop()

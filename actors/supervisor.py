@@ -7,17 +7,21 @@ constructor arguments (Ray re-runs them on restart), so restarts need no re-wiri
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 
+from actors import rules_push
 from actors.account_shard import AccountShard
 from actors.audit_log import AuditLog
 from actors.common import actor_name
 from actors.correlator import Correlator
+from actors.execution.core import executor_options
 from actors.executor import Executor
 from actors.exposure_book import ExposureBook
+from actors.hierarchy import Hierarchy
 from actors.market_feed import MarketFeed
 from actors.notifier import Notifier
 from infra.config import Config
@@ -36,7 +40,8 @@ class System:
     shards: list[Any]
     books: dict[str, Any]
     feeds: list[Any]
-    names: list[str] = field(default_factory=list)
+    hierarchy: Any = None
+    ruleset: Any = None  # the rule set it started with (rules.engine.spec.RuleSet)
 
     def all(self) -> list[Any]:
         return [
@@ -47,6 +52,7 @@ class System:
             *self.shards,
             *self.books.values(),
             *self.feeds,
+            *([self.hierarchy] if self.hierarchy is not None else []),
         ]
 
 
@@ -65,22 +71,18 @@ def start_system(
     table = load_contract_table(cfg.contracts_overrides)
     overrides = tuple(cfg.contracts_overrides)
     audit = _named(AuditLog, prefix, "AuditLog").remote(cfg.audit.path, cfg.audit.batch_ms)
-    notifier = _named(Notifier, prefix, "Notifier").remote(
-        channel_dicts(cfg),
-        audit,
-        cfg.notifier.max_attempts,
-        cfg.notifier.base_delay_s,
-        cfg.notifier.max_delay_s,
-        cfg.notifier.workers,
-    )
+    ruleset, rules = rules_push.startup(cfg, audit)  # journaled before any actor uses it
+    notifier = _named(Notifier, prefix, "Notifier").remote(channel_dicts(cfg), audit, cfg.notifier)
     executor = _named(Executor, prefix, "Executor").remote(
         cfg.orders.endpoint,
         cfg.orders.reports_endpoint,
         cfg.accounts.shards,
         prefix,
         audit,
+        notifier=notifier,
+        **executor_options(cfg),
     )
-    correlator = _named(Correlator, prefix, "Correlator").remote(notifier, executor, audit)
+    correlator = _named(Correlator, prefix, "Correlator").remote(notifier, executor, audit, rules)
     wanted = list(cfg.books.commodities) or list(commodities or [])
     by_commodity: dict[str, list[str]] = {}
     for product in table.products():
@@ -88,22 +90,22 @@ def start_system(
         if spec.commodity in wanted:
             by_commodity.setdefault(spec.commodity, []).append(product)
     books = {
-        c: _named(ExposureBook, prefix, "ExposureBook", c).remote(c, products)
-        for c, products in by_commodity.items()
+        c: _named(ExposureBook, prefix, "ExposureBook", c).remote(
+            c,
+            products,
+            correlator=correlator,
+            audit=audit,
+            settings=rules_push.books_config(cfg, ruleset),
+            all_commodities=tuple(by_commodity),
+            report_unrouted=i == 0,  # one book reports input rows that belong to no book
+            contracts_overrides=overrides,
+            holidays_file=cfg.market.holidays_file,
+        )
+        for i, (c, products) in enumerate(by_commodity.items())
     }
-    rules = [
-        {
-            "id": r.id,
-            "metric": r.metric,
-            "op": r.op,
-            "threshold": r.threshold,
-            "rearm": r.rearm,
-            "severity": r.severity,
-            "description": r.description,
-            "action": dict(r.action),
-        }
-        for r in cfg.rules
-    ]
+    hierarchy = _named(Hierarchy, prefix, "Hierarchy").remote(
+        rules, correlator, audit=audit, calendar=rules_push.calendar(cfg)
+    )
     shards = [
         _named(AccountShard, prefix, "AccountShard", str(k)).remote(
             k,
@@ -117,22 +119,30 @@ def start_system(
             cfg.accounts.margin_markup,
             cfg.accounts.flush_ms,
             overrides,
+            [dict(p) for p in cfg.accounts.policies],
+            dataclasses.asdict(cfg.accounts.fund_flow),
+            hierarchy,
         )
         for k in range(cfg.accounts.shards)
     ]
     subscribers = [(s, "on_prices", 0.0) for s in shards]
     subscribers += [(b, "on_prices", BOOK_PRICE_INTERVAL_S) for b in books.values()]
-    feeds = [
-        _named(MarketFeed, prefix, "MarketFeed", f.name).remote(
+    by_feed: dict[str, Any] = {}  # primaries first: a backup is handed its primary
+    for f in sorted(cfg.market.feeds, key=lambda f: f.role == "backup"):
+        by_feed[f.name] = _named(MarketFeed, prefix, "MarketFeed", f.name).remote(
             f.name,
             f.endpoint,
             cfg.market.flush_ms,
             subscribers,
             overrides,
+            correlator=correlator,
+            market=rules_push.market_config(cfg, ruleset),
+            role=f.role,
+            primary=by_feed.get(f.primary),
         )
-        for f in cfg.market.feeds
-    ]
-    system = System(prefix, audit, notifier, executor, correlator, shards, books, feeds)
+    feeds = list(by_feed.values())
+    system = System(prefix, audit, notifier, executor, correlator, shards, books, feeds, hierarchy)
+    system.ruleset = ruleset
     # Wait until every actor's constructor has run (sockets connected, threads started).
     ray.get([a.__ray_ready__.remote() for a in system.all()])
     return system

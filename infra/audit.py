@@ -2,7 +2,8 @@
 
 One writer (the AuditLog actor) appends in batches inside one transaction; WAL lets the CLI and
 reports read while it writes. Each record carries the hash of the one before, so an edited,
-deleted or reordered row breaks the chain at a place `verify` can name.
+deleted or reordered row breaks the chain at a place `verify` can name. Searches by account,
+kind and time answer from indexes (key, kind, ts), never by scanning payloads.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,25 @@ import sqlite_utils
 
 GENESIS = "0" * 64
 TABLE = "journal"
+COLUMNS = "seq, ts, kind, actor, key, ref, payload"
+# Created when missing, so journals written by older versions gain them on open. Each index costs
+# appends (at a million records a (key, kind, ts) index halved the rate); an account's records in
+# a time range are few, so (key, ts) then a filter on kind answers "account A, kind K" as well.
+INDEXES = (
+    ("idx_journal_kind_ts", "kind, ts"),
+    ("idx_journal_key_ts", "key, ts"),
+    ("idx_journal_ref", "ref"),
+    ("idx_journal_ts", "ts"),
+)
+CACHE_KIB = 65_536  # SQLite page cache: random-key index pages stay in memory as the file grows
+
+_dumps = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=lambda o: _json_default(o)
+).encode
 
 
 def _canonical(obj: Any) -> str:
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-    )
+    return _dumps(obj)
 
 
 def _json_default(obj: Any) -> Any:
@@ -64,6 +78,14 @@ class ChainBreak:
     reason: str
 
 
+def kind_clause(kind: str) -> tuple[str, list[Any]]:
+    """`kind` exactly, or every kind under a prefix with "notification.*" (still indexed)."""
+    if kind.endswith("*"):
+        prefix = kind[:-1]
+        return "kind >= ? AND kind < ?", [prefix, prefix + "\uffff"]
+    return "kind = ?", [kind]
+
+
 class AuditStore:
     """The journal file. Not thread-safe for writers: one writer per file."""
 
@@ -75,6 +97,7 @@ class AuditStore:
         self.db = sqlite_utils.Database(sqlite3.connect(str(self.path), check_same_thread=False))
         self.db.enable_wal()
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         if TABLE not in self.db.table_names():
             self.db[TABLE].create(
                 {
@@ -90,9 +113,8 @@ class AuditStore:
                 },
                 pk="seq",
             )
-            self.db[TABLE].create_index(["kind", "ts"])
-            self.db[TABLE].create_index(["key", "ts"])
-            self.db[TABLE].create_index(["ref"])
+        for name, cols in INDEXES:
+            self.db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} ({cols})")
         last = self.db.execute(
             f"SELECT seq, hash FROM {TABLE} ORDER BY seq DESC LIMIT 1"
         ).fetchone()
@@ -102,37 +124,36 @@ class AuditStore:
     def last_seq(self) -> int:
         return self._seq
 
+    @property
+    def last_hash(self) -> str:
+        return self._hash
+
     def append(self, records: Iterable[dict[str, Any]]) -> int:
         """Append records {kind, actor?, key?, ref?, ts?, payload...}; returns the last seq."""
         rows = []
         seq, prev = self._seq, self._hash
+        now = time.time()
+        sha = hashlib.sha256
         for rec in records:
             rec = dict(rec)
             kind = str(rec.pop("kind"))
             actor = str(rec.pop("actor", ""))
             key = str(rec.pop("key", ""))
             ref = str(rec.pop("ref", ""))
-            ts = float(rec.pop("ts", time.time()))
-            payload = _canonical(_clean(rec))
+            ts = float(rec.pop("ts", now))
+            payload = _dumps(_clean(rec))
             seq += 1
-            digest = record_hash(prev, seq, ts, kind, actor, key, ref, payload)
-            rows.append(
-                {
-                    "seq": seq,
-                    "ts": ts,
-                    "kind": kind,
-                    "actor": actor,
-                    "key": key,
-                    "ref": ref,
-                    "payload": payload,
-                    "prev_hash": prev,
-                    "hash": digest,
-                }
-            )
+            digest = sha(
+                _dumps([prev, seq, repr(ts), kind, actor, key, ref, payload]).encode()
+            ).hexdigest()
+            rows.append((seq, ts, kind, actor, key, ref, payload, prev, digest))
             prev = digest
         if rows:
             with self._lock, self.db.conn:
-                self.db[TABLE].insert_all(rows, batch_size=1000)
+                self.db.conn.executemany(
+                    f"INSERT INTO {TABLE} ({COLUMNS}, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?)",
+                    rows,
+                )
             self._seq, self._hash = seq, prev
         return self._seq
 
@@ -144,9 +165,20 @@ class AuditStore:
         since: float | None = None,
         until: float | None = None,
         limit: int | None = None,
+        kinds: Sequence[str] | None = None,
+        actor: str | None = None,
+        after_seq: int | None = None,
     ) -> list[dict[str, Any]]:
+        """Records in journal order. `kind` may end in "*" (a prefix); `kinds` is any of several."""
         where, params = [], []
-        for column, value in (("kind", kind), ("key", key), ("ref", ref)):
+        if kind is not None:
+            clause, values = kind_clause(kind)
+            where.append(clause)
+            params += values
+        if kinds:
+            where.append(f"kind IN ({','.join('?' * len(kinds))})")
+            params += list(kinds)
+        for column, value in (("key", key), ("ref", ref), ("actor", actor)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
@@ -156,58 +188,134 @@ class AuditStore:
         if until is not None:
             where.append("ts <= ?")
             params.append(until)
-        sql = f"SELECT seq, ts, kind, actor, key, ref, payload FROM {TABLE}"
+        if after_seq is not None:
+            where.append("seq > ?")
+            params.append(after_seq)
+        sql = f"SELECT {COLUMNS} FROM {TABLE}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        out = []
         with self._lock:
             fetched = self.db.execute(sql, params).fetchall()
-        for seq, ts, k, actor, key_, ref_, payload in fetched:
-            out.append(
-                {
-                    "seq": seq,
-                    "ts": ts,
-                    "kind": k,
-                    "actor": actor,
-                    "key": key_,
-                    "ref": ref_,
-                    **json.loads(payload),
-                }
-            )
-        return out
+        return [_row(r) for r in fetched]
+
+    def search(
+        self,
+        account: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The auditor's question: what happened to account A between T1 and T2 (of kind K)."""
+        return self.query(kind=kind, key=account, since=since, until=until, limit=limit)
 
     def count(self, kind: str | None = None) -> int:
-        if kind is None:
-            return self.db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
-        return self.db.execute(f"SELECT count(*) FROM {TABLE} WHERE kind = ?", [kind]).fetchone()[0]
+        with self._lock:
+            if kind is None:
+                return self.db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+            clause, values = kind_clause(kind)
+            return self.db.execute(
+                f"SELECT count(*) FROM {TABLE} WHERE {clause}", values
+            ).fetchone()[0]
 
-    def iter_rows(self) -> Iterator[tuple]:
-        yield from self.db.execute(
-            f"SELECT seq, ts, kind, actor, key, ref, payload, prev_hash, hash FROM {TABLE} ORDER BY seq"
-        )
+    def counts_by_kind(
+        self, since: float | None = None, until: float | None = None
+    ) -> dict[str, int]:
+        sql, params = f"SELECT kind, count(*) FROM {TABLE}", []
+        if since is not None or until is not None:
+            sql += " WHERE ts >= ? AND ts <= ?"
+            params = [since if since is not None else -math.inf, until or math.inf]
+        with self._lock:
+            return dict(self.db.execute(sql + " GROUP BY kind", params).fetchall())
 
-    def verify(self) -> list[ChainBreak]:
-        """Walk the chain; every break names the seq where it shows."""
+    def seq_range(self, since: float, until: float) -> tuple[int, int] | None:
+        """First and last seq of the records stamped within [since, until]."""
+        with self._lock:
+            lo, hi = self.db.execute(
+                f"SELECT min(seq), max(seq) FROM {TABLE} WHERE ts >= ? AND ts <= ?",
+                [since, until],
+            ).fetchone()
+        return None if lo is None else (lo, hi)
+
+    def iter_rows(self, first_seq: int = 1, last_seq: int | None = None) -> Iterator[tuple]:
+        sql = f"SELECT {COLUMNS}, prev_hash, hash FROM {TABLE} WHERE seq >= ?"
+        params: list[Any] = [first_seq]
+        if last_seq is not None:
+            sql += " AND seq <= ?"
+            params.append(last_seq)
+        cursor = self.db.conn.cursor()
+        cursor.execute(sql + " ORDER BY seq", params)
+        while True:
+            chunk = cursor.fetchmany(10_000)
+            if not chunk:
+                return
+            yield from chunk
+
+    def verify(
+        self,
+        first_seq: int = 1,
+        last_seq: int | None = None,
+        anchor: tuple[int, str] | None = None,
+    ) -> list[ChainBreak]:
+        """Walk the chain; every break names the record where it shows and what it means.
+
+        From `first_seq` > 1 the walk trusts that record's prev_hash (a range check, e.g. one
+        day); `anchor` (seq, hash) taken earlier (an archive manifest) also catches records
+        deleted from the end, which a chain alone cannot see."""
         breaks: list[ChainBreak] = []
-        expected_seq, prev = 1, GENESIS
-        for seq, ts, kind, actor, key, ref, payload, prev_hash, digest in self.iter_rows():
+        expected_seq, prev = first_seq, None if first_seq > 1 else GENESIS
+        sha, dumps = hashlib.sha256, _dumps
+        last_good: tuple[int, str] | None = None
+        for seq, ts, kind, actor, key, ref, payload, prev_hash, digest in self.iter_rows(
+            first_seq, last_seq
+        ):
             if seq != expected_seq:
-                breaks.append(
-                    ChainBreak(expected_seq, f"records {expected_seq}..{seq - 1} missing")
-                )
-            if prev_hash != prev:
+                what = f"record {expected_seq}" if seq == expected_seq + 1 else (
+                    f"records {expected_seq}..{seq - 1}"
+                )  # fmt: skip
+                breaks.append(ChainBreak(expected_seq, f"{what} deleted (missing from the chain)"))
+            elif prev is not None and prev_hash != prev:
                 breaks.append(
                     ChainBreak(
-                        seq, "prev_hash does not match the record before (deleted or reordered)"
+                        seq,
+                        f"record {seq} does not follow record {seq - 1}: prev_hash differs "
+                        f"(reordered, or record {seq - 1} rewritten with a new hash)",
                     )
                 )
-            if record_hash(prev_hash, seq, ts, kind, actor, key, ref, payload) != digest:
-                breaks.append(ChainBreak(seq, "content does not match its hash (edited)"))
+            body = dumps([prev_hash, seq, repr(ts), kind, actor, key, ref, payload])
+            if sha(body.encode()).hexdigest() != digest:
+                breaks.append(
+                    ChainBreak(seq, f"record {seq} edited: its content does not match its hash")
+                )
             expected_seq, prev = seq + 1, digest
+            last_good = (seq, digest)
+        if anchor is not None:
+            a_seq, a_hash = anchor
+            row = self.db.execute(f"SELECT hash FROM {TABLE} WHERE seq = ?", [a_seq]).fetchone()
+            if row is None:
+                tip = last_good[0] if last_good else 0
+                breaks.append(
+                    ChainBreak(a_seq, f"record {a_seq} (anchored) deleted; journal ends at {tip}")
+                )
+            elif row[0] != a_hash:
+                breaks.append(ChainBreak(a_seq, f"record {a_seq} differs from its anchored hash"))
         return breaks
 
     def close(self) -> None:
         self.db.close()
+
+
+def _row(r: tuple) -> dict[str, Any]:
+    seq, ts, kind, actor, key, ref, payload = r
+    return {
+        "seq": seq,
+        "ts": ts,
+        "kind": kind,
+        "actor": actor,
+        "key": key,
+        "ref": ref,
+        **json.loads(payload),
+    }

@@ -83,37 +83,143 @@ def _executor(args: argparse.Namespace) -> Any:
     from actors.common import actor_name
 
     cfg = _load_config(args)
-    address = args.address or cfg.cluster.address or "auto"
-    ray.init(address=address, namespace=cfg.cluster.namespace, log_to_driver=False)
+    if not ray.is_initialized():
+        address = args.address or cfg.cluster.address or "auto"
+        ray.init(address=address, namespace=cfg.cluster.namespace, log_to_driver=False)
     return ray.get_actor(actor_name(args.prefix, "Executor"))
 
 
 def cmd_proposals(args: argparse.Namespace) -> int:
     import ray
 
-    rows = ray.get(_executor(args).pending.remote())
+    executor = _executor(args)
+    rows = ray.get(executor.pending.remote())
     for p in rows:
         print(
-            f"{p['proposal_id']}  {p['kind']:<10} {p['account_id']:<12} target {p['target_risk_degree']:.0%}  {p['reason']}"
+            f"{p['proposal_id']}  {p['kind']:<10} {p['account_id']:<12} target {p['target_risk_degree']:.0%}  "
+            f"{p.get('stage', '')}  group {p.get('group_id', '')}  {p['reason']}"
         )
+    for g in ray.get(executor.groups.remote()):
+        if g["states"].get("pending"):
+            print(f"group {g['group_id']}: {g['proposals']} {g['kind']} proposals {g['states']}")
     print(f"{len(rows)} pending")
     return 0
 
 
-def cmd_approve(args: argparse.Namespace) -> int:
+def _decision(args: argparse.Namespace, action: str, ids: list[str]) -> int:
+    """Send a decision request, signed with the user's secret when one is at hand."""
+    import os
+    import uuid
+
     import ray
 
-    results = ray.get(_executor(args).approve.remote(args.ids, args.as_user))
-    print(json.dumps(results, indent=2, ensure_ascii=False))
-    return 1 if any("refused" in r for r in results) else 0
+    from rules.approval import sign_request
+
+    cfg = _load_config(args)
+    env = args.secret_env or next(
+        (u.secret_env for u in cfg.approval.users if u.name == args.as_user), ""
+    )
+    fields = {
+        "action": action,
+        "user": args.as_user,
+        "ids": ids,
+        "group": getattr(args, "group", "") or "",
+        "reason": args.reason or "",
+        "ts": round(time.time(), 3),
+        "request_id": uuid.uuid4().hex,
+    }
+    secret = os.environ.get(env, "") if env else ""
+    signature = sign_request(secret, **fields) if secret else ""
+    out = ray.get(_executor(args).decide.remote({**fields, "signature": signature, "via": "cli"}))
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return 1 if out.get("refused") or any("refused" in r for r in out["results"]) else 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    return _decision(args, "approve", list(args.ids))
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
+    return _decision(args, "reject", [args.id] if args.id else [])
+
+
+def cmd_propose(args: argparse.Namespace) -> int:
     import ray
 
-    result = ray.get(_executor(args).reject.remote(args.id, args.as_user, args.reason))
+    executor = _executor(args)
+    out = ray.get(
+        executor.propose.remote(args.account, args.kind, args.as_user, args.target, args.reason)
+    )
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return 1 if "refused" in out else 0
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    """Acknowledge an alert on the running Notifier: its escalation stops."""
+    import ray
+
+    from actors.common import actor_name
+
+    cfg = _load_config(args)
+    if not ray.is_initialized():
+        address = args.address or cfg.cluster.address or "auto"
+        ray.init(address=address, namespace=cfg.cluster.namespace, log_to_driver=False)
+    notifier = ray.get_actor(actor_name(args.prefix, "Notifier"))
+    result = ray.get(notifier.ack.remote(args.alert, args.as_user, "cli"))
     print(json.dumps(result, indent=2, ensure_ascii=False))
-    return 1 if "refused" in result else 0
+    return 1 if "error" in result else 0
+
+
+def _shards(args: argparse.Namespace) -> list[Any]:
+    import ray
+
+    from actors.common import actor_name
+
+    cfg = _load_config(args)
+    if not ray.is_initialized():
+        address = args.address or cfg.cluster.address or "auto"
+        ray.init(address=address, namespace=cfg.cluster.namespace, log_to_driver=False)
+    return [ray.get_actor(actor_name(args.prefix, "AccountShard", str(k)))
+            for k in range(cfg.accounts.shards)]
+
+
+def cmd_accounts(args: argparse.Namespace) -> int:
+    """Drill-down on a running system: the riskiest accounts, one account, or the roll-ups."""
+    import ray
+
+    from actors.common import actor_name
+    from rules.sharding import shard_of
+
+    shards = _shards(args)
+    if args.action == "show":
+        if not args.id:
+            print("fengkong accounts show ID", file=sys.stderr)
+            return 2
+        view = ray.get(shards[shard_of(args.id, len(shards))].account.remote(args.id))
+        print(json.dumps(view, indent=2, ensure_ascii=False, default=str))
+        try:
+            store = _journal(args)
+            for r in store.query(key=args.id)[-args.events:]:
+                print(f"{_fmt_ts(r['ts'])}  {r['kind']:<22} {r.get('title') or r.get('reason') or ''}")
+        except Exception as exc:  # the journal is optional for a drill-down
+            print(f"(no journal events: {exc})")
+        return 0
+    if args.action == "rollup":
+        hierarchy = ray.get_actor(actor_name(args.prefix, "Hierarchy"))
+        rows = ray.get(hierarchy.rollups.remote(args.level, args.group or ""))
+        print(f"{'node':<28}{'level':<11}{'accounts':>9}{'equity':>18}{'margin':>18}{'risk':>8}")
+        for r in rows:
+            print(f"{r['node']:<28}{r['level']:<11}{r['accounts']:>9.0f}{r['equity']:>18,.2f}"
+                  f"{r['margin']:>18,.2f}{r['risk_degree']:>8.1%}")
+        return 0
+    parts = ray.get([s.top.remote(args.top, args.by, args.group or "") for s in shards])
+    rows = sorted((r for part in parts for r in part), key=lambda r: r[args.by],
+                  reverse=args.by not in ("liquidation_distance", "available", "equity", "static_equity"))
+    print(f"{'account':<12}{'group':<22}{'equity':>16}{'margin':>16}{'risk':>8}{'to line':>9}")
+    for r in rows[: args.top]:
+        print(f"{r['account_id']:<12}{r['group_path']:<22}{r['equity']:>16,.2f}{r['margin']:>16,.2f}"
+              f"{r['risk_degree']:>8.1%}{r['liquidation_distance']:>9.2%}")
+    return 0
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
@@ -126,6 +232,10 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    if args.action in ("verify", "search", "archive"):
+        from infra.reports.commands import cmd_audit as audit_command
+
+        return audit_command(args, _load_config)
     store = _journal(args)
     if args.action == "verify":
         breaks = store.verify()
@@ -176,20 +286,55 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--prefix", default="fengkong.")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("approve", help="approve proposals and execute them")
+    p = sub.add_parser("approve", help="approve proposals (or a batch group) and execute them")
     common(p)
-    p.add_argument("ids", nargs="+")
+    p.add_argument("ids", nargs="*")
+    p.add_argument("--group", default="", help="approve every pending proposal of this group")
+    p.add_argument("--reason", default="")
     p.add_argument("--as", dest="as_user", default=getpass.getuser())
+    p.add_argument("--secret-env", help="variable holding your signing secret")
     p.add_argument("--prefix", default="fengkong.")
     p.set_defaults(func=cmd_approve)
 
-    p = sub.add_parser("reject", help="reject a proposal")
+    p = sub.add_parser("reject", help="reject a proposal (or a batch group)")
     common(p)
-    p.add_argument("id")
+    p.add_argument("id", nargs="?")
+    p.add_argument("--group", default="", help="reject every pending proposal of this group")
+    p.add_argument("--reason", default="")
+    p.add_argument("--as", dest="as_user", default=getpass.getuser())
+    p.add_argument("--secret-env", help="variable holding your signing secret")
+    p.add_argument("--prefix", default="fengkong.")
+    p.set_defaults(func=cmd_reject)
+
+    p = sub.add_parser("propose", help="propose an action by hand (someone else must approve)")
+    common(p)
+    p.add_argument("account")
+    p.add_argument("--kind", choices=("reduce", "liquidate", "margin_call", "freeze"), required=True)
+    p.add_argument("--target", type=float, default=0.8)
     p.add_argument("--reason", default="")
     p.add_argument("--as", dest="as_user", default=getpass.getuser())
     p.add_argument("--prefix", default="fengkong.")
-    p.set_defaults(func=cmd_reject)
+    p.set_defaults(func=cmd_propose)
+
+    p = sub.add_parser("ack", help="acknowledge an alert (stops its escalation)")
+    common(p)
+    p.add_argument("alert", help="alert id (or page id of a digest)")
+    p.add_argument("--as", dest="as_user", default=getpass.getuser())
+    p.add_argument("--prefix", default="fengkong.")
+    p.set_defaults(func=cmd_ack)
+
+    p = sub.add_parser("accounts", help="top accounts, one account, or roll-ups of a running system")
+    common(p)
+    p.add_argument("action", nargs="?", choices=("top", "show", "rollup"), default="top")
+    p.add_argument("id", nargs="?")
+    p.add_argument("--top", type=int, default=20)
+    p.add_argument("--by", default="risk_degree", help="figure to rank by (risk_degree, liquidation_distance, ...)")
+    p.add_argument("--group", help="only accounts under this node, e.g. grpA/sub1")
+    p.add_argument("--level", choices=("group", "subsidiary", "unit", "strategy"))
+    p.add_argument("--events", type=int, default=20, help="recent journal events to show")
+    p.add_argument("--journal")
+    p.add_argument("--prefix", default="fengkong.")
+    p.set_defaults(func=cmd_accounts)
 
     p = sub.add_parser("alerts", help="list alerts from the journal")
     common(p)
@@ -199,12 +344,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="read or verify the audit journal")
     common(p)
-    p.add_argument("action", nargs="?", choices=("list", "verify"), default="list")
+    p.add_argument(
+        "action", nargs="?", choices=("list", "verify", "search", "archive"), default="list"
+    )
     p.add_argument("--journal", help="journal file (default: audit.path of the config)")
     p.add_argument("--kind")
     p.add_argument("--account")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_audit)
+    from infra.reports.commands import add_audit_arguments
+
+    add_audit_arguments(p)
+
+    from infra.reports.operating import add_parser as add_report_parser
+
+    add_report_parser(sub, common, _load_config)
+    from infra.reports.commands import extend_report_parser
+
+    extend_report_parser(sub, _load_config)
+    from infra.rules_cli import add_parsers as add_rules_parsers
+
+    add_rules_parsers(sub, common, _load_config)  # rules, silence, backtest (issue 6)
     return parser
 
 

@@ -1,15 +1,23 @@
 """Vectorized CTP account arithmetic over many accounts at once.
 
-Positions are columns (one row per account × contract × direction); per-account sums are
-`np.bincount` over the account index, so re-marking 50,000 accounts is a handful of numpy calls
-rather than a Python loop. Formulas follow CTP (see docs/design.md):
+Per-account sums are `np.bincount` over the account index, so re-marking 50,000 accounts is a
+handful of numpy calls rather than a Python loop. Formulas follow CTP:
 
     static equity  = pre_balance + deposit − withdraw
     equity         = static equity + close_profit + position_profit − commission
     position profit= sign × (price − cost) × volume × multiplier
-    margin         = price × volume × multiplier × margin_rate
+                     cost: 逐日盯市 (by date) yesterday's lots at the previous settlement and
+                     today's at their open price; 逐笔 (by trade) every lot at its open price
+    margin         = margin price × volume × multiplier × margin rate
+                     broker rate = exchange rate + the broker's markup; the margin price is one
+                     of CTP's margin price types (see MARGIN_PRICE_TYPES)
     available      = equity − margin − frozen_margin − frozen_commission
-    risk degree    = margin / equity
+    risk degree    = margin / equity (broker), exchange risk degree = exchange margin / equity
+
+Liquidation-line distance: move every price against its position by a fraction x. Each
+position loses x × price × units, so equity(x) = E − x·N with N the gross notional; margin on
+the last price moves with it, margin(x) = M − x·S with S = Σ sign × price × margin units.
+Risk degree reaches 100% at x = (E − M) / (N − S); for one contract, N and S are that contract's.
 """
 
 from __future__ import annotations
@@ -18,10 +26,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+COST_CONVENTIONS = ("by_date", "by_trade")  # 逐日盯市, 逐笔
+# CTP margin price types (THOST_FTDC_MPT_*): previous settlement, last price, average open
+# price, open price (yesterday's lots at the previous settlement, today's at their open price).
+MARGIN_PRICE_TYPES = ("pre_settlement", "last", "average", "open")
+
 
 @dataclass(slots=True)
 class AccountFigures:
-    """Per-account figures after a mark, aligned with the account slots of the caller."""
+    """Per-account figures after a mark, aligned with the account rows of the caller."""
 
     static_equity: np.ndarray
     position_profit: np.ndarray
@@ -29,6 +42,12 @@ class AccountFigures:
     margin: np.ndarray
     available: np.ndarray
     risk_degree: np.ndarray
+    exchange_margin: np.ndarray
+    exchange_risk_degree: np.ndarray
+    liquidation_distance: np.ndarray
+
+
+FIGURES = tuple(AccountFigures.__slots__)
 
 
 def position_profit(
@@ -58,6 +77,46 @@ def risk_degree(margin: np.ndarray, equity: np.ndarray) -> np.ndarray:
     return out
 
 
+def liquidation_distance(
+    equity: np.ndarray, margin: np.ndarray, notional: np.ndarray, margin_sensitivity: np.ndarray
+) -> np.ndarray:
+    """Uniform adverse move (fraction of price) that takes risk degree to 100%.
+
+    0 when the account is already at or past the line; inf when it holds nothing.
+    """
+    denom = notional - margin_sensitivity
+    out = np.full(equity.shape, np.inf)
+    held = denom > 0
+    np.divide(equity - margin, denom, out=out, where=held)
+    return np.where(held, np.maximum(out, 0.0), out)
+
+
+def account_figures(
+    static_equity: np.ndarray,
+    close_profit: np.ndarray,
+    commission: np.ndarray,
+    frozen: np.ndarray,
+    profit: np.ndarray,
+    margin: np.ndarray,
+    exchange_margin: np.ndarray,
+    notional: np.ndarray,
+    margin_sensitivity: np.ndarray,
+) -> AccountFigures:
+    """Every account figure from the summed position figures."""
+    equity = static_equity + close_profit + profit - commission
+    return AccountFigures(
+        static_equity=static_equity,
+        position_profit=profit,
+        equity=equity,
+        margin=margin,
+        available=equity - margin - frozen,
+        risk_degree=risk_degree(margin, equity),
+        exchange_margin=exchange_margin,
+        exchange_risk_degree=risk_degree(exchange_margin, equity),
+        liquidation_distance=liquidation_distance(equity, margin, notional, margin_sensitivity),
+    )
+
+
 def mark_to_market(
     n_accounts: int,
     pos_account: np.ndarray,
@@ -71,22 +130,28 @@ def mark_to_market(
     close_profit: np.ndarray,
     commission: np.ndarray,
     frozen: np.ndarray,
+    exchange_margin_rate: np.ndarray | None = None,
 ) -> AccountFigures:
-    """Mark every account at once.
+    """Mark every account at once, margin on the last price (the reference form of the math).
 
-    `price` is per position (the caller gathers last prices by contract index); `frozen` is
-    frozen margin plus frozen commission per account.
+    `price` is per position; `frozen` is frozen margin plus frozen commission per account.
     """
     pnl = position_profit(sign, volume, cost_price, price, multiplier)
-    pos_margin = position_margin(volume, price, multiplier, margin_rate)
-    profit = np.bincount(pos_account, weights=pnl, minlength=n_accounts)
-    margin = np.bincount(pos_account, weights=pos_margin, minlength=n_accounts)
-    equity = static_equity + close_profit + profit - commission
-    return AccountFigures(
-        static_equity=static_equity,
-        position_profit=profit,
-        equity=equity,
-        margin=margin,
-        available=equity - margin - frozen,
-        risk_degree=risk_degree(margin, equity),
+    units = volume * multiplier
+    pos_margin = price * units * margin_rate
+    ex_rate = margin_rate if exchange_margin_rate is None else exchange_margin_rate
+
+    def per_account(values: np.ndarray) -> np.ndarray:
+        return np.bincount(pos_account, weights=values, minlength=n_accounts)
+
+    return account_figures(
+        static_equity,
+        close_profit,
+        commission,
+        frozen,
+        per_account(pnl),
+        per_account(pos_margin),
+        per_account(price * units * ex_rate),
+        per_account(price * units),
+        per_account(sign * pos_margin),
     )

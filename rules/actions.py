@@ -37,6 +37,9 @@ class Plan:
     margin_call: float = 0.0
     projected_risk_degree: float = 0.0
     explanation: str = ""
+    notional: float = 0.0  # value closed (reduce, liquidate) or called (margin call): its size
+    deadline_s: float = 0.0  # margin call: seconds the client has to deposit
+    trading_state: str = ""  # freeze: REDUCING (only orders that reduce exposure pass)
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,16 +55,29 @@ def limit_locked_against(position: dict[str, Any]) -> bool:
     return math.isfinite(upper) and last >= upper
 
 
-def _limit_price(position: dict[str, Any], selling: bool) -> float:
-    tick = position.get("tick_size", 0.0) or 0.0
-    last = position["last"]
+def limit_price(
+    selling: bool, last: float, tick: float, upper: float, lower: float, ticks: int
+) -> float:
+    """A price `ticks` ticks through the market, never outside the day's limits.
+
+    The exchange refuses an order priced outside [lower, upper]; a re-price after an unfilled
+    wait passes a larger `ticks` (rules.orders.reprice_ticks)."""
     if selling:
-        price = last - AGGRESSION_TICKS * tick
-        lower = position.get("lower_limit", math.nan)
+        price = last - ticks * tick
         return max(price, lower) if math.isfinite(lower) else price
-    price = last + AGGRESSION_TICKS * tick
-    upper = position.get("upper_limit", math.nan)
+    price = last + ticks * tick
     return min(price, upper) if math.isfinite(upper) else price
+
+
+def _limit_price(position: dict[str, Any], selling: bool) -> float:
+    return limit_price(
+        selling,
+        position["last"],
+        position.get("tick_size", 0.0) or 0.0,
+        position.get("upper_limit", math.nan),
+        position.get("lower_limit", math.nan),
+        AGGRESSION_TICKS,
+    )
 
 
 def _close_legs(position: dict[str, Any], lots: float, reason: str) -> list[Leg]:
@@ -100,11 +116,14 @@ def plan_action(
     positions = [p for p in view["positions"] if p["volume"] > 0]
     if kind == "freeze":
         plan.projected_risk_degree = view["risk_degree"]
+        plan.trading_state = "REDUCING"
         plan.explanation = "opening frozen: the account may only reduce (trading state REDUCING)"
         return plan
     if kind == "margin_call":
         needed = margin / target - equity if target > 0 else 0.0
         plan.margin_call = max(0.0, round(needed, 2))
+        plan.notional = plan.margin_call
+        plan.deadline_s = float(deadline_s)
         plan.projected_risk_degree = view["risk_degree"]
         plan.explanation = (
             f"deposit {plan.margin_call:,.2f} within {deadline_s:.0f} s to bring risk degree "
@@ -112,7 +131,15 @@ def plan_action(
         )
         return plan
     for p in positions:
-        if limit_locked_against(p):
+        if not (math.isfinite(p["last"]) and p["last"] > 0):
+            plan.skipped.append(
+                {
+                    "instrument": p["instrument"],
+                    "direction": p["direction"],
+                    "reason": "NO_PRICE: no market price for the contract yet",
+                }
+            )
+        elif limit_locked_against(p):
             plan.skipped.append(
                 {
                     "instrument": p["instrument"],
@@ -120,7 +147,8 @@ def plan_action(
                     "reason": "LIMIT_LOCKED: at its price limit against the position, cannot trade out",
                 }
             )
-    tradable = [p for p in positions if not limit_locked_against(p)]
+    skipped = {(x["instrument"], x["direction"]) for x in plan.skipped}
+    tradable = [p for p in positions if (p["instrument"], p["direction"]) not in skipped]
     if kind == "liquidate":
         for p in sorted(tradable, key=lambda p: (p["instrument"], p["direction"])):
             plan.legs += _close_legs(p, p["volume"], "liquidate all")
@@ -151,6 +179,12 @@ def plan_action(
             plan.legs += _close_legs(p, float(lots), reason)
             freed += lots * per_lot
     remaining = margin - freed
+    by_name = {p["instrument"]: p for p in tradable}
+    plan.notional = round(
+        sum(leg.volume * by_name[leg.instrument]["last"] * by_name[leg.instrument]["multiplier"]
+            for leg in plan.legs),
+        2,
+    )  # fmt: skip
     plan.projected_risk_degree = remaining / equity if equity > 0 else math.inf
     if kind == "reduce" and plan.projected_risk_degree > target + 1e-9:
         plan.explanation = (
@@ -163,3 +197,15 @@ def plan_action(
             f"{view['risk_degree']:.2%} → {plan.projected_risk_degree:.2%}"
         )
     return plan
+
+
+def target_met(kind: str, target: float, view: dict[str, Any], skipped: int = 0) -> bool:
+    """Has the action done what it promised? reduce / margin call: risk degree at or below the
+    target; liquidate: nothing left open but the positions it had to skip (limit-locked)."""
+    if not view:
+        return False
+    if kind == "liquidate":
+        return sum(1 for p in view["positions"] if p["volume"] > 0) <= skipped
+    if kind in ("reduce", "margin_call"):
+        return view["risk_degree"] <= target + 1e-9
+    return True

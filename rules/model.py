@@ -76,6 +76,7 @@ class PriceUpdate:
     arrival_ts: np.ndarray
     seq: int = 0
     feed: str = ""
+    open_interest: np.ndarray | None = None  # lets books pick the main (most held) contract
 
 
 class Direction(str, Enum):

@@ -28,6 +28,8 @@ Record shapes (every record: `type`, `account_id`; the bus adds `bucket`, `bseq`
 - deposit / withdraw: amount, ts
 - remove: (nothing else) — the account leaves the book
 - update: any snapshot field except positions
+- order / cancel: order_ref, instrument, ts (order also direction, offset, volume, price) —
+  the account's order stream, counted by behaviour rules (rules.engine.kinds.behaviour)
 
 The bus checks only what it needs to route (a map with a string account_id and a known type);
 the shards judge the figures. The log is in memory for the session (a trading day of a
@@ -48,7 +50,9 @@ import zmq
 from infra.codec import SCHEMA_VERSION, CodecError, decode_records, encode_records
 from rules.sharding import BUCKETS, account_bucket, bucket_topic
 
-RECORD_TYPES = frozenset({"snapshot", "trade", "deposit", "withdraw", "remove", "update"})
+RECORD_TYPES = frozenset(
+    {"snapshot", "trade", "deposit", "withdraw", "remove", "update", "order", "cancel"}
+)  # order / cancel: the order stream for behaviour rules (rules.engine.kinds.behaviour)
 HEAD_TOPIC = b"HEAD"
 HEAD_INTERVAL_S = 0.5
 QUARANTINE_SIZE = 1000

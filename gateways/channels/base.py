@@ -35,6 +35,12 @@ class Notification:
     markdown: str | None = None
     recipient: str = ""
     fields: dict[str, str | float] = field(default_factory=dict)
+    # WeCom mobiles to @mention (a group message reaches a whole roster at once).
+    mentions: tuple[str, ...] = ()
+    # Signed reply link that acknowledges the alert (e-mail button, SMS tail).
+    ack_url: str = ""
+    # Keys of the notifications a coalesced message carries (rate-limited channels), else ().
+    member_keys: tuple[str, ...] = ()
 
     def plain(self) -> str:
         """Title and text as one plain message (the title is not repeated if text starts with it)."""
@@ -152,9 +158,23 @@ def _twilio_sms(cfg: Mapping) -> Channel:
     return TwilioSmsChannel.from_config(cfg)
 
 
+def _twilio_voice(cfg: Mapping) -> Channel:
+    from gateways.channels.twilio_voice import TwilioVoiceChannel
+
+    return TwilioVoiceChannel.from_config(cfg)
+
+
+def _email(cfg: Mapping) -> Channel:
+    from gateways.channels.email import EmailChannel
+
+    return EmailChannel.from_config(cfg)
+
+
 CHANNEL_TYPES: dict[str, Callable[[Mapping], Channel]] = {
     "wecom": _wecom,
     "twilio_sms": _twilio_sms,
+    "twilio_voice": _twilio_voice,
+    "email": _email,
 }
 
 

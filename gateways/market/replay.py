@@ -2,7 +2,7 @@
 the simulated exchange publishes, so a backtest exercises exactly the live path.
 
 Files are merged by time across instruments (each file is assumed to be in time order, as
-recorders write them) and published in batches at real speed × `speed`, or as fast as possible
+recorders write them; the few-millisecond jitter some DCE recorders show is published as is) and published in batches at real speed × `speed`, or as fast as possible
 (`speed=None`). Plain or gzip (".gz") CSV.
 
 Formats read (the header decides; columns are found by name, extra columns are ignored):

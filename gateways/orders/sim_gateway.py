@@ -7,10 +7,12 @@ and a contract locked at its limit cannot be traded out of — a sell at limit-d
 limit-up waits, unfilled, until the price leaves the limit. Fills become trade records on the
 account bus, so positions change the way they would with a real broker.
 
-Wire:
+Wire (the order bridge format, documented in full in `gateways.orders.bridge`):
 - PULL (bound) `encode_records("orders", [...])`; an order is {order_ref, proposal_id,
   account_id, instrument, direction ("long" buys / "short" sells), offset, volume, limit_price
-  (0 or None = at market), created_ts}; a cancel is {type: "cancel", order_ref}.
+  (0 or None = at market), created_ts}; a cancel is {type: "cancel", order_ref}; a status query
+  is {type: "query", order_ref} (answered with the order's latest report, or status "unknown");
+  {type: "trading_state", account_id, state: "REDUCING" | "ACTIVE"} freezes or frees opening.
 - SUB to the market endpoints, topic b"T" (tick frames): last price and limits per instrument.
 - PUB (bound) `[b"R", encode_records("order_reports", [{order_ref, proposal_id, account_id,
   status, filled, remaining, price, reason, ts, instrument}])]`; status is one of accepted,
@@ -90,6 +92,9 @@ class SimOrderGateway:
         self._last: dict[str, float] = {}
         self._limits: dict[str, tuple[float, float]] = {}  # instrument -> (upper, lower)
         self._seen: set[str] = set()
+        self._latest: dict[str, dict[str, Any]] = {}  # order_ref -> its latest report
+        self._halted: set[str] = set()
+        self._reducing: set[str] = set()  # accounts in trading state REDUCING
         self._working: dict[str, _Working] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -142,6 +147,17 @@ class SimOrderGateway:
 
     def last_price(self, instrument: str) -> float | None:
         return self._last.get(instrument)
+
+    def halt(self, instrument: str) -> None:
+        """Trading halt (暂停交易): orders are accepted and wait, nothing matches until resume."""
+        self._halted.add(instrument)
+
+    def resume(self, instrument: str) -> None:
+        self._halted.discard(instrument)
+
+    def reducing(self) -> list[str]:
+        """Accounts whose opening is frozen (trading state REDUCING)."""
+        return sorted(self._reducing)
 
     # -- loop ------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -207,11 +223,39 @@ class SimOrderGateway:
         _kind, records = decode_records(payload, "orders")
         reports: list[dict[str, Any]] = []
         for record in records:
-            if record.get("type") == "cancel":
+            kind = record.get("type")
+            if kind == "cancel":
                 self._cancel(record, reports)
+            elif kind == "query":
+                self._query(record, reports)
+            elif kind == "trading_state":
+                self._trading_state(record, reports)
             else:
                 self._order(record, reports)
         self._publish(reports)
+
+    def _query(self, record: dict[str, Any], reports: list[dict[str, Any]]) -> None:
+        """Like CTP's ReqQryOrder: the latest report of an order_ref, or "unknown"."""
+        ref = record.get("order_ref")
+        latest = self._latest.get(ref) if isinstance(ref, str) else None
+        if latest is not None:
+            reports.append({**latest, "ts": time.time(), "query": True})
+        else:
+            reports.append({**self._report(record, "unknown", 0, 0), "query": True})
+
+    def _trading_state(self, record: dict[str, Any], reports: list[dict[str, Any]]) -> None:
+        account, state = record.get("account_id"), record.get("state")
+        if not isinstance(account, str) or state not in ("REDUCING", "ACTIVE"):
+            self.stats["bad_frames"] += 1
+            self.quarantine.append({"reason": "bad trading_state command", "item": record})
+            return
+        if state == "REDUCING":
+            self._reducing.add(account)
+        else:
+            self._reducing.discard(account)
+        reports.append(
+            {**self._report(record, "trading_state", 0, 0), "state": state, "order_ref": ""}
+        )
 
     # -- order handling --------------------------------------------------------------------
     def _report(
@@ -289,13 +333,15 @@ class SimOrderGateway:
             return str(exc)
         if instrument not in self._last:
             return f"no market price for {instrument} yet"
+        if order.get("offset") == "open" and order["account_id"] in self._reducing:
+            return "TRADING_STATE_REDUCING: the account may only reduce"
         return None
 
     def _try_fill(self, work: _Working, reports: list[dict[str, Any]]) -> None:
         order = work.order
         instrument = order["instrument"]
         last = self._last.get(instrument)
-        if last is None:
+        if last is None or instrument in self._halted:
             return
         upper, lower = self._limits.get(instrument, (math.inf, -math.inf))
         buy = order["direction"] == "long"
@@ -342,5 +388,8 @@ class SimOrderGateway:
         reports.append(self._report(work.order, "cancelled", work.filled, work.remaining))
 
     def _publish(self, reports: list[dict[str, Any]]) -> None:
+        for r in reports:
+            if r.get("order_ref") and r["status"] not in ("duplicate", "unknown"):
+                self._latest[r["order_ref"]] = r
         if reports:
             self._pub.send_multipart([b"R", encode_records("order_reports", reports)])

@@ -1,5 +1,5 @@
-"""A local HTTP server that speaks the providers' wire formats: Twilio REST (Messages) and the
-WeCom group robot.
+"""A local HTTP server that speaks the providers' wire formats: Twilio REST (Messages, Calls) and
+the WeCom group robot.
 
 We cannot reach Twilio or WeCom from tests or `make run`, and a mock at the Python level would
 not exercise the real client libraries, HTTP, auth, status codes or timeouts. This sink does:
@@ -7,7 +7,7 @@ the channels talk to it exactly as they would to the provider, and tests inspect
 
 Twilio: POST /2010-04-01/Accounts/{AccountSid}/Messages.json (Basic auth, form-encoded), 201 with
 a Message resource, optional signed status callbacks (sent, delivered), and deduplication on
-`I-Twilio-Idempotency-Token`.
+`I-Twilio-Idempotency-Token`. Calls: see twilio_voice_sink (TwiML played, keypress posted back).
 WeCom: POST /cgi-bin/webhook/send?key=KEY, HTTP 200 with errcode (0, 93000, 40008, 44004, 40058,
 45009 at 20 messages per rolling 60 s per key).
 Control: GET /_sink/messages[?provider=], GET /_sink/stats, POST /_sink/reset, POST /_sink/faults.
@@ -28,6 +28,7 @@ import random
 import re
 import secrets
 import signal
+import socket
 import threading
 import time
 import urllib.request
@@ -40,6 +41,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
+from gateways.sinks.twilio_voice_sink import CALLS_PATH, VoiceCalls
+
 log = logging.getLogger(__name__)
 
 DEFAULT_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2  # fake, for local runs only
@@ -47,8 +50,9 @@ DEFAULT_AUTH_TOKEN = "local-sink-auth-token"
 DEFAULT_WECOM_KEY = "local-sink-robot-key"
 TWILIO_IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 WECOM_IDEMPOTENCY_HEADER = "X-Fengkong-Idempotency-Key"
-FAULT_KINDS = ("5xx", "timeout", "errcode")
-PROVIDERS = ("twilio_sms", "wecom")
+FAULT_KINDS = ("5xx", "timeout", "errcode", "mixed")  # mixed: 5xx or timeout, at random
+PROVIDERS = ("twilio_sms", "twilio_voice", "wecom")
+WECOM_MEMBERS_HEADER = "X-Fengkong-Notification-Keys"
 
 _TWILIO_MESSAGES = re.compile(r"/2010-04-01/Accounts/([^/]+)/Messages\.json")
 _E164 = re.compile(r"\+[1-9]\d{1,14}")
@@ -120,6 +124,9 @@ class ProviderSink:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._validator = RequestValidator(twilio_auth_token)
+        # Seconds a provider holds an accepted request before answering (accepted, slow answer).
+        self.latency_s: dict[str, float] = {}
+        self.voice = VoiceCalls(self)
         self._clear()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -183,6 +190,15 @@ class ProviderSink:
             found = [m for m in self._messages if provider is None or m["provider"] == provider]
             return copy.deepcopy(found)
 
+    def set_callee(self, number: str, *, answer: bool = True, press: str | None = None) -> None:
+        """Script the person at `number`: pick up or not, and which key to press at a Gather."""
+        self.voice.set_callee(number, answer=answer, press=press)
+
+    def call_callbacks(self) -> list[dict]:
+        """Call status callbacks sent so far: url, params, http_status."""
+        with self._lock:
+            return copy.deepcopy(self.voice.callbacks)
+
     def callbacks(self) -> list[dict]:
         """Status callbacks sent so far: url, params, http status (or error)."""
         with self._lock:
@@ -205,6 +221,7 @@ class ProviderSink:
         self._faults: list[tuple[str, str | None]] = []
         self._callbacks: list[dict] = []
         self._stats: defaultdict[str, int] = defaultdict(int)
+        self.voice.clear()
 
     # ---- request dispatch ------------------------------------------------------------------
 
@@ -215,7 +232,9 @@ class ProviderSink:
         url = urlsplit(target)
         if url.path.startswith("/_sink/"):
             return self._control(method, url.path, url.query, body)
-        if url.path.startswith("/2010-04-01/"):
+        if CALLS_PATH.fullmatch(url.path):
+            provider = "twilio_voice"
+        elif url.path.startswith("/2010-04-01/"):
             provider = "twilio_sms"
         elif url.path == _WECOM_PATH:
             provider = "wecom"
@@ -226,9 +245,15 @@ class ProviderSink:
         fault = self._take_fault(provider)
         if fault is not None:
             return self._fault(provider, fault)
-        if provider == "twilio_sms":
-            return self._twilio(url.path, headers, body)
-        return self._wecom(url.query, headers, body, ip)
+        if provider == "twilio_voice":
+            answer = self._calls(url.path, headers, body)
+        elif provider == "twilio_sms":
+            answer = self._twilio(url.path, headers, body)
+        else:
+            answer = self._wecom(url.query, headers, body, ip)
+        if self.latency_s.get(provider):
+            self._stop.wait(self.latency_s[provider])
+        return answer
 
     def _take_fault(self, provider: str) -> str | None:
         with self._lock:
@@ -241,6 +266,8 @@ class ProviderSink:
                 kind = self.failure_kind
             else:
                 return None
+            if kind == "mixed":
+                kind = self._rng.choice(("5xx", "timeout"))
             self._stats[f"faults_{kind}"] += 1
             return kind
 
@@ -280,6 +307,19 @@ class ProviderSink:
         return _json(404, {"error": f"no such control endpoint: {method} {path}"})
 
     # ---- Twilio ------------------------------------------------------------------------------
+
+    def _calls(self, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        sid = CALLS_PATH.fullmatch(path).group(1)  # type: ignore[union-attr]
+        if not self._twilio_auth_ok(headers.get("Authorization"), sid):
+            self._count("twilio_voice_rejected")
+            auth = {"WWW-Authenticate": 'Basic realm="Twilio API"'}
+            return _twilio_error(401, 20003, "Authenticate", **auth)
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        token = headers.get(TWILIO_IDEMPOTENCY_HEADER) or None
+        answer = self.voice.create(form, token, _json, _twilio_error)
+        if answer[0] >= 400:
+            self._count("twilio_voice_rejected")
+        return answer
 
     def _twilio(self, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
         match = _TWILIO_MESSAGES.fullmatch(path)
@@ -444,6 +484,9 @@ class ProviderSink:
                     "recipient": key,
                     "body": content,
                     "idempotency_key": headers.get(WECOM_IDEMPOTENCY_HEADER),
+                    "notification_keys": [
+                        k for k in (headers.get(WECOM_MEMBERS_HEADER) or "").split(",") if k
+                    ],
                     "key": key,
                     "msgtype": msgtype,
                     "mentioned_mobile_list": list(part.get("mentioned_mobile_list") or []),
@@ -495,6 +538,12 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "fengkong-provider-sink/1"
     timeout = 30  # idle keep-alive connections end on their own
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in two writes; without this, Nagle's algorithm holds the body
+        # until the client's delayed ACK (~40 ms a request on keep-alive connections).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
         self._serve("GET")

@@ -15,12 +15,13 @@ import contextvars
 import logging
 import time
 from collections.abc import Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
+from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from gateways.channels.base import (
@@ -95,11 +96,14 @@ class TwilioSmsChannel:
         status_callback: str | None = None,
         timeout: float = 5.0,
         max_body: int = MAX_BODY,
+        callback_base: str | None = None,
     ) -> None:
         self.name = name
         self.base_url = base_url or DEFAULT_BASE_URL
         self.from_ = from_
         self.status_callback = status_callback
+        self.callback_base = callback_base.rstrip("/") if callback_base else None
+        self._validator = RequestValidator(auth_token)
         self.timeout = timeout
         self.max_body = min(max_body, MAX_BODY)
         self._secrets = (auth_token, account_sid)
@@ -124,10 +128,21 @@ class TwilioSmsChannel:
             status_callback=cfg.get("status_callback"),
             timeout=float(cfg.get("timeout", 5.0)),
             max_body=int(cfg.get("max_body", MAX_BODY)),
+            callback_base=cfg.get("callback_base"),
         )
 
     def __repr__(self) -> str:
         return f"TwilioSmsChannel(name={self.name!r}, base_url={self.base_url!r})"
+
+    def webhook_validator(self) -> RequestValidator:
+        """Checks X-Twilio-Signature on the status callbacks of this account's messages."""
+        return self._validator
+
+    def callback_url(self, note: Notification) -> str | None:
+        """A fixed status_callback wins; else the operator endpoint's, carrying the key."""
+        if self.status_callback or not self.callback_base:
+            return self.status_callback
+        return f"{self.callback_base}/twilio/status?{urlencode({'key': note.idempotency_key})}"
 
     def body(self, note: Notification) -> str:
         """Plain text cut to max_body characters; the cut is marked with '...' because '…' is
@@ -143,7 +158,7 @@ class TwilioSmsChannel:
                 to=note.recipient,
                 from_=self.from_,
                 body=self.body(note),
-                status_callback=self.status_callback,
+                status_callback=self.callback_url(note),
             )
         except TwilioRestException as exc:
             return self._rejected(start, exc.status, exc.code, str(exc.msg))

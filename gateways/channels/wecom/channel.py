@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 # WeCom ignores unknown headers; the local sink records this one so duplicates can be counted.
 IDEMPOTENCY_HEADER = "X-Fengkong-Idempotency-Key"
+# A coalesced message (many notifications in one post, under the robot's rate limit) names the
+# notifications it carries, so duplicates stay countable per notification.
+MEMBERS_HEADER = "X-Fengkong-Notification-Keys"
 TEXT_MAX_BYTES = 2048
 MARKDOWN_MAX_BYTES = 4096
 
@@ -104,8 +107,9 @@ class WeComChannel:
             return {"msgtype": "markdown", "markdown": {"content": content}}
         text: dict = {"content": truncate_utf8(note.plain(), TEXT_MAX_BYTES)}
         mobiles = [*self.mention_mobiles]
-        if note.recipient and note.recipient not in mobiles:
-            mobiles.append(note.recipient)
+        for mobile in (note.recipient, *note.mentions):
+            if mobile and mobile not in mobiles:
+                mobiles.append(mobile)
         if mobiles:
             text["mentioned_mobile_list"] = mobiles
         return {"msgtype": "text", "text": text}
@@ -116,6 +120,8 @@ class WeComChannel:
             "Content-Type": "application/json; charset=utf-8",
             IDEMPOTENCY_HEADER: note.idempotency_key,
         }
+        if note.member_keys:
+            headers[MEMBERS_HEADER] = ",".join(note.member_keys)
         start = time.perf_counter()
         try:
             resp = self._session.post(

@@ -1,0 +1,1 @@
+"""The Notifier's parts: rendering, the outbox, per-channel lanes, routing and escalation pages."""

@@ -1,0 +1,153 @@
+"""The rule part of an AccountShard: its account rules, evaluated on every re-mark, the
+order/trade stream for behaviour rules, and hot reload.
+
+A mixin so the shard's file keeps to accounts and prices. The shard calls `_init_rules` in its
+constructor, `_evaluate` after every mark (prices, fills, transfers), `_activity` for order,
+cancel and trade records, and anyone may call `set_rules` (hot reload): the new rules replace
+the old under the shard's lock, between two marks, so no price update or account event is
+evaluated half by the old set and half by the new, none is skipped, and rules that did not
+change keep their arming state (no alert fires twice). Rules added or changed are evaluated on
+every account at once, so an account already past a new line is reported now, not at its next
+price move.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from actors.rule_host import bundle_of, start_ruleset
+from rules.book import ACCOUNT_COLUMNS
+from rules.engine.evaluator import RuleEngine
+from rules.engine.kinds import kind_of
+from rules.engine.kinds.behaviour import SelfTradeDetector
+from rules.engine.kinds.session import SessionGate
+from rules.engine.spec import RuleSet
+from rules.engine.template import Fired
+from rules.model import RiskEvent
+from rules.sessions import SessionCalendar
+
+
+class AccountRules:
+    """Mixin: needs `self.book`, `self._lock`, `self._events`, `self.counts`, `self.shard`."""
+
+    def _init_rules(self, rules: Any, audit: Any) -> None:
+        ruleset, context = start_ruleset(rules, audit)
+        calendar = SessionCalendar.from_table(self.book.contracts.table)
+        self._gate = SessionGate(calendar, float(context.get("clock_shift_s", 0.0)))
+        self.engine = RuleEngine((), self._gate)
+        self.ruleset = RuleSet()
+        self._self_trades = SelfTradeDetector()
+        self._install(ruleset)
+
+    def _install(self, ruleset: RuleSet) -> dict[str, Any]:
+        mine = [r for r in ruleset.rules if kind_of(r.kind).place(r) == "account"]
+        report = self.engine.replace(mine)
+        self.engine.resize(self.book.n_accounts)
+        self.ruleset = ruleset
+        return report
+
+    def set_rules(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        """Install a new rule set now; returns what changed and what fired at once."""
+        ruleset = bundle_of(bundle)
+        with self._lock:
+            report = self._install(ruleset)
+            fresh = set(report["added"]) | set(report["changed"])
+            fired = 0
+            if fresh and self.book.n_accounts:
+                if self.book._marked_positions != self.book.n_positions:
+                    self.book.mark()
+                rows = np.flatnonzero(self.book.active[: self.book.n_accounts])
+                fired = self._evaluate(self.book.figures, time.time(), rows, only=fresh)
+        if fired:
+            self._send_events()
+        self.counts["rule_reloads"] += 1
+        return {"actor": self.name, "version": ruleset.version, **report, "fired": fired}
+
+    def rules_info(self) -> dict[str, Any]:
+        return {
+            "actor": self.name,
+            "version": self.ruleset.version,
+            "rules": sorted(self.engine.specs),
+        }
+
+    def _universe(self) -> np.ndarray:
+        """Every live account: what a rule at an edge (session opening, new window) sees."""
+        return np.flatnonzero(self.book.active[: self.book.n_accounts])
+
+    def _column(self, metric: str, rows: np.ndarray) -> np.ndarray:
+        if metric in ACCOUNT_COLUMNS:
+            return self.book.acc[metric][rows]
+        return getattr(self.book.figures, metric)[rows]
+
+    def _activity(self, row: int, rec: dict[str, Any]) -> int:
+        """Count an order, cancel or fill for the behaviour rules; returns the row."""
+        kind = rec.get("type")
+        ts = float(rec.get("ts") or rec.get("bus_ts") or time.time())
+        rows = np.array([row], dtype=np.int64)
+        self.engine.resize(self.book.n_accounts)
+        self.engine.on_activity("trade" if kind == "trade" else kind, rows, ts)
+        if kind == "trade":
+            direction = 1 if str(rec.get("direction")) in ("long", "buy", "1") else -1
+            if self._self_trades.fill(
+                row, str(rec.get("instrument", "")), str(rec.get("trade_id", "")), direction
+            ):
+                self.engine.on_activity("self_trade", rows, ts)
+                self.counts["self_trades"] += 1
+        return row
+
+    def _evaluate(
+        self, figures: Any, ingress: float, rows: np.ndarray, only: set[str] | None = None
+    ) -> int:
+        """Evaluate the account rules on `rows` (the accounts just re-marked)."""
+        n = self.book.n_accounts
+        rows = rows[self.book.active[rows]] if rows.size else rows
+        self.engine.resize(n)
+        now = time.time()
+        fired = self.engine.evaluate(self._column, rows, now, only=only, universe=self._universe)
+        total = 0
+        for f in fired:
+            self._events.extend(self._risk_events(f, figures, now, ingress))
+            total += int(f.rows.size)
+        if total:
+            self.counts["events"] += total
+            self._m_events.inc(total, tags=self._tags)
+        return total
+
+    def _risk_events(self, f: Fired, figures: Any, now: float, ingress: float) -> list[RiskEvent]:
+        spec = f.spec
+        out = []
+        for row, value, episode in zip(
+            f.rows.tolist(), f.values.tolist(), f.episodes.tolist(), strict=True
+        ):
+            out.append(
+                RiskEvent(
+                    rule_id=spec.id,
+                    kind=f"account.{spec.metric}"
+                    if spec.kind in ("threshold", "session")
+                    else f"account.{spec.kind}.{spec.metric}",
+                    key=self.book.account_ids[row],
+                    severity=spec.severity,
+                    value=float(value),
+                    threshold=spec.threshold,
+                    ts=now,
+                    ingress_ts=ingress,
+                    episode=int(episode),
+                    dimension="account",
+                    attributes={
+                        "shard": self.shard,
+                        "group_path": self.book.group_paths[row],
+                        "equity": float(figures.equity[row]),
+                        "margin": float(figures.margin[row]),
+                        "available": float(figures.available[row]),
+                        "risk_degree": float(figures.risk_degree[row]),
+                        "instruments": self.book.instruments_held(row),
+                        "description": spec.description,
+                        "rule_kind": spec.kind,
+                    },
+                    action=dict(spec.action) if spec.action else None,
+                )
+            )
+        return out

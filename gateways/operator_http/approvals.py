@@ -1,0 +1,92 @@
+"""Approval routes of the operator endpoint: list proposals, decide them, signed per person.
+
+Routes:
+- GET  /proposals              Bearer token (the endpoint's): pending proposals and batch groups
+- POST /decisions              JSON {action: "approve"|"reject", ids: [...], group: "", user,
+                               reason, request_id, ts, signature}; the signature is
+                               HMAC-SHA256 under the user's own secret of
+                               `rules.approval.request_digest` (action, user, sorted ids, group,
+                               reason, ts to 3 decimals, request_id joined by newlines), so every
+                               decision is attributable to one authenticated person and a replayed
+                               request is refused (REPLAYED_REQUEST), as is an old one
+                               (STALE_REQUEST).
+
+`handle_approval` is the whole of it, so the issue-7 operator endpoint can mount these routes by
+calling it from its own dispatch; `ApprovalServer` serves them on their own port meanwhile (the
+Executor starts it when approval.http_port >= 0). The backend does the checking and journals
+every refusal; this module only speaks HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from gateways.operator_http.server import Answer, OperatorServer, _error, _json
+
+
+class ApprovalBackend(Protocol):
+    def pending_records(self) -> list[dict[str, Any]]: ...
+
+    def group_records(self) -> list[dict[str, Any]]: ...
+
+    def decide(self, request: dict[str, Any]) -> dict[str, Any]: ...
+
+
+REFUSAL_STATUS = {"UNKNOWN_USER": 403, "BAD_SIGNATURE": 401, "UNSIGNED_REQUEST": 401,
+                  "STALE_REQUEST": 401, "REPLAYED_REQUEST": 409, "MALFORMED": 400}  # fmt: skip
+
+
+def handle_approval(
+    server: OperatorServer, method: str, path: str, headers: Any, body: bytes,
+    backend: ApprovalBackend,
+) -> tuple[str, Answer] | None:  # fmt: skip
+    """(route, answer) for the approval routes, None for any other path."""
+    if path == "/proposals":
+        if method != "GET":
+            return "proposals", _error(405, "METHOD_NOT_ALLOWED", "GET /proposals")
+        denied = server._bearer(headers)
+        if denied:
+            return "proposals", denied
+        return "proposals", _json(
+            200, {"proposals": backend.pending_records(), "groups": backend.group_records()}
+        )
+    if path != "/decisions":
+        return None
+    if method != "POST":
+        return "decisions", _error(405, "METHOD_NOT_ALLOWED", "POST /decisions")
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("ids", []), list):
+        return "decisions", _error(400, "MALFORMED", "body must be a JSON object with ids: [...]")
+    fields = ("action", "ids", "group", "user", "reason", "request_id", "ts", "signature")
+    request = {k: data[k] for k in fields if k in data}
+    request["via"] = "http"
+    result = backend.decide(request)
+    code = result.get("refused")
+    if code:
+        status = REFUSAL_STATUS.get(code, 403)
+        return "decisions", _json(status, {"error": code, **result})
+    return "decisions", _json(200, result)
+
+
+class ApprovalServer(OperatorServer):
+    """The approval routes on a port of their own, until the operator endpoint mounts them."""
+
+    def __init__(self, backend: ApprovalBackend, token: str, **kwargs: Any) -> None:
+        if not token:
+            import secrets
+
+            token = secrets.token_urlsafe(24)  # no token configured: GET /proposals stays locked
+        super().__init__(backend, token, **kwargs)  # type: ignore[arg-type]
+        self.approvals = backend
+
+    def _route(
+        self, method: str, path: str, query: dict, headers: Any, body: bytes, target: str
+    ) -> tuple[str, Answer]:
+        if path == "/healthz":
+            return "healthz", _json(200, {"ok": True})
+        found = handle_approval(self, method, path, headers, body, self.approvals)
+        return found or ("other", _error(404, "NOT_FOUND", f"no route {method} {path}"))

@@ -1,0 +1,303 @@
+"""The operator endpoint: a stdlib ThreadingHTTPServer that the Notifier runs in a thread.
+
+Routes (every one authenticated; the way depends on who calls):
+- GET  /healthz                          no secret, says only that it is up
+- GET  /alerts[?state=open|acked|all]    Bearer token
+- POST /ack/{alert_id}                   Bearer token; JSON or form body {"by": "…"} optional
+- GET  /ack/{alert_id}?by=&exp=&sig=     signed reply link (e-mail button, SMS tail)
+- POST /twilio/status?key=…              Twilio status callback, X-Twilio-Signature
+- POST /twilio/gather/{alert_id}?key=…   Twilio <Gather> action, X-Twilio-Signature; Digits=1 acks
+
+Bad input gets a clear error (JSON {"error": CODE, "detail": …}) with a 4xx status, is counted
+by reason, and touches nothing else. The backend (the Notifier) does the work; this module only
+speaks HTTP, so it stays free of Ray and testable on its own.
+"""
+
+from __future__ import annotations
+
+import collections
+import hmac
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import escape
+
+from twilio.request_validator import RequestValidator
+
+from gateways.operator_http.links import verify_link
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+Answer = tuple[int, str, bytes]  # status, content type, body
+
+
+class UnknownAlert(KeyError):
+    """The alert id is not one the Notifier knows (never paged, or outside the resume window)."""
+
+
+class OperatorBackend(Protocol):
+    def ack(self, alert_id: str, by: str, via: str) -> dict[str, Any]: ...
+
+    def list_alerts(self, state: str) -> list[dict[str, Any]]: ...
+
+    def provider_status(self, key: str, params: dict[str, str]) -> bool: ...
+
+
+def _json(status: int, obj: object) -> Answer:
+    return status, "application/json; charset=utf-8", json.dumps(obj, ensure_ascii=False).encode()
+
+
+def _error(status: int, code: str, detail: str) -> Answer:
+    return _json(status, {"error": code, "detail": detail})
+
+
+def _twiml(*says: tuple[str, str], hangup: bool = True) -> Answer:
+    parts = "".join(f'<Say language="{lang}">{escape(text)}</Say>' for lang, text in says)
+    xml = f'<?xml version="1.0" encoding="UTF-8"?><Response>{parts}{"<Hangup/>" if hangup else ""}</Response>'
+    return 200, "text/xml; charset=utf-8", xml.encode()
+
+
+class OperatorServer:
+    """Serves the routes above for one backend."""
+
+    def __init__(
+        self,
+        backend: OperatorBackend,
+        token: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        public_url: str = "",
+        validators: Callable[[], Sequence[RequestValidator]] = lambda: (),
+        on_request: Callable[[str, str], None] | None = None,
+    ) -> None:
+        if not token:
+            raise ValueError("the operator endpoint needs a token")
+        self.backend = backend
+        self._token = token
+        self.host, self.port = host, port
+        self._public_url = public_url.rstrip("/")
+        self._validators = validators
+        self._on_request = on_request
+        self.errors: collections.Counter[str] = collections.Counter()
+        self.requests: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> str:
+        if self._server is None:
+            self._server = _Server((self.host, self.port), _Handler)
+            self._server.operator = self
+            self.port = self._server.server_address[1]
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name=f"operator-http:{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        """The base URL providers and links use (public_url when set behind a proxy)."""
+        return self._public_url or f"http://{self.host}:{self.port}"
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {"requests": dict(self.requests), "errors": dict(self.errors)}
+
+    # ---- dispatch ----------------------------------------------------------------------------
+
+    def handle(self, method: str, target: str, headers: Any, body: bytes) -> Answer:
+        url = urlsplit(target)
+        path = url.path.rstrip("/") or "/"
+        query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        route, answer = self._route(method, path, query, headers, body, target)
+        outcome = "ok" if answer[0] < 400 else json.loads(answer[2]).get("error", "ERROR")
+        with self._lock:
+            self.requests[route] += 1
+            if answer[0] >= 400:
+                self.errors[outcome] += 1
+        if self._on_request is not None:
+            self._on_request(route, outcome)
+        return answer
+
+    def _route(
+        self, method: str, path: str, query: dict, headers: Any, body: bytes, target: str
+    ) -> tuple[str, Answer]:
+        parts = path.strip("/").split("/")
+        if path == "/healthz":
+            return "healthz", _json(200, {"ok": True})
+        if parts[0] == "alerts" and len(parts) == 1:
+            if method != "GET":
+                return "alerts", _error(405, "METHOD_NOT_ALLOWED", "GET /alerts")
+            return "alerts", self._bearer(headers) or self._alerts(query)
+        if parts[0] == "ack" and len(parts) == 2:
+            alert_id = unquote(parts[1])
+            if method == "POST":
+                return "ack", self._bearer(headers) or self._ack_post(alert_id, headers, body)
+            return "ack_link", self._ack_link(alert_id, query)
+        if parts[0] == "twilio" and method == "POST":
+            form = _form(body)
+            if form is None:
+                return "twilio", _error(400, "MALFORMED", "body is not form-encoded UTF-8")
+            denied = self._twilio_signed(target, headers, form)
+            if parts[1:] == ["status"]:
+                return "twilio_status", denied or self._status(query, form)
+            if len(parts) == 3 and parts[1] == "gather":
+                return "twilio_gather", denied or self._gather(unquote(parts[2]), form)
+        return "other", _error(404, "NOT_FOUND", f"no route {method} {path}")
+
+    # ---- authentication ----------------------------------------------------------------------
+
+    def _bearer(self, headers: Any) -> Answer | None:
+        given = headers.get("Authorization") or ""
+        if not given.startswith("Bearer "):
+            return _error(401, "UNAUTHORIZED", "Authorization: Bearer <token> required")
+        if not hmac.compare_digest(given[7:].strip(), self._token):
+            return _error(401, "UNAUTHORIZED", "bad token")
+        return None
+
+    def _twilio_signed(self, target: str, headers: Any, form: dict[str, str]) -> Answer | None:
+        signature = headers.get("X-Twilio-Signature") or ""
+        url = self.url + target
+        if signature and any(v.validate(url, form, signature) for v in self._validators()):
+            return None
+        return _error(403, "BAD_SIGNATURE", "X-Twilio-Signature missing or invalid")
+
+    # ---- handlers ----------------------------------------------------------------------------
+
+    def _alerts(self, query: dict) -> Answer:
+        state = query.get("state", "all")
+        if state not in ("open", "acked", "all"):
+            return _error(400, "MALFORMED", "state must be open, acked or all")
+        return _json(200, {"alerts": self.backend.list_alerts(state)})
+
+    def _ack(self, alert_id: str, by: str, via: str) -> Answer:
+        try:
+            return _json(200, self.backend.ack(alert_id, by, via))
+        except UnknownAlert:
+            return _error(404, "UNKNOWN_ALERT", f"no alert {alert_id!r}")
+
+    def _ack_post(self, alert_id: str, headers: Any, body: bytes) -> Answer:
+        by = "http"
+        if body:
+            kind = headers.get("Content-Type") or ""
+            try:
+                data = json.loads(body) if "json" in kind else _form(body)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict) or not isinstance(data.get("by", ""), str):
+                return _error(400, "MALFORMED", 'body must be JSON or a form with "by"')
+            by = data.get("by") or by
+        return self._ack(alert_id, by[:100], "http")
+
+    def _ack_link(self, alert_id: str, query: dict) -> Answer:
+        missing = [k for k in ("by", "exp", "sig") if not query.get(k)]
+        if missing:
+            return _error(400, "MALFORMED", f"reply link lacks {missing}")
+        reason = verify_link(self._token, alert_id, query["by"], query["exp"], query["sig"])
+        if reason:
+            return _error(403, reason, "the reply link is not valid")
+        status, _kind, body = self._ack(alert_id, query["by"], "link")
+        if status != 200:
+            return status, _kind, body
+        page = f"<!doctype html><p>已确认 Acknowledged: {escape(alert_id)}</p>"
+        return 200, "text/html; charset=utf-8", page.encode()
+
+    def _status(self, query: dict, form: dict[str, str]) -> Answer:
+        key = query.get("key", "")
+        if not key:
+            return _error(400, "MALFORMED", "status callback without ?key=")
+        if not self.backend.provider_status(key, form):
+            return _error(404, "UNKNOWN_NOTIFICATION", f"no notification {key!r}")
+        return 204, "text/plain", b""
+
+    def _gather(self, alert_id: str, form: dict[str, str]) -> Answer:
+        digits = form.get("Digits", "")
+        if digits != "1":
+            return _twiml(("zh-CN", "未确认。"), ("en-US", "Not acknowledged. Goodbye."))
+        status, _kind, body = self._ack(
+            alert_id, form.get("To") or form.get("Called", "?"), "voice"
+        )
+        if status != 200:
+            return status, _kind, body
+        return _twiml(("zh-CN", "已确认，谢谢。"), ("en-US", "Acknowledged. Thank you."))
+
+
+def _form(body: bytes) -> dict[str, str] | None:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True  # a restarted Notifier binds the same port again at once
+    operator: OperatorServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fengkong-operator/1"
+    timeout = 30
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in two writes; without this, Nagle's algorithm holds the body
+        # until the client's delayed ACK (~40 ms a request on keep-alive connections).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def _serve(self, method: str) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            status, kind, body = _error(413, "TOO_LARGE", f"body over {MAX_BODY} bytes")
+            self.close_connection = True
+        else:
+            data = self.rfile.read(length) if length else b""
+            try:
+                status, kind, body = self.server.operator.handle(
+                    method, self.path, self.headers, data
+                )
+            except Exception as exc:  # a backend bug answers 500 and is logged, never hangs
+                log.exception("operator endpoint failed on %s %s", method, self.path)
+                status, kind, body = _error(500, "INTERNAL", type(exc).__name__)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        log.debug("%s %s", self.command, urlsplit(self.path).path)

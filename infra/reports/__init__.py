@@ -1,0 +1,1 @@
+"""Replay reports (复盘), KPIs and the daily audit report, computed from the journal alone."""

@@ -1,0 +1,56 @@
+"""From a RiskEvent to its Alert: the deterministic id and the title a person reads.
+
+The id comes from (rule, key, trading day, episode): the same crossing reported twice (a
+retried call, a replayed shard) is one alert, the next genuine crossing another — live in the
+Correlator and in the backtest alike.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rules.engine.matchers import labels_of
+from rules.model import Alert, RiskEvent, stable_id
+
+
+def trading_day(ts: float) -> str:
+    """Night trading (from 18:00 Beijing time) belongs to the next day."""
+    beijing = time.gmtime(
+        ts + 8 * 3600 + (6 * 3600 if time.gmtime(ts + 8 * 3600).tm_hour >= 18 else 0)
+    )
+    return time.strftime("%Y%m%d", beijing)
+
+
+def alert_id(ev: RiskEvent) -> str:
+    return stable_id(ev.rule_id, ev.key, trading_day(ev.ts), ev.episode)
+
+
+def alert_title(event: RiskEvent) -> str:
+    metric = event.kind.split(".", 1)[-1]
+    if metric == "risk_degree":
+        return f"账户 {event.key} 风险度 {event.value:.1%} 超过 {event.threshold:.0%} (risk degree)"
+    if event.kind == "composite":
+        parts = ", ".join(c["rule_id"] for c in event.attributes.get("components", []))
+        joined = event.attributes.get("joined_on")
+        return f"{event.key} {event.rule_id}: {parts} (joined on {joined})"
+    return f"{event.key} {metric} {event.value:,.4g} crossed {event.threshold:,.4g}"
+
+
+def make_alert(ev: RiskEvent, now: float) -> Alert:
+    return Alert(
+        alert_id=alert_id(ev),
+        rule_id=ev.rule_id,
+        key=ev.key,
+        severity=ev.severity,
+        title=alert_title(ev),
+        value=ev.value,
+        threshold=ev.threshold,
+        created_ts=now,
+        ingress_ts=ev.ingress_ts,
+        dimension=ev.dimension,
+        attributes={**ev.attributes, "kind": ev.kind},
+    )
+
+
+def alert_labels(a: Alert) -> dict[str, str]:
+    return labels_of(a.rule_id, a.key, a.severity, a.dimension, a.attributes)

@@ -1,0 +1,549 @@
+"""The backtest: history through the same rules/ code that runs live.
+
+Ticks (columns, time-ordered) drive the live arithmetic: every `step_s` of data time (default
+0.5 s, CTP's snapshot cadence) the latest price of each held contract is set on an
+`AccountBook` (set_prices), the accounts holding a changed contract are re-marked, and the
+account rules are evaluated by the same `RuleEngine` an AccountShard runs — exactly what a
+shard does with each coalesced PriceUpdate. Market rules (volatility, jump) run through
+rules.market_stats and rules.market_rules as in the MarketFeed; composite rules through the
+CompositeMatcher and alert hygiene through the Correlator's pipeline (minus silences, which are
+an operator's, not a rule's). Alert ids, episodes and values are the live ones.
+
+Speed (`screen=True`, the default): most of the time most accounts are nowhere near a line. The
+steps are cut into blocks (at most `block_steps`, cut at change-rule window edges and where a
+new settlement price changes the cost factors); per block each held contract's price range is
+known, rules.engine.bounds turns it into a range per account figure, and each rule group says
+which accounts could fire or re-arm within it. Only those are marked and evaluated step by
+step — with the live code; the others provably change no rule state. `screen=False` runs every
+step for every re-marked account; a test holds the two to identical output on real data.
+
+Pure: numpy and stdlib; files are read and written by infra.backtest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rules.book import ACCOUNT_COLUMNS, AccountBook
+from rules.contracts import ContractTable, UnknownContract, product_of
+from rules.engine.alerts import alert_labels, make_alert, trading_day
+from rules.engine.bounds import figure_bounds, figure_path
+from rules.engine.evaluator import RuleEngine
+from rules.engine.hygiene import Item, Pipeline, Silences
+from rules.engine.kinds import kind_of
+from rules.engine.kinds.change import BEIJING_S, ChangeRule
+from rules.engine.kinds.composite import CompositeMatcher
+from rules.engine.kinds.market import market_rule, market_rules_from
+from rules.engine.kinds.session import SessionGate
+from rules.engine.spec import RuleSet
+from rules.engine.template import Fired
+from rules.market_rules import MarketRuleSet
+from rules.market_stats import MarketStats, StatsParams
+from rules.model import RiskEvent
+from rules.sessions import SessionCalendar
+
+
+@dataclass
+class Ticks:
+    """Time-ordered ticks as columns; `idx` indexes `instruments`."""
+
+    instruments: list[str]
+    idx: np.ndarray
+    ts: np.ndarray
+    last: np.ndarray
+    volume: np.ndarray
+    open_interest: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    upper: np.ndarray
+    lower: np.ndarray
+    pre_settlement: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+
+@dataclass
+class Steps:
+    """Coalesced price changes of the book's contracts: per step, the last tick of each
+    contract whose price moved (CSR: updates of step k are start[k]:start[k+1])."""
+
+    contract: np.ndarray
+    last: np.ndarray
+    upper: np.ndarray
+    lower: np.ndarray
+    pre: np.ndarray
+    start: np.ndarray
+    ts: np.ndarray  # per step: data time of its latest update (when it is evaluated)
+    structural: np.ndarray  # per step: a new settlement price changes cost factors
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+
+@dataclass
+class Result:
+    alerts: list[dict[str, Any]]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def coalesce(ticks: Ticks, book: AccountBook, step_s: float) -> Steps:
+    """Per step of `step_s` data seconds, the latest tick of each book contract that changed
+    its price (or its previous settlement) — what a feed's coalesced update would carry."""
+    lookup = np.array([book.contracts.index.get(n, -1) for n in ticks.instruments] or [-1])
+    rows = lookup[ticks.idx] if len(ticks) else np.zeros(0, dtype=np.int64)
+    keep = np.flatnonzero(rows >= 0)
+    c = rows[keep]
+    step = np.floor(ticks.ts[keep] / step_s).astype(np.int64)
+    key = step * max(len(book.contracts), 1) + c
+    _, first_rev = np.unique(key[::-1], return_index=True)
+    sel = keep[len(key) - 1 - first_rev]  # last tick of each (step, contract), by key order
+    c, step = rows[sel], np.floor(ticks.ts[sel] / step_s).astype(np.int64)
+    last, pre = ticks.last[sel], ticks.pre_settlement[sel]
+    by_contract = np.lexsort((step, c))
+    prev_last = np.full(sel.shape[0], np.nan)
+    prev_pre = np.full(sel.shape[0], np.nan)
+    same = np.zeros(sel.shape[0], dtype=bool)
+    same[by_contract[1:]] = c[by_contract[1:]] == c[by_contract[:-1]]
+    prev_last[by_contract[1:]] = last[by_contract[:-1]]
+    ffill_pre = _ffill_by_group(pre[by_contract], c[by_contract])
+    prev_pre[by_contract[1:]] = ffill_pre[:-1]
+    prev_last[~same] = np.nan
+    prev_pre[~same] = np.nan
+    pre_moved = np.isfinite(pre) & (pre != prev_pre)
+    moved = (last != prev_last) | pre_moved
+    order = np.flatnonzero(moved)  # still in (step, contract) order
+    step = step[order]
+    if step.size == 0:
+        empty = np.zeros(0)
+        return Steps(empty.astype(np.int64), empty, empty, empty, empty, np.zeros(1, np.int64),
+                     empty, empty.astype(bool))  # fmt: skip
+    edges = np.flatnonzero(np.diff(step)) + 1
+    start = np.concatenate([[0], edges, [step.size]]).astype(np.int64)
+    ts = np.maximum.reduceat(ticks.ts[sel][order], start[:-1])
+    structural = np.logical_or.reduceat(pre_moved[order], start[:-1])
+    return Steps(c[order], last[order], ticks.upper[sel][order], ticks.lower[sel][order],
+                 pre[order], start, ts, structural)  # fmt: skip
+
+
+def _ffill_by_group(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Forward-fill NaNs within runs of equal `group` (values sorted by group, then time)."""
+    n = values.shape[0]
+    idx = np.where(np.isfinite(values), np.arange(n), -1)
+    starts = np.r_[True, group[1:] != group[:-1]] if n else np.zeros(0, dtype=bool)
+    run_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0)) if n else idx
+    idx = np.maximum.accumulate(idx)
+    out = np.where(idx >= run_start, values[np.maximum(idx, 0)], np.nan) if n else values
+    return out
+
+
+class Backtest:
+    def __init__(
+        self,
+        book: AccountBook,
+        ruleset: RuleSet,
+        table: ContractTable,
+        calendar: SessionCalendar | None = None,
+        step_s: float = 0.5,
+        block_steps: int = 128,
+        screen: bool = True,
+        stats_params: StatsParams | None = None,
+    ) -> None:
+        self.book = book
+        self.ruleset = ruleset
+        self.table = table
+        self.calendar = calendar or SessionCalendar.from_table(table)
+        self.step_s = step_s
+        self.block_steps = block_steps
+        self.screen = screen
+        self.stats_params = stats_params or StatsParams()
+        placed = {p: [r for r in ruleset.rules if kind_of(r.kind).place(r) == p]
+                  for p in ("account", "hierarchy", "books", "market", "correlator")}  # fmt: skip
+        self.engine = RuleEngine(placed["account"], SessionGate(self.calendar))
+        self.market_specs = placed["market"]
+        self.matcher = CompositeMatcher(placed["correlator"])
+        self.not_replayed = sorted(r.id for p in ("hierarchy", "books") for r in placed[p])
+        self.counts: dict[str, int] = {"account_steps_exact": 0, "blocks": 0, "blocks_exact": 0}
+        self._holders = _holders(book)
+        self._metrics = {g.metric for g in self.engine.groups}
+
+    # ---- sources --------------------------------------------------------------------------
+
+    def _column(self, metric: str, rows: np.ndarray) -> np.ndarray:
+        if metric in ACCOUNT_COLUMNS:
+            return self.book.acc[metric][rows]
+        return getattr(self.book.figures, metric)[rows]
+
+    # ---- run ------------------------------------------------------------------------------
+
+    def run(self, ticks: Ticks, market: Any = None) -> Result:
+        """Replay `ticks`; `market` are the market events if a caller computed them already
+        (infra.backtest does, in a second process, while this one replays the accounts)."""
+        t0 = time.perf_counter()
+        book = self.book
+        self.engine.resize(book.n_accounts)
+        steps = coalesce(ticks, book, self.step_s)
+        t1 = time.perf_counter()
+        fired: list[tuple[float, Fired]] = []
+        if self.screen:
+            self._screened(steps, fired)
+        else:
+            self._stepwise(steps, fired)
+        t2 = time.perf_counter()
+        if market is None:
+            market = self.market_events(ticks)
+        elif hasattr(market, "result"):  # computed by another process (infra.backtest)
+            deferred = market
+            try:
+                market = deferred.result.get()
+            finally:
+                deferred.pool.close()
+        t3 = time.perf_counter()
+        events = self._account_events(fired) + market
+        events.sort(key=_order)
+        events += self.matcher.on_events(events)
+        events.sort(key=_order)
+        alerts = self._alerts(events)
+        t4 = time.perf_counter()
+        stats = {
+            "ticks": len(ticks),
+            "steps": len(steps),
+            "price_updates": int(steps.contract.shape[0]),
+            "accounts": int(book.active[: book.n_accounts].sum()),
+            "positions": int(book.n_positions),
+            "events": len(events),
+            **self.counts,
+            "not_replayed": self.not_replayed,
+            "seconds": {"coalesce": t1 - t0, "accounts": t2 - t1, "market": t3 - t2,
+                        "alerts": t4 - t3},
+        }  # fmt: skip
+        return Result(alerts, stats)
+
+    def _apply(self, steps: Steps, a: int, b: int) -> np.ndarray:
+        names = self.book.contracts.names
+        return self.book.set_prices([names[c] for c in steps.contract[a:b].tolist()],
+                                    steps.last[a:b], steps.upper[a:b], steps.lower[a:b],
+                                    steps.pre[a:b])  # fmt: skip
+
+    def _universe(self) -> np.ndarray:
+        return np.flatnonzero(self.book.active[: self.book.n_accounts])
+
+    def _stepwise(self, steps: Steps, fired: list[tuple[float, Fired]]) -> None:
+        """The live path: every step re-marks the holders of changed contracts."""
+        for k in range(len(steps)):
+            contracts = self._apply(steps, steps.start[k], steps.start[k + 1])
+            rows = self.book.mark_contracts(contracts)
+            self.counts["account_steps_exact"] += int(rows.size)
+            ts = float(steps.ts[k])
+            got = self.engine.evaluate(self._column, rows, ts, universe=self._universe)
+            fired.extend((ts, f) for f in got)
+
+    def _edges(self, steps: Steps) -> list[list[Any]]:
+        """Per step, the groups that evaluate every account there (RuleEngine.edge), found
+        with arrays: only session and window changes make edges after the first step."""
+        n = len(steps)
+        out: list[list[Any]] = [[] for _ in range(n)]
+        if not n:
+            return out
+        out[0] = list(self.engine.groups)
+        gate = self.engine.gate
+        for g in self.engine.groups:
+            hit = np.zeros(n, dtype=bool)
+            if g.sessions:
+                live = np.array([gate.active(g.sessions, t) for t in steps.ts.tolist()])
+                hit[1:] |= live[1:] & ~live[:-1]
+            if isinstance(g, ChangeRule):
+                k = np.floor((steps.ts + BEIJING_S) / g.window)
+                hit[1:] |= k[1:] != k[:-1]
+            for i in np.flatnonzero(hit[1:]) + 1:
+                out[i].append(g)
+        return out
+
+    def _blocks(self, steps: Steps, edges: list[list[Any]]) -> list[tuple[int, int]]:
+        n = len(steps)
+        cut = np.zeros(n, dtype=bool)
+        if n:
+            cut |= steps.structural
+            cut |= np.array([bool(e) for e in edges])
+            cut[:: self.block_steps] = True
+        starts = np.flatnonzero(cut).tolist()
+        return list(zip(starts, [*starts[1:], n], strict=True))
+
+    def _screened(self, steps: Steps, fired: list[tuple[float, Fired]]) -> None:
+        book = self.book
+        edges = self._edges(steps)
+        for k0, k1 in self._blocks(steps, edges):
+            self.counts["blocks"] += 1
+            a0, a1 = int(steps.start[k0]), int(steps.start[k1])
+            ts0 = float(steps.ts[k0])
+            if edges[k0]:
+                if any(g.rolls(float(steps.ts[k0 - 1]) if k0 else None, ts0) for g in edges[k0]):
+                    # a baseline window closes: its closes are every key's value now
+                    book.mark()
+                    if k0:
+                        self.engine.observe(self._column, self._universe(), float(steps.ts[k0 - 1]))
+                self._apply(steps, a0, int(steps.start[k0 + 1]))
+                book.mark()
+                everyone = self._universe()
+                self.counts["account_steps_exact"] += int(everyone.size)
+                for g in edges[k0]:
+                    g.last_ts = ts0
+                    got = self.engine.evaluate_group(g, self._column, everyone, ts0)
+                    fired.extend((ts0, f) for f in got)
+            elif steps.structural[k0]:
+                self._apply(steps, a0, int(steps.start[k0 + 1]))
+            per_group = self._uncertain(steps, k0, k1, a0, a1)
+            if per_group:
+                self.counts["blocks_exact"] += 1
+                self._exact(steps, k0, k1, a0, a1, per_group, fired)
+            self._apply_final(steps, a0, a1)
+
+    def _exact(self, steps: Steps, k0: int, k1: int, a0: int, a1: int,
+               per_group: list[tuple[Any, np.ndarray]], fired: list[tuple[float, Fired]]) -> None:  # fmt: skip
+        """Step-exact figures of the uncertain accounts over the block, evaluated per group."""
+        book = self.book
+        rows = np.unique(np.concatenate([r for _, r in per_group]))
+        s = k1 - k0
+        carried = book.contracts.last[: len(book.contracts)]
+        upd = np.full((s, carried.shape[0]), np.nan)
+        local_step = np.repeat(np.arange(s), np.diff(steps.start[k0 : k1 + 1]))
+        upd[local_step, steps.contract[a0:a1]] = steps.last[a0:a1]
+        seen = np.where(np.isnan(upd), -1, np.arange(s)[:, None])
+        last = np.maximum.accumulate(seen, axis=0)
+        cols = np.arange(carried.shape[0])
+        prices = np.where(last >= 0, upd[np.maximum(last, 0), cols], carried[None, :])
+        metrics = {g.metric for g, _ in per_group}
+        path = figure_path(book, rows, prices, metrics)
+        self.counts["account_steps_exact"] += int(rows.size * s)
+        ts = steps.ts[k0:k1]
+        where = {int(r): i for i, r in enumerate(rows.tolist())}
+        for g, g_rows in per_group:
+            live = (
+                np.array([self.engine.gate.active(g.sessions, float(t)) for t in ts])
+                if g.sessions
+                else np.ones(s, bool)
+            )
+            if not live.any():
+                continue
+            cols_g = np.array([where[int(r)] for r in g_rows.tolist()], dtype=np.int64)
+            if g.metric in path:
+                values = path[g.metric][:, cols_g]
+            else:
+                values = np.broadcast_to(self._column(g.metric, g_rows), (s, g_rows.size))
+            idx = np.flatnonzero(live)
+            for step, f in g.evaluate_path(np.ascontiguousarray(values[idx]), g_rows, idx, ts[idx]):
+                fired.append((float(ts[step]), f))
+
+    def _apply_final(self, steps: Steps, a0: int, a1: int) -> None:
+        """The block's last price of each contract (the state the next block starts from)."""
+        if a1 <= a0:
+            return
+        c = steps.contract[a0:a1]
+        _, first_rev = np.unique(c[::-1], return_index=True)
+        pick = a0 + (a1 - a0 - 1 - first_rev)
+        names = self.book.contracts.names
+        self.book.set_prices([names[x] for x in steps.contract[pick].tolist()], steps.last[pick],
+                             steps.upper[pick], steps.lower[pick], steps.pre[pick])  # fmt: skip
+
+    def _uncertain(
+        self, steps: Steps, k0: int, k1: int, a0: int, a1: int
+    ) -> list[tuple[Any, np.ndarray]]:
+        """Per rule group, the accounts it could fire or re-arm for within the block."""
+        book = self.book
+        c = steps.contract[a0:a1]
+        carried = book.contracts.last[: len(book.contracts)]
+        p_lo, p_hi = carried.copy(), carried.copy()
+        np.fmin.at(p_lo, c, steps.last[a0:a1])
+        np.fmax.at(p_hi, c, steps.last[a0:a1])
+        cand = self._holders_of(np.unique(c))
+        cand = cand[book.active[cand]]
+        if cand.size == 0 or not self.engine.groups:
+            return []
+        bounds = figure_bounds(book, p_lo, p_hi, np.isnan(carried), cand, self._metrics)
+        times = steps.ts[k0:k1]
+        out = []
+        for g in self.engine.groups:
+            if g.sessions and not any(self.engine.gate.active(g.sessions, float(t)) for t in times):
+                continue
+            if g.metric not in bounds:
+                # account columns (no transfers in a replay) and behaviour counts (no order
+                # stream) stand still: only a new window moves them, and an edge evaluated that
+                continue
+            lo, hi = bounds[g.metric]
+            hit = g.uncertain(lo, hi, cand, float(times[0]))
+            if hit.any():
+                out.append((g, cand[hit]))
+        return out
+
+    def _holders_of(self, contracts: np.ndarray) -> np.ndarray:
+        starts, accounts = self._holders
+        mask = np.zeros(self.book.n_accounts, dtype=bool)
+        for c in contracts.tolist():
+            if c + 1 < len(starts):
+                mask[accounts[starts[c] : starts[c + 1]]] = True
+        return np.flatnonzero(mask)
+
+    # ---- events and alerts ----------------------------------------------------------------
+
+    def _account_events(self, fired: list[tuple[float, Fired]]) -> list[RiskEvent]:
+        book = self.book
+        out = []
+        for ts, f in fired:
+            spec = f.spec
+            kind = (
+                f"account.{spec.metric}"
+                if spec.kind in ("threshold", "session")
+                else f"account.{spec.kind}.{spec.metric}"
+            )
+            for row, value, episode in zip(
+                f.rows.tolist(), f.values.tolist(), f.episodes.tolist(), strict=True
+            ):
+                out.append(RiskEvent(
+                    rule_id=spec.id, kind=kind, key=book.account_ids[row], severity=spec.severity,
+                    value=float(value), threshold=spec.threshold, ts=ts, ingress_ts=ts,
+                    episode=int(episode), dimension="account",
+                    attributes={"group_path": book.group_paths[row],
+                                "instruments": book.instruments_held(row)},
+                    action=dict(spec.action) if spec.action else None,
+                ))  # fmt: skip
+        return out
+
+    def market_events(self, ticks: Ticks) -> list[RiskEvent]:
+        """Market rules over every tick: rules.market_stats and rules.market_rules, as a feed."""
+        if not self.market_specs or not len(ticks):
+            return []
+        rules = market_rules_from([market_rule(s) for s in self.market_specs])
+        mrs = MarketRuleSet(rules, self.stats_params.vol_windows_s)
+        stats = MarketStats(self.stats_params)
+        row_of = np.full(len(ticks.instruments), -1, dtype=np.int64)
+        names, products, templates, sizes, limits = [], [], [], [], []
+        for i, name in enumerate(ticks.instruments):
+            try:
+                spec = self.table.spec(product_of(name))
+            except (UnknownContract, ValueError):
+                continue
+            row_of[i] = len(names)
+            names.append(name)
+            products.append(spec.product)
+            templates.append(self.calendar.template(spec.product))
+            sizes.append(spec.tick_size)
+            limits.append(spec.limit_rate)
+        if not names:
+            return []
+        stats.add_rows(np.array(sizes), np.array(limits))
+        mrs.add_rows(names, products)
+        template = np.array(templates, dtype=np.int64)
+        sessions = any(r.sessions for r in rules)
+        rows = row_of[ticks.idx]
+        ok = np.flatnonzero(rows >= 0)
+        seconds = np.floor(ticks.ts[ok])
+        cuts = np.flatnonzero(np.diff(seconds)) + 1
+        bounds = [0, *cuts[100::100].tolist(), ok.size] if ok.size else [0]
+        out: list[RiskEvent] = []
+        by_minute: dict[int, np.ndarray] = {}
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            sel = ok[a:b]
+            signals = stats.update(rows[sel], ticks.last[sel], ticks.ts[sel], volume=ticks.volume[sel],
+                                   open_interest=ticks.open_interest[sel], bid=ticks.bid[sel],
+                                   ask=ticks.ask[sel], upper=ticks.upper[sel], lower=ticks.lower[sel],
+                                   pre_settlement=ticks.pre_settlement[sel])  # fmt: skip
+            for sig in signals:
+                bits = np.zeros(sig.rows.shape[0], dtype=np.int64)
+                if sessions:  # labels hold for whole minutes (see SessionGate.bits)
+                    minute = int(sig.second // 60)
+                    if minute not in by_minute:
+                        by_minute[minute] = self.calendar.template_states(float(minute * 60))[
+                            3
+                        ].copy()
+                    bits = by_minute[minute][template[sig.rows]]
+                for f in mrs.on_slice(sig, bits):
+                    for j in range(f.rows.shape[0]):
+                        row, pick = int(f.rows[j]), int(f.picks[j])
+                        ts = float(sig.ts[pick])
+                        out.append(RiskEvent(
+                            rule_id=f.rule.id, kind=f"market.{f.rule.kind}", key=names[row],
+                            severity=f.rule.severity, value=float(f.values[j]),
+                            threshold=float(f.rule.threshold), ts=ts, ingress_ts=ts,
+                            episode=int(f.episodes[j]), dimension="market",
+                            attributes={"product": products[row], "price": float(sig.last[pick])},
+                        ))  # fmt: skip
+        return out
+
+    def _alerts(self, events: Iterable[RiskEvent]) -> list[dict[str, Any]]:
+        h = self.ruleset.hygiene
+        specs = self.ruleset.by_id()
+
+        def repeat_of(rule_id: str) -> float:
+            s = specs.get(rule_id)
+            return float(s.repeat_s) if s is not None and s.repeat_s is not None else h.repeat_s
+
+        pipeline = Pipeline(h, self.ruleset.inhibit, Silences(), repeat_of)
+        out: list[dict[str, Any]] = []
+        batch: list[tuple[RiskEvent, Item]] = []
+
+        def drain() -> None:
+            if not batch:
+                return
+            items = [it for _, it in batch]
+            pipeline.admit(items, batch[0][0].ts)
+            for ev, it in batch:
+                if it.reason != "DUPLICATE":
+                    out.append(alert_record(ev, it.alert.alert_id, it.reason))
+            batch.clear()
+
+        for ev in events:
+            if batch and ev.ts != batch[0][0].ts:
+                drain()
+            a = make_alert(ev, ev.ts)
+            batch.append((ev, Item(a, alert_labels(a))))
+        drain()
+        return out
+
+
+def _order(e: RiskEvent) -> tuple[float, str, str, str]:
+    return (e.ts, e.dimension, e.rule_id, e.key)
+
+
+def _holders(book: AccountBook) -> tuple[np.ndarray, np.ndarray]:
+    """Per contract row, the account rows holding it (CSR)."""
+    n = book.n_positions
+    held = np.flatnonzero(book.pos["volume"][:n] > 0)
+    c, a = book.pos_contract[held], book.pos_account[held]
+    order = np.lexsort((a, c))
+    c, a = c[order], a[order]
+    starts = np.searchsorted(c, np.arange(len(book.contracts) + 1))
+    return starts.astype(np.int64), a.astype(np.int64)
+
+
+def alert_record(ev: RiskEvent, alert_id: str, suppressed: str = "") -> dict[str, Any]:
+    """One line of alerts.jsonl: deterministic (data time only)."""
+    rec: dict[str, Any] = {
+        "time": beijing_iso(ev.ts),
+        "ts": round(ev.ts, 3),
+        "trading_day": trading_day(ev.ts),
+        "rule": ev.rule_id,
+        "key": ev.key,
+        "severity": ev.severity,
+        "value": ev.value,
+        "threshold": ev.threshold,
+        "kind": ev.kind,
+        "dimension": ev.dimension,
+        "episode": ev.episode,
+        "alert_id": alert_id,
+    }
+    if suppressed:
+        rec["suppressed"] = suppressed
+    if ev.dimension == "composite":
+        rec["components"] = [(c["rule_id"], c["key"]) for c in ev.attributes.get("components", [])]
+    return rec
+
+
+def beijing_iso(ts: float) -> str:
+    ms = int(round(ts * 1000))
+    t = time.gmtime(ms // 1000 + 8 * 3600)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{ms % 1000:03d}+08:00"

@@ -1,0 +1,166 @@
+"""Rules files: validated at load with errors naming the file, the rule and the key; one set
+from several files; a version from the content; a diff rule by rule; the legacy [[rules]]."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra import config, rulesets
+from infra.rulesets import RulesetError
+from rules.engine.spec import RuleSet, diff
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rules.toml"
+
+
+def write(tmp: Path, name: str, text: str) -> Path:
+    p = tmp / name
+    p.write_text(text)
+    return p
+
+
+def test_the_shipped_default_rule_set_loads_with_every_kind():
+    rs = rulesets.load([EXAMPLE])
+    kinds = {r.kind for r in rs.rules}
+    assert kinds == {
+        "threshold",
+        "session",
+        "change",
+        "behaviour",
+        "volatility",
+        "jump",
+        "composite",
+    }
+    warn = rs.by_id()["account.risk_degree.warn"]
+    assert (warn.metric, warn.op, warn.threshold, warn.scope) == (
+        "risk_degree",
+        ">",
+        0.8,
+        "account",
+    )
+    assert {p: len(rulesets.placed(rs, p)) for p in ("account", "hierarchy", "books", "market", "correlator")} == {
+        "account": 10, "hierarchy": 1, "books": 2, "market": 2, "correlator": 2}  # fmt: skip
+    assert rs.inhibit[0].id == "liquidation-mutes-warnings"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[[rules]]\nid = "a"\nmetric = "risk_degre"\nthreshold = 1',
+            "rules[0] (a).metric: 'risk_degre' is not a metric of scope 'account' (did you mean 'risk_degree'?)",
+        ),
+        ('[[rules]]\nid = "a"\nkind = "treshold"', "rules[0] (a).kind: 'treshold' is not one of"),
+        (
+            '[[rules]]\nid = "a"\nkind = "change"\nmetric = "equity"\nwindow = 5',
+            "rules[0] (a).window: unknown key for kind 'change' (did you mean 'window_s'?)",
+        ),
+        (
+            '[[rules]]\nid = "a"\nthreshold = 0.8\nrearm = 0.9',
+            "rules[0] (a).rearm: 0.9 must be at or below threshold 0.8",
+        ),
+        ('[[rules]]\nid = "a"\nseverity = "fatal"', "rules[0] (a).severity: must be one of"),
+        (
+            '[[rules]]\nid = "a"\nsessions = ["lunch"]',
+            "rules[0] (a).sessions: unknown session 'lunch'",
+        ),
+        (
+            '[[rules]]\nid = "a"\nkind = "behaviour"\nmetric = "orders"\nwindow_s = "fast"',
+            "rules[0] (a).window_s: expected int/float, got 'fast'",
+        ),
+        (
+            '[[rules]]\nid = "a"\nkind = "volatility"\nwindow_s = 7',
+            "rules[0] (a).window_s: must be one of the feed's volatility windows",
+        ),
+        (
+            '[[rules]]\nid = "a"\nkind = "composite"\nwhen = [["key=x"]]',
+            "rules[0] (a).when: needs at least two conditions",
+        ),
+        (
+            '[[rules]]\nid = "a"\nkind = "composite"\nwhen = [["key x"], ["k=y"]]',
+            "rules[0] (a).when[0]: matcher 'key x': expected name=value",
+        ),
+        ('[[rules]]\nid = "a"\n[[rules]]\nid = "a"', "rules: rule ids must be unique"),
+        ("[[rules]]\nthreshold = 1", "rules[0].id: missing"),
+        ('[[inhibit]]\nid = "i"\nsource = []', "inhibit[0] (i).source: expected a non-empty list"),
+        (
+            "[hygiene]\ngroup_wait = 1",
+            "hygiene.group_wait: unknown key (did you mean 'group_wait_s'?)",
+        ),
+        ("[rulez]", "rulez: unknown table (did you mean 'rules'?)"),
+        ("[[rules]\nid=", "not valid TOML"),
+    ],
+)
+def test_errors_name_the_file_the_rule_and_the_key(tmp_path, text, message):
+    path = write(tmp_path, "bad.toml", text)
+    with pytest.raises(RulesetError) as err:
+        rulesets.load([path])
+    assert str(err.value).startswith(f"{path}: ")
+    assert message in str(err.value)
+
+
+def test_several_files_make_one_set_with_unique_ids(tmp_path):
+    a = write(
+        tmp_path, "a.toml", '[hygiene]\ngroup_wait_s = 1\n[[rules]]\nid = "x"\nthreshold = 0.8'
+    )
+    b = write(tmp_path, "b.toml", '[hygiene]\nrepeat_s = 60\n[[rules]]\nid = "y"\nthreshold = 0.9')
+    rs = rulesets.load([a, b])
+    assert [r.id for r in rs.rules] == ["x", "y"]
+    assert (rs.hygiene.group_wait_s, rs.hygiene.repeat_s) == (1.0, 60.0)
+    c = write(tmp_path, "c.toml", '[[rules]]\nid = "x"\nthreshold = 0.7')
+    with pytest.raises(RulesetError, match=f"{c}: rule 'x' is already defined in {a}"):
+        rulesets.load([a, c])
+
+
+def test_version_follows_content_and_diff_says_what_changed(tmp_path):
+    a = write(
+        tmp_path,
+        "a.toml",
+        '[[rules]]\nid = "x"\nthreshold = 0.8\n[[rules]]\nid = "old"\nthreshold = 2',
+    )
+    same = write(
+        tmp_path,
+        "same.toml",
+        '# a comment\n[[rules]]\nid = "x"\nthreshold = 0.8\n[[rules]]\nid = "old"\nthreshold = 2',
+    )
+    b = write(
+        tmp_path,
+        "b.toml",
+        '[[rules]]\nid = "x"\nthreshold = 0.85\n[[rules]]\nid = "new"\nthreshold = 2',
+    )
+    va, vs, vb = (rulesets.load([p]) for p in (a, same, b))
+    assert va.version == vs.version != vb.version
+    d = diff(va, vb)
+    assert d["added"] == ["new"] and d["removed"] == ["old"]
+    assert d["changed"] == {"x": {"threshold": [0.8, 0.85]}}
+    assert RuleSet.from_bundle(vb.to_bundle()).version == vb.version
+    record = rulesets.applied_record(vb, va, "risk.zhao")
+    assert record["by"] == "risk.zhao" and record["diff"] == d
+    assert (
+        rulesets.last_applied([rulesets.applied_record(va, None, "s"), record]).version
+        == vb.version
+    )
+
+
+def test_legacy_config_rules_and_rules_files(tmp_path):
+    cfg = config.default()
+    rs = rulesets.for_config(cfg)
+    assert [r.id for r in rs.rules] == ["account.risk_degree.warn"]  # the embedded default
+    f = write(tmp_path, "r.toml", '[[rules]]\nid = "y"\nscope = "unit"\nthreshold = 0.7')
+    cfg = config.from_dict({"rules_files": [str(f)]})
+    assert [r.id for r in rulesets.for_config(cfg).rules] == ["y"]  # files replace the default
+    cfg = config.from_dict(
+        {"rules_files": [str(f)], "rules": [{"id": "z", "threshold": 0.9, "rearm": 0.8}]}
+    )
+    assert [r.id for r in rulesets.for_config(cfg).rules] == ["z", "y"]
+
+
+def test_rules_check_command(tmp_path, capsys):
+    from infra import cli
+
+    assert cli.main(["rules", "check", str(EXAMPLE)]) == 0
+    assert "version" in capsys.readouterr().out
+    bad = write(tmp_path, "bad.toml", '[[rules]]\nid = "a"\nop = "=="')
+    assert cli.main(["rules", "check", str(bad)]) == 2
+    assert f"{bad}: rules[0] (a).op: must be one of" in capsys.readouterr().err

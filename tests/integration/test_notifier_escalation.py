@@ -1,0 +1,256 @@
+"""Escalation and acknowledgement on the real local Ray: WeCom at once, SMS and a voice call if
+nobody acknowledges, the next level after that; an ack by voice keypress, HTTP, reply link or CLI
+stops it. Providers are the local HTTP and SMTP sinks; callbacks come back over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+import ray
+from twilio.request_validator import RequestValidator
+
+from infra import cli
+from tests.integration.notify_world import (
+    DESK,
+    HEAD,
+    OPERATOR_TOKEN,
+    TWILIO_TOKEN,
+    alert,
+    start_world,
+)
+from tests.zmq_util import wait_until
+
+LEVEL2_AT = 2.5
+NOTIFIER = {
+    "group_wait_s": 0.05,
+    "base_delay_s": 0.05,
+    "max_delay_s": 0.2,
+    "max_attempts": 4,
+    "rosters": [{"name": "desk", "members": [DESK]}, {"name": "head", "members": [HEAD]}],
+    "chains": [
+        {
+            "name": "fast",
+            "level_after_s": LEVEL2_AT,
+            "levels": [
+                {
+                    "roster": "desk",
+                    "steps": [
+                        {"channel": "wecom"},
+                        {"channel": "sms", "after_s": 0.5},
+                        {"channel": "voice", "after_s": 1.0},
+                    ],
+                },
+                {"roster": "head", "steps": [{"channel": "wecom"}, {"channel": "sms"}]},
+            ],
+        },
+        {
+            "name": "slow",
+            "level_after_s": 30.0,
+            "levels": [
+                {
+                    "roster": "desk",
+                    "steps": [
+                        {"channel": "wecom"},
+                        {"channel": "email"},
+                        {"channel": "sms", "after_s": 5.0},
+                    ],
+                },
+                {"roster": "head", "steps": [{"channel": "sms"}]},
+            ],
+        },
+    ],
+    "routes": [{"chain": "fast", "keys": ["FAST*"]}, {"chain": "slow"}],
+    "operator": {"token": OPERATOR_TOKEN},
+}
+BEARER = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def world(ray_local, tmp_path_factory):
+    w = start_world(tmp_path_factory.mktemp("escalation"), NOTIFIER)
+    yield w
+    w.stop()
+
+
+def page_of(world, alert_id: str) -> dict:
+    return next(p for p in ray.get(world.notifier.alerts.remote()) if p["page_id"] == alert_id)
+
+
+def test_unacknowledged_alert_escalates_step_by_step_to_the_next_level(world) -> None:
+    world.sink.set_callee(DESK["phone"], press=None)  # picks up, listens, presses nothing
+    a = alert("FAST-1")
+    ray.get(world.notifier.notify.remote([a]))
+    assert wait_until(lambda: len(world.records("escalation.step", a.alert_id)) == 5, 15)
+    assert ray.get(world.notifier.drain.remote(10))
+
+    steps = world.records("escalation.step", a.alert_id)
+    assert [(s["step"], s["level"], s["key"]) for s in steps] == [
+        (0, 0, "wecom"),
+        (1, 0, "sms"),
+        (2, 0, "voice"),
+        (3, 1, "wecom"),
+        (4, 1, "sms"),
+    ]
+    mine = [m for m in world.sink.messages() if "FAST-1" in m["body"]]
+    order = [(m["provider"], m["recipient"]) for m in sorted(mine, key=lambda m: m["received_at"])]
+    assert order[:3] == [
+        ("wecom", "notify-test-robot"),
+        ("twilio_sms", DESK["phone"]),
+        ("twilio_voice", DESK["phone"]),
+    ]
+    assert sorted(order[3:]) == [("twilio_sms", HEAD["phone"]), ("wecom", "notify-test-robot")]
+    wecom = [m for m in mine if m["provider"] == "wecom"]
+    assert [m["mentioned_mobile_list"] for m in wecom] == [["13800000001"], ["13800000002"]]
+    call = next(m for m in mine if m["provider"] == "twilio_voice")
+    assert call["digits"] is None and "确认请按 1" in call["body"] and "Press 1" in call["body"]
+
+    keys = [k for s in steps for k in s["keys"]]
+    delivered = world.records("notification.delivered")
+    assert sorted(r["ref"] for r in delivered if r["ref"] in keys) == sorted(keys)
+    assert page_of(world, a.alert_id)["state"] == "open"
+
+    def confirmed() -> bool:  # Twilio's status callbacks came back through the endpoint
+        got = {(r["key"], r["status"]) for r in world.records("notification.status")}
+        return {("sms", "delivered"), ("voice", "completed")} <= got
+
+    assert wait_until(confirmed, 5)
+
+
+def test_voice_keypress_acknowledges_and_the_next_level_never_fires(world) -> None:
+    world.sink.set_callee(DESK["phone"], press="1")
+    a = alert("FAST-2")
+    ray.get(world.notifier.notify.remote([a]))
+    assert wait_until(lambda: world.records("alert.acked", a.alert_id), 10)
+    [ack] = world.records("alert.acked", a.alert_id)
+    assert (ack["via"], ack["by"]) == ("voice", DESK["phone"])
+    page = page_of(world, a.alert_id)
+    time.sleep(max(0.0, page["started"] + LEVEL2_AT + 0.5 - time.time()))  # past level 2's time
+    assert ray.get(world.notifier.drain.remote(10))
+    page = page_of(world, a.alert_id)
+    assert page["state"] == "acked" and page["steps_fired"] == [0, 1, 2]
+    assert not any(
+        m["recipient"] == HEAD["phone"] and "FAST-2" in m["body"] for m in world.sink.messages()
+    )
+    call = next(m for m in world.sink.messages("twilio_voice") if "FAST-2" in m["body"])
+    assert call["digits"] == "1" and call["gather_http_status"] == 200
+    assert "已确认，谢谢。" in call["body"]
+
+
+def test_http_ack_stops_escalation_and_is_idempotent(world) -> None:
+    a = alert("SLOW-1")
+    ray.get(world.notifier.notify.remote([a]))
+    assert wait_until(lambda: len(ray.get(world.notifier.outcomes_for.remote(a.alert_id))) == 2, 10)
+    answer = world.http.post(
+        f"{world.url}/ack/{a.alert_id}", json={"by": "zhang"}, headers=BEARER, timeout=5
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["state"], body["acked_by"], body["already"]) == ("acked", "zhang", False)
+    again = world.http.post(f"{world.url}/ack/{a.alert_id}", headers=BEARER, timeout=5).json()
+    assert again["already"] is True and again["acked_by"] == "zhang"
+    listed = world.http.get(
+        f"{world.url}/alerts", params={"state": "acked"}, headers=BEARER, timeout=5
+    )
+    assert a.alert_id in [p["page_id"] for p in listed.json()["alerts"]]
+
+    [ack] = world.records("alert.acked", a.alert_id)
+    steps = world.records("escalation.step", a.alert_id)
+    assert all(s["seq"] < ack["seq"] for s in steps)  # nothing fired after the ack
+    assert page_of(world, a.alert_id)["steps_fired"] == [0, 1]  # SMS (5 s) and level 2 stopped
+
+
+def test_reply_link_in_the_email_acknowledges(world) -> None:
+    a = alert("SLOW-2")
+    ray.get(world.notifier.notify.remote([a]))
+    assert wait_until(lambda: any("SLOW-2" in m["subject"] for m in world.smtp.messages()), 10)
+    mail = next(m for m in world.smtp.messages() if "SLOW-2" in m["subject"])
+    assert mail["recipient"] == DESK["email"]
+    link = re.search(r"Acknowledge: (\S+)", mail["body"]).group(1)
+    assert link.startswith(f"{world.url}/ack/{a.alert_id}?by=zhang&")
+    forged = world.http.get(link[:-4] + "0000", timeout=5)
+    assert (forged.status_code, forged.json()["error"]) == (403, "BAD_SIGNATURE")
+    answer = world.http.get(link, timeout=5)
+    assert answer.status_code == 200 and "已确认" in answer.text
+    [ack] = world.records("alert.acked", a.alert_id)
+    assert (ack["via"], ack["by"]) == ("link", "zhang")
+
+
+def test_cli_ack_and_unknown_alert(world, capsys) -> None:
+    a = alert("SLOW-3")
+    ray.get(world.notifier.notify.remote([a]))
+    assert wait_until(
+        lambda: any(p["page_id"] == a.alert_id for p in ray.get(world.notifier.alerts.remote())), 10
+    )
+    assert cli.main(["ack", a.alert_id, "--prefix", world.prefix, "--as", "li"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["acked_by"], shown["acked_via"], shown["already"]) == ("li", "cli", False)
+    assert cli.main(["ack", "no-such-alert", "--prefix", world.prefix]) == 1
+    assert json.loads(capsys.readouterr().out)["error"] == "UNKNOWN_ALERT"
+
+
+def test_operator_endpoint_refuses_bad_input_counts_it_and_keeps_working(world) -> None:
+    url, http = world.url, world.http
+    before = ray.get(world.notifier.stats.remote())["operator"].get("errors", {})
+
+    def error(resp) -> tuple[int, str]:
+        return resp.status_code, resp.json()["error"]
+
+    assert error(http.get(f"{url}/alerts", timeout=5)) == (401, "UNAUTHORIZED")
+    assert error(
+        http.post(f"{url}/ack/x", headers={"Authorization": "Bearer nope"}, timeout=5)
+    ) == (401, "UNAUTHORIZED")
+    assert error(http.post(f"{url}/ack/no-such", headers=BEARER, timeout=5)) == (
+        404,
+        "UNKNOWN_ALERT",
+    )
+    bad_json = {**BEARER, "Content-Type": "application/json"}
+    assert error(http.post(f"{url}/ack/x", data=b"{not json", headers=bad_json, timeout=5)) == (
+        400,
+        "MALFORMED",
+    )
+    assert error(http.get(f"{url}/alerts?state=weird", headers=BEARER, timeout=5)) == (
+        400,
+        "MALFORMED",
+    )
+    assert error(http.get(f"{url}/ack/x?by=a", timeout=5)) == (400, "MALFORMED")
+    assert error(
+        http.post(f"{url}/twilio/status?key=k", data={"MessageStatus": "delivered"}, timeout=5)
+    ) == (403, "BAD_SIGNATURE")
+
+    signer = RequestValidator(TWILIO_TOKEN)
+
+    def twilio(path: str, params: dict) -> object:
+        sig = signer.compute_signature(url + path, params)
+        return http.post(url + path, data=params, headers={"X-Twilio-Signature": sig}, timeout=5)
+
+    assert error(twilio("/twilio/status?key=nobody", {"MessageStatus": "delivered"})) == (
+        404,
+        "UNKNOWN_NOTIFICATION",
+    )
+    assert error(twilio("/twilio/gather/no-such?key=k", {"Digits": "1", "To": "+1"})) == (
+        404,
+        "UNKNOWN_ALERT",
+    )
+    not_one = twilio("/twilio/gather/no-such?key=k", {"Digits": "2", "To": "+1"})
+    assert not_one.status_code == 200 and "Not acknowledged" in not_one.text
+    assert error(http.get(f"{url}/nowhere", timeout=5)) == (404, "NOT_FOUND")
+
+    after = ray.get(world.notifier.stats.remote())["operator"]["errors"]
+    grew = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    assert grew == {
+        "UNAUTHORIZED": 2,
+        "UNKNOWN_ALERT": 2,
+        "MALFORMED": 3,
+        "BAD_SIGNATURE": 1,
+        "UNKNOWN_NOTIFICATION": 1,
+        "NOT_FOUND": 1,
+    }
+    a = alert("SLOW-4")  # and the next alert is handled as usual
+    ray.get(world.notifier.notify.remote([a]))
+    assert wait_until(lambda: len(ray.get(world.notifier.outcomes_for.remote(a.alert_id))) == 2, 10)
+    assert all(
+        o["outcome"] == "delivered" for o in ray.get(world.notifier.outcomes_for.remote(a.alert_id))
+    )

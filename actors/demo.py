@@ -13,6 +13,7 @@ import dataclasses
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 import ray
@@ -157,9 +158,28 @@ def progress_line(
     return line, ticks
 
 
+def _rounded(figures: dict[str, float] | None) -> dict[str, float] | None:
+    return {k: round(v, 1) for k, v in figures.items()} if figures else figures
+
+
+def fresh_journal(path: str) -> str:
+    """Each demo run journals to a file of its own; `path` becomes a link to the newest, so
+    `fengkong alerts` and `fengkong audit verify` read the last run by default."""
+    link = Path(path)
+    run = link.with_name(f"{link.stem}-{time.strftime('%Y%m%d-%H%M%S')}{link.suffix}")
+    run.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or not link.exists():
+        link.unlink(missing_ok=True)
+        link.symlink_to(run.name)
+    return str(run)
+
+
 def run_demo(cfg: Config, out: TextIO = sys.stdout, address: str | None = None) -> dict[str, Any]:
     """Run the demo for cfg.sim.duration_s; returns the summary it prints."""
     started = time.time()
+    cfg = dataclasses.replace(
+        cfg, audit=dataclasses.replace(cfg.audit, path=fresh_journal(cfg.audit.path))
+    )
     sim, cfg, commodities = start_simulation(cfg)
     try:
         url = start_ray(cfg.cluster, address)
@@ -230,7 +250,8 @@ def _loop(
         "accounts": sum(s.get("accounts", 0) for s in figures["shards"]),
         "accounts_marked": sum(s.get("accounts_marked", 0) for s in figures["shards"]),
         "alerts": figures["correlator"].get("alerts", 0),
-        "tick_to_alert_ms": figures["correlator"].get("tick_to_alert_ms"),
+        "tick_to_alert_ms": _rounded(figures["correlator"].get("tick_to_alert_ms")),
+        "of_which_data_to_rule_ms": _rounded(figures["correlator"].get("data_to_rule_ms")),
         "notifications": {
             k: figures["notifier"].get(k, 0) for k in ("queued", "delivered", "failed")
         },

@@ -375,7 +375,7 @@ class SimConfig:
     shock_at_s: float = 20.0
     shock_products: tuple[str, ...] = ("rb", "hc", "i", "j", "jm")
     shock_pct: float = -0.05
-    duration_s: float = 60.0
+    duration_s: float = 50.0
     auto_approve_as: str = "demo-risk-desk"  # "" leaves proposals pending for the CLI
     seed: int = 7
 

@@ -219,6 +219,10 @@ class NotifierCore(DeliveryMixin):
         state = resume_state({k: self.journal.query(kind=k, since=since) for k in RESUME_KINDS})
         now = time.time()
         records: list[dict[str, Any]] = []
+        for bad in state.unreadable:  # counted and journaled; the rest resumes
+            self.counts["resume_unreadable"] += 1
+            records.append({"kind": "notification.unresumable", "actor": "Notifier",
+                            "key": "", "ref": bad["ref"], **bad})  # fmt: skip
         for rec in state.pages:
             page = Page.from_record(rec)
             page.fired = state.fired.get(page.page_id, set())

@@ -98,6 +98,7 @@ class ResumeState:
 
     pending: list[Pending]
     pages: list[dict[str, Any]]  # escalation.opened records not acknowledged
+    unreadable: list[dict[str, Any]]  # journal records this version cannot resume, with why
     acked: dict[str, dict[str, Any]]  # page id -> alert.acked record
     fired: dict[str, set[int]]  # page id -> step indices already fired
     unpaged: list[dict[str, Any]]  # accepted alert records no page covers yet
@@ -113,13 +114,19 @@ def resume_state(by_kind: dict[str, list[dict[str, Any]]]) -> ResumeState:
         r["ref"] for r in by_kind.get("notification.sending", []) if r.get("try") not in tried
     }
     acked = {r["ref"]: r for r in by_kind.get("alert.acked", [])}
-    pending, seen = [], set()
+    pending, seen, unreadable = [], set(), []
     for rec in by_kind.get("notification.queued", []):
         key = rec["ref"]
         if key in done or key in seen:
             continue
         seen.add(key)
-        p = Pending.from_record(rec)
+        try:
+            p = Pending.from_record(rec)
+        except (KeyError, TypeError, ValueError) as exc:  # e.g. written by an older version
+            unreadable.append(
+                {"seq": rec.get("seq"), "ref": key, "reason": f"{type(exc).__name__}: {exc}"}
+            )
+            continue
         p.resumed = True
         p.uncertain = key in in_flight
         pending.append(p)
@@ -135,4 +142,4 @@ def resume_state(by_kind: dict[str, list[dict[str, Any]]]) -> ResumeState:
         if aid and aid not in paged and aid not in seen_alerts:
             seen_alerts.add(aid)
             unpaged.append(alert)
-    return ResumeState(pending, opened, acked, fired, unpaged, delivered)
+    return ResumeState(pending, opened, unreadable, acked, fired, unpaged, delivered)

@@ -1,1 +1,2 @@
-"""Replay reports (复盘), KPIs and the daily audit report, computed from the journal alone."""
+"""Reports from the journal alone, HTML and JSON: the daily operating-risk report (operating),
+the replay reports (复盘), the closed-loop KPIs and the daily audit report (issue 8)."""

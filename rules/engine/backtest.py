@@ -167,7 +167,9 @@ class Backtest:
         self.engine = RuleEngine(placed["account"], SessionGate(self.calendar))
         self.market_specs = placed["market"]
         self.matcher = CompositeMatcher(placed["correlator"])
-        self.not_replayed = sorted(r.id for p in ("hierarchy", "books") for r in placed[p])
+        # no roll-ups, exposure books or order stream in a tick replay: these rules wait
+        self.not_replayed = sorted([r.id for p in ("hierarchy", "books") for r in placed[p]]
+                                   + [r.id for r in placed["account"] if r.kind == "behaviour"])  # fmt: skip
         self.counts: dict[str, int] = {"account_steps_exact": 0, "blocks": 0, "blocks_exact": 0}
         self._holders = _holders(book)
         self._metrics = {g.metric for g in self.engine.groups}

@@ -76,7 +76,7 @@ def test_shock_alerts_each_crossing_account_once_notifies_and_journals(loop):
             expected_risk_after_shock(population[a["key"]][2], "long", table)
         )
 
-    assert ray.get(loop.system.notifier.drain.remote(20))
+    assert ray.get(loop.system.notifier.drain.remote(60))
     wecom = loop.sink.messages("wecom")
     sms = loop.sink.messages("twilio_sms")
     for account in expected:

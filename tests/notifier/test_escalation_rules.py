@@ -164,3 +164,19 @@ def test_config_checks_rosters_chains_and_routes() -> None:
         config.from_dict({"notifier": {"routes": [{"chain": "default", "min_severity": "loud"}]}})
     with pytest.raises(config.ConfigError, match="channels.*type"):
         config.from_dict({"channels": [{"name": "x", "type": "pager"}]})
+
+
+def test_resume_skips_journal_records_it_cannot_read_and_says_why():
+    from actors.notify.outbox import resume_state
+
+    old = {
+        "seq": 7,
+        "ref": "k1",
+        "key": "wecom",
+        "alert_ids": ["a1"],
+        "recipient": "",
+        "title": "x",
+    }
+    state = resume_state({"notification.queued": [old]})
+    assert state.pending == []
+    assert state.unreadable[0]["seq"] == 7 and "TypeError" in state.unreadable[0]["reason"]

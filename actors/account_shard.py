@@ -27,7 +27,7 @@ from rules.account_math import FIGURES
 from rules.book import AccountBook, AccountPolicy, BookError
 from rules.contracts import UnknownContract
 from rules.fundflow import FlowLedger, FundFlowPolicy, judge_transfer, transfer_day
-from rules.hierarchy import NodeIndex, exposure_rollup, node_paths, rollup
+from rules.hierarchy import NodeIndex, exposure_rollup, level_of, node_paths, rollup
 from rules.model import PriceUpdate, RiskEvent
 from rules.sharding import buckets_of_shard
 
@@ -69,6 +69,7 @@ class AccountShard(AccountRules):
         self.hierarchy = hierarchy
         self._nodes: NodeIndex | None = None  # rebuilt when group paths change
         self._rollup_sender = BoundedSender(1)
+        self._unit_exposure_sent: dict[str, dict[str, float]] = {}
         self._last_rollup = 0.0
         self.correlator = correlator
         self.books = books or {}
@@ -244,12 +245,26 @@ class AccountShard(AccountRules):
         return {"shard": self.shard, "nodes": nodes, "exposure": exposure}
 
     def _send_rollup(self) -> None:
-        if self.hierarchy is None or self._rollup_sender.busy():
+        """About once a second: node sums to the Hierarchy, and each commodity's futures
+        exposure per business unit to its ExposureBook (when it changed)."""
+        if self.hierarchy is None and not self.books:
             return
-        if time.monotonic() - self._last_rollup < ROLLUP_EVERY_S:
+        if self._rollup_sender.busy() or time.monotonic() - self._last_rollup < ROLLUP_EVERY_S:
             return
         self._last_rollup = time.monotonic()
-        self._rollup_sender.send(self.hierarchy.on_rollup.remote(self.rollup()))
+        part = self.rollup()
+        if self.hierarchy is not None:
+            self._rollup_sender.send(self.hierarchy.on_rollup.remote(part))
+        by_commodity: dict[str, dict[str, float]] = {}
+        for node, exposure in part["exposure"].items():
+            if level_of(node) == "unit":
+                for commodity, units in exposure.items():
+                    by_commodity.setdefault(commodity, {})[node] = units
+        for commodity, book in self.books.items():
+            units = by_commodity.get(commodity, {})
+            if self._unit_exposure_sent.get(commodity) != units:
+                book.on_futures_exposure_by_unit.remote(self.shard, units)
+                self._unit_exposure_sent[commodity] = units
 
     # ---- prices ---------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ class Correlator:
         self.pipeline = Pipeline(ruleset.hygiene, ruleset.inhibit, self.silences, self._repeat_of)
         self._install(ruleset)
         self._recover_silences()
-        self.recent: collections.deque[Alert] = collections.deque(maxlen=10_000)
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
         self.latency = LatencyRing()
         self.fire_latency = LatencyRing()  # data in → rule fired (in the shard)
         self.transit_latency = LatencyRing()  # rule fired → correlator
@@ -135,11 +135,11 @@ class Correlator:
                     continue
                 a = it.alert
                 fresh.append(a)
-                self.recent.append(a)
                 rec = a.to_record()
                 if id(it) not in passed:
                     self.counts[f"suppressed_{it.reason.lower()}"] += 1
                     rec.update(suppressed=it.reason, suppressed_by=it.by)
+                self.recent.append(rec)
                 records.append(entry("alert", "Correlator", a.key, a.alert_id, rec, ts=now))
                 ev = by_id[id(it)]
                 if id(it) in passed and ev.action and ev.action.get("kind"):
@@ -277,7 +277,8 @@ class Correlator:
     # ---- reads ------------------------------------------------------------------------------
 
     def alerts(self, limit: int = 100) -> list[dict[str, Any]]:
-        return [a.to_record() for a in list(self.recent)[-limit:]]
+        """The latest alerts; a suppressed one says why (`suppressed`, `suppressed_by`)."""
+        return list(self.recent)[-limit:]
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

@@ -68,6 +68,16 @@ def test_rollups_queries_and_unit_rule(world):
     assert ray.get(hierarchy.rollups.remote("unit", "grpA")) and all(
         r["level"] == "unit" for r in ray.get(hierarchy.rollups.remote("unit")))
 
+    # The rb exposure book sees the shards' futures per business unit (10 lots × 10 t each).
+    book = world.system.books["rb"]
+
+    def by_unit():
+        rows = ray.get(book.exposure.remote())["by_unit"]
+        return {u: r["futures"] for u, r in rows.items() if r["futures"]}
+
+    assert wait_until(lambda: by_unit().get("grpA/sub1/unit01") == 200.0, 15), by_unit()
+    assert by_unit().get("grpB/sub3/unit05") == 100.0
+
     parts = ray.get([s.top.remote(2, "risk_degree") for s in world.system.shards])
     top = sorted((r for p in parts for r in p), key=lambda r: -r["risk_degree"])[:2]
     assert [r["account_id"] for r in top] == ["U1B", "U1A"]

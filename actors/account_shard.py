@@ -102,9 +102,26 @@ class AccountShard(AccountRules):
 
     # ---- account events -------------------------------------------------------------------
 
+    def _loop_error(self, loop: str, exc: Exception) -> None:
+        self.counts[f"{loop}_errors"] += 1
+        self.quarantine.append(
+            {"ts": time.time(), "reason": f"{loop}: {type(exc).__name__}: {exc}"}
+        )
+
     def _bus_loop(self) -> None:
+        try:
+            self._bus_intake()
+        finally:
+            self.bus.close()
+
+    def _bus_intake(self) -> None:
         while not self._stop.is_set():
-            records = self.bus.poll(100)
+            try:
+                records = self.bus.poll(100)
+            except Exception as exc:  # a socket error: count it, keep taking events
+                self._loop_error("bus", exc)
+                time.sleep(0.1)
+                continue
             if not records:
                 continue
             try:
@@ -308,14 +325,17 @@ class AccountShard(AccountRules):
         journal records on the slower `flush_ms` cadence."""
         last_slow = 0.0
         while not self._stop.wait(EVENT_RETRY_S):
-            if self._events:
-                self._send_events()
-            now = time.monotonic()
-            if now - last_slow >= self.flush_s:
-                last_slow = now
-                self._send_exposure()
-                self._send_audit()
-                self._send_rollup()
+            try:
+                if self._events:
+                    self._send_events()
+                now = time.monotonic()
+                if now - last_slow >= self.flush_s:
+                    last_slow = now
+                    self._send_exposure()
+                    self._send_audit()
+                    self._send_rollup()
+            except Exception as exc:  # one failed send must not stop the cadence for good
+                self._loop_error("flush", exc)
 
     def _send_exposure(self) -> None:
         with self._lock:
@@ -339,6 +359,12 @@ class AccountShard(AccountRules):
     def account(self, account_id: str) -> dict[str, Any]:
         with self._lock:
             return self.book.account_view(account_id)
+
+    def accounts(self, account_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Views of many accounts in one call (unknown ids are left out)."""
+        with self._lock:
+            known = [a for a in account_ids if a in self.book.account_index]
+            return self.book.account_views(known)
 
     def has_account(self, account_id: str) -> bool:
         return account_id in self.book.account_index

@@ -8,6 +8,8 @@ which commits before it returns; a restarted actor reads its state back with `qu
 
 from __future__ import annotations
 
+import collections
+import sqlite3
 import threading
 import time
 from typing import Any
@@ -27,6 +29,9 @@ class AuditLog:
         self.batch_s = batch_ms / 1000
         self._queue: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self.write_errors = 0
+        self.last_error = ""
+        self.quarantine: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
         self._write_lock = threading.Lock()  # one append at a time keeps the chain in order
         self._stop = threading.Event()
         self.appended = 0
@@ -49,15 +54,32 @@ class AuditLog:
         with self._write_lock:
             with self._lock:
                 batch, self._queue = self._queue, []
-            if batch:
+            if not batch:
+                return 0
+            bad = [r for r in batch if not isinstance(r, dict) or "kind" not in r]
+            if bad:  # a malformed record is quarantined with its reason; the rest lands
+                self.quarantine.extend({"reason": "NO_KIND", "record": repr(r)[:500]} for r in bad)
+                batch = [r for r in batch if isinstance(r, dict) and "kind" in r]
+            try:
                 self.store.append(batch)
-                self.appended += len(batch)
+            except sqlite3.Error as exc:  # locked, disk full: keep the batch, try next round
+                with self._lock:
+                    self._queue[:0] = batch
+                self.write_errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                return 0
+            self.appended += len(batch)
+            if batch:
                 self._m_records.inc(len(batch), tags={"actor": "AuditLog"})
         return len(batch)
 
     def _run(self) -> None:
         while not self._stop.wait(self.batch_s):
-            self._write()
+            try:
+                self._write()
+            except Exception as exc:  # the writer must outlive any one bad batch
+                self.write_errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
 
     def durable(self, records: list[dict[str, Any]]) -> int:
         """Append and commit now (with whatever else queued, in order); returns the last seq."""
@@ -75,6 +97,9 @@ class AuditLog:
             "appended": self.appended,
             "last_seq": self.store.last_seq,
             "queued": len(self._queue),
+            "write_errors": self.write_errors,
+            "last_error": self.last_error,
+            "quarantined": len(self.quarantine),
         }
 
     def query(self, **kwargs: Any) -> list[dict[str, Any]]:

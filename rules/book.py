@@ -381,9 +381,13 @@ class AccountBook:
                 c.pre_settlement[rows_a[moved]] = new[moved]
                 changed = np.zeros(len(c), dtype=bool)
                 changed[rows_a[moved]] = True
-                self._dirty.extend(
-                    np.flatnonzero(changed[self.pos_contract[: self.n_positions]]).tolist()
-                )
+                pos_rows = np.flatnonzero(changed[self.pos_contract[: self.n_positions]])
+                self._dirty.extend(pos_rows.tolist())
+                # A settlement replacing a known one is a new trading day: today's lots are
+                # yesterday's now (their cost becomes the new previous settlement).
+                new_day = np.zeros(len(c), dtype=bool)
+                new_day[rows_a[moved & np.isfinite(old)]] = True
+                self.pos["today_volume"][pos_rows[new_day[self.pos_contract[pos_rows]]]] = 0.0
         return rows_a
 
     # ---- marking --------------------------------------------------------------------------
@@ -560,10 +564,18 @@ class AccountBook:
             })  # fmt: skip
         return out
 
-    def account_view(self, account_id: str) -> dict[str, Any]:
+    def account_views(self, account_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Views of many accounts, marked together (one pass over the positions)."""
+        rows = np.array([self.row_of(a) for a in account_ids], dtype=np.int64)
+        if rows.size:
+            self.mark_accounts(rows)
+        return {a: self.account_view(a, mark=False) for a in account_ids}
+
+    def account_view(self, account_id: str, mark: bool = True) -> dict[str, Any]:
         """Figures and positions of one account, marked now, with liquidation distances."""
         row = self.row_of(account_id)
-        self.mark_accounts(np.array([row]))
+        if mark:
+            self.mark_accounts(np.array([row]))
         figures = self.figures
         policy = self.policy_for(self.group_paths[row])
         view: dict[str, Any] = {

@@ -154,15 +154,18 @@ class ExecutorCore(DecisionMixin, ExecutionMixin, WatchMixin):
         return self._shards[k]
 
     def _views(self, account_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Account views from their shards, all calls in flight at once."""
-        refs = {a: self._shard(a).account.remote(a) for a in dict.fromkeys(account_ids)}
+        """Account views from their shards: one call per shard, all in flight at once."""
+        by_shard: dict[int, list[str]] = {}
+        for a in dict.fromkeys(account_ids):
+            by_shard.setdefault(shard_of(a, self.n_shards), []).append(a)
+        refs = {k: self._shard(ids[0]).accounts.remote(ids) for k, ids in by_shard.items()}
         out: dict[str, dict[str, Any]] = {}
-        for a, ref in refs.items():
+        for k, ref in refs.items():
             try:
-                out[a] = ray.get(ref, timeout=30)
-            except Exception as exc:  # unknown account or a shard restarting: no view this time
-                self.counts["view_errors"] += 1
-                log.debug("no view of %s: %s", a, exc)
+                out.update(ray.get(ref, timeout=30))
+            except Exception as exc:  # a shard restarting: no views from it this time
+                self.counts["view_errors"] += len(by_shard[k])
+                log.debug("no views from shard %s: %s", k, exc)
         return out
 
     # ---- restart -------------------------------------------------------------------------------

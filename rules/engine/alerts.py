@@ -14,11 +14,14 @@ from rules.model import Alert, RiskEvent, stable_id
 
 
 def trading_day(ts: float) -> str:
-    """Night trading (from 18:00 Beijing time) belongs to the next day."""
-    beijing = time.gmtime(
-        ts + 8 * 3600 + (6 * 3600 if time.gmtime(ts + 8 * 3600).tm_hour >= 18 else 0)
-    )
-    return time.strftime("%Y%m%d", beijing)
+    """Night trading (from 18:00 Beijing time) belongs to the next weekday: Friday night is
+    Monday's. (Exchange holidays need the session calendar, `rules.sessions`.)"""
+    beijing = ts + 8 * 3600
+    if time.gmtime(beijing).tm_hour >= 18:
+        beijing += 6 * 3600
+    while time.gmtime(beijing).tm_wday >= 5:  # Saturday, Sunday
+        beijing += 24 * 3600
+    return time.strftime("%Y%m%d", time.gmtime(beijing))
 
 
 def alert_id(ev: RiskEvent) -> str:

@@ -21,16 +21,27 @@ def _book(table, **policy):
     book = AccountBook(table, policies=[AccountPolicy(match="test/*", **policy)])
     # rb: 8 lots from yesterday opened at 3000, 2 opened today at 3050 (average 3010).
     # cu: 1 short lot from yesterday opened at 80,000.
-    book.apply_snapshot({
-        "account_id": "X", "group_path": "test/u1", "pre_balance": 500_000,
-        "positions": [
-            {"instrument": RB, "direction": "long", "volume": 10, "today_volume": 2,
-             "open_price": 3010, "today_open_price": 3050},
-            {"instrument": CU, "direction": "short", "volume": 1, "open_price": 80_000},
-        ],
-    })
-    book.set_prices([RB, CU], np.array([3100.0, 81_000.0]),
-                    pre_settlement=np.array([3020.0, 79_000.0]))
+    book.apply_snapshot(
+        {
+            "account_id": "X",
+            "group_path": "test/u1",
+            "pre_balance": 500_000,
+            "positions": [
+                {
+                    "instrument": RB,
+                    "direction": "long",
+                    "volume": 10,
+                    "today_volume": 2,
+                    "open_price": 3010,
+                    "today_open_price": 3050,
+                },
+                {"instrument": CU, "direction": "short", "volume": 1, "open_price": 80_000},
+            ],
+        }
+    )
+    book.set_prices(
+        [RB, CU], np.array([3100.0, 81_000.0]), pre_settlement=np.array([3020.0, 79_000.0])
+    )
     return book
 
 
@@ -59,7 +70,11 @@ def test_by_trade_marks_every_lot_from_its_open_price(table):
     [
         ("pre_settlement", 3020.0, 79_000.0),
         ("average", 3010.0, 80_000.0),
-        ("open", (8 * 3020 + 2 * 3050) / 10, 79_000.0),  # yesterday's at settlement, today's at open
+        (
+            "open",
+            (8 * 3020 + 2 * 3050) / 10,
+            79_000.0,
+        ),  # yesterday's at settlement, today's at open
         ("last", 3100.0, 81_000.0),
     ],
 )
@@ -70,8 +85,15 @@ def test_margin_price_types(table, margin_price, rb_price, cu_price):
 
 
 def test_partial_close_of_yesterdays_lots_by_date_and_by_trade(table):
-    trade = {"account_id": "X", "instrument": RB, "direction": "short", "offset": "close",
-             "volume": 3, "price": 3080, "commission": 9}
+    trade = {
+        "account_id": "X",
+        "instrument": RB,
+        "direction": "short",
+        "offset": "close",
+        "volume": 3,
+        "price": 3080,
+        "commission": 9,
+    }
     by_date = _book(table, cost="by_date")
     by_date.apply_trade(trade)
     view = by_date.account_view("X")
@@ -87,21 +109,46 @@ def test_partial_close_of_yesterdays_lots_by_date_and_by_trade(table):
 def test_close_today_takes_only_todays_lots(table):
     book = _book(table)
     with pytest.raises(BookError, match="today's lots"):
-        book.apply_trade({"account_id": "X", "instrument": RB, "direction": "short",
-                          "offset": "close_today", "volume": 3, "price": 3100})
-    book.apply_trade({"account_id": "X", "instrument": RB, "direction": "short",
-                      "offset": "close_today", "volume": 2, "price": 3100})
+        book.apply_trade(
+            {
+                "account_id": "X",
+                "instrument": RB,
+                "direction": "short",
+                "offset": "close_today",
+                "volume": 3,
+                "price": 3100,
+            }
+        )
+    book.apply_trade(
+        {
+            "account_id": "X",
+            "instrument": RB,
+            "direction": "short",
+            "offset": "close_today",
+            "volume": 2,
+            "price": 3100,
+        }
+    )
     view = book.account_view("X")
     assert view["close_profit"] == pytest.approx((3100 - 3050) * 2 * 10)
     rb = next(p for p in view["positions"] if p["instrument"] == RB)
     assert (rb["volume"], rb["today_volume"]) == (8, 0)
 
 
-@pytest.mark.parametrize("direction, distance", [("long", 30_000 / 270_000), ("short", 30_000 / 330_000)])
+@pytest.mark.parametrize(
+    "direction, distance", [("long", 30_000 / 270_000), ("short", 30_000 / 330_000)]
+)
 def test_liquidation_distance_uniform_and_per_contract(table, direction, distance):
     book = AccountBook(table, margin_markup=0.03)  # 7% + 3% = 10%
-    book.apply_snapshot({"account_id": "L", "pre_balance": 60_000, "positions": [
-        {"instrument": RB, "direction": direction, "volume": 10, "open_price": 3000}]})
+    book.apply_snapshot(
+        {
+            "account_id": "L",
+            "pre_balance": 60_000,
+            "positions": [
+                {"instrument": RB, "direction": direction, "volume": 10, "open_price": 3000}
+            ],
+        }
+    )
     book.set_prices([RB], np.array([3000.0]))
     view = book.account_view("L")
     assert view["risk_degree"] == pytest.approx(0.5)
@@ -116,10 +163,18 @@ def test_liquidation_distance_uniform_and_per_contract(table, direction, distanc
 
 def test_limit_locked_position_is_flagged(table):
     book = AccountBook(table)
-    book.apply_snapshot({"account_id": "K", "pre_balance": 60_000, "positions": [
-        {"instrument": RB, "direction": "long", "volume": 10, "open_price": 3000}]})
-    book.set_prices([RB], np.array([2850.0]), upper_limit=np.array([3150.0]),
-                    lower_limit=np.array([2850.0]))
+    book.apply_snapshot(
+        {
+            "account_id": "K",
+            "pre_balance": 60_000,
+            "positions": [
+                {"instrument": RB, "direction": "long", "volume": 10, "open_price": 3000}
+            ],
+        }
+    )
+    book.set_prices(
+        [RB], np.array([2850.0]), upper_limit=np.array([3150.0]), lower_limit=np.array([2850.0])
+    )
     book.mark()
     assert book.limit_locked_accounts().tolist() == [True]
     assert book.account_view("K")["contract_distances"][0]["limit_locked"] is True
@@ -127,11 +182,34 @@ def test_limit_locked_position_is_flagged(table):
 
 def test_bad_snapshot_changes_nothing(table):
     book = _book(table)
+
     def holdings():
-        return [(p["instrument"], p["volume"], p["open_price"]) for p in book.account_view("X")["positions"]]
+        return [
+            (p["instrument"], p["volume"], p["open_price"])
+            for p in book.account_view("X")["positions"]
+        ]
 
     before = holdings()
     with pytest.raises(KeyError):
-        book.apply_snapshot({"account_id": "X", "pre_balance": 1, "positions": [
-            {"instrument": "zz2601", "direction": "long", "volume": 1, "open_price": 1}]})
+        book.apply_snapshot(
+            {
+                "account_id": "X",
+                "pre_balance": 1,
+                "positions": [
+                    {"instrument": "zz2601", "direction": "long", "volume": 1, "open_price": 1}
+                ],
+            }
+        )
     assert holdings() == before
+
+
+def test_a_new_previous_settlement_rolls_todays_lots_into_yesterdays(table):
+    book = _book(table)  # rb: 10 lots, 2 of them today's; previous settlement 3020
+    book.set_prices(
+        [RB, CU], np.array([3100.0, 81_000.0]), pre_settlement=np.array([3090.0, 80_500.0])
+    )
+    view = book.account_view("X")
+    rb = next(p for p in view["positions"] if p["instrument"] == RB)
+    assert rb["today_volume"] == 0
+    # every lot now costs the new previous settlement: (3100 − 3090) × 10 × 10
+    assert rb["position_profit"] == pytest.approx(1_000)

@@ -104,6 +104,11 @@ class AccountRules:
         """Evaluate the account rules on `rows` (the accounts just re-marked)."""
         n = self.book.n_accounts
         rows = rows[self.book.active[rows]] if rows.size else rows
+        unpriced = self.book.unpriced_accounts()
+        if unpriced is not None and rows.size:
+            # Not judged until every contract it holds has a price: a figure marked at cost
+            # (the stand-in before the first tick) must not fire a rule.
+            rows = rows[~unpriced[rows]]
         self.engine.resize(n)
         now = time.time()
         fired = self.engine.evaluate(self._column, rows, now, only=only, universe=self._universe)

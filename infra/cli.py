@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the whole loop against a simulated market (make run)")
     common(p)
-    p.add_argument("--duration", type=float, help="seconds to run (default from config: 60)")
+    p.add_argument("--duration", type=float, help="seconds to run (default from config: 50)")
     p.add_argument("--accounts", type=int, help="number of simulated accounts")
     p.add_argument("--shards", type=int, help="number of account shards")
     p.add_argument("--no-approve", action="store_true", help="leave proposals pending for the CLI")

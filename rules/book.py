@@ -620,6 +620,17 @@ class AccountBook:
                         "limit_locked": bool(d["locked"])})  # fmt: skip
         return out
 
+    def unpriced_accounts(self) -> np.ndarray | None:
+        """Per account: does it hold a contract with no price yet? None when all are priced
+        (the common case, answered without touching the positions)."""
+        nc = len(self.contracts)
+        if not np.isnan(self.contracts.last[:nc]).any():
+            return None
+        n = self.n_positions
+        held = self.pos["volume"][:n] > 0
+        missing = np.isnan(self.contracts.last[self.pos_contract[:n]]) & held
+        return np.bincount(self.pos_account[:n], weights=missing, minlength=self.n_accounts) > 0
+
     def limit_locked_accounts(self) -> np.ndarray:
         """Per account: does it hold a position locked at its limit against it (cannot exit)?"""
         n = self.n_positions

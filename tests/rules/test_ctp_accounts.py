@@ -213,3 +213,28 @@ def test_a_new_previous_settlement_rolls_todays_lots_into_yesterdays(table):
     assert rb["today_volume"] == 0
     # every lot now costs the new previous settlement: (3100 − 3090) × 10 × 10
     assert rb["position_profit"] == pytest.approx(1_000)
+
+
+def test_accounts_with_an_unpriced_contract_are_known(table):
+    book = AccountBook(table)
+    book.apply_snapshot(
+        {
+            "account_id": "P",
+            "pre_balance": 1e5,
+            "positions": [
+                {"instrument": RB, "direction": "long", "volume": 1, "open_price": 3000},
+                {"instrument": CU, "direction": "long", "volume": 1, "open_price": 80_000},
+            ],
+        }
+    )
+    book.apply_snapshot(
+        {
+            "account_id": "Q",
+            "pre_balance": 1e5,
+            "positions": [{"instrument": RB, "direction": "long", "volume": 1, "open_price": 3000}],
+        }
+    )
+    book.set_prices([RB], np.array([3000.0]))
+    assert book.unpriced_accounts().tolist() == [True, False]
+    book.set_prices([CU], np.array([80_000.0]))
+    assert book.unpriced_accounts() is None

@@ -179,8 +179,10 @@ def _shards(args: argparse.Namespace) -> list[Any]:
     if not ray.is_initialized():
         address = args.address or cfg.cluster.address or "auto"
         ray.init(address=address, namespace=cfg.cluster.namespace, log_to_driver=False)
-    return [ray.get_actor(actor_name(args.prefix, "AccountShard", str(k)))
-            for k in range(cfg.accounts.shards)]
+    return [
+        ray.get_actor(actor_name(args.prefix, "AccountShard", str(k)))
+        for k in range(cfg.accounts.shards)
+    ]
 
 
 def cmd_accounts(args: argparse.Namespace) -> int:
@@ -199,8 +201,10 @@ def cmd_accounts(args: argparse.Namespace) -> int:
         print(json.dumps(view, indent=2, ensure_ascii=False, default=str))
         try:
             store = _journal(args)
-            for r in store.query(key=args.id)[-args.events:]:
-                print(f"{_fmt_ts(r['ts'])}  {r['kind']:<22} {r.get('title') or r.get('reason') or ''}")
+            for r in store.query(key=args.id)[-args.events :]:
+                print(
+                    f"{_fmt_ts(r['ts'])}  {r['kind']:<22} {r.get('title') or r.get('reason') or ''}"
+                )
         except Exception as exc:  # the journal is optional for a drill-down
             print(f"(no journal events: {exc})")
         return 0
@@ -209,16 +213,23 @@ def cmd_accounts(args: argparse.Namespace) -> int:
         rows = ray.get(hierarchy.rollups.remote(args.level, args.group or ""))
         print(f"{'node':<28}{'level':<11}{'accounts':>9}{'equity':>18}{'margin':>18}{'risk':>8}")
         for r in rows:
-            print(f"{r['node']:<28}{r['level']:<11}{r['accounts']:>9.0f}{r['equity']:>18,.2f}"
-                  f"{r['margin']:>18,.2f}{r['risk_degree']:>8.1%}")
+            print(
+                f"{r['node']:<28}{r['level']:<11}{r['accounts']:>9.0f}{r['equity']:>18,.2f}"
+                f"{r['margin']:>18,.2f}{r['risk_degree']:>8.1%}"
+            )
         return 0
     parts = ray.get([s.top.remote(args.top, args.by, args.group or "") for s in shards])
-    rows = sorted((r for part in parts for r in part), key=lambda r: r[args.by],
-                  reverse=args.by not in ("liquidation_distance", "available", "equity", "static_equity"))
+    rows = sorted(
+        (r for part in parts for r in part),
+        key=lambda r: r[args.by],
+        reverse=args.by not in ("liquidation_distance", "available", "equity", "static_equity"),
+    )
     print(f"{'account':<12}{'group':<22}{'equity':>16}{'margin':>16}{'risk':>8}{'to line':>9}")
     for r in rows[: args.top]:
-        print(f"{r['account_id']:<12}{r['group_path']:<22}{r['equity']:>16,.2f}{r['margin']:>16,.2f}"
-              f"{r['risk_degree']:>8.1%}{r['liquidation_distance']:>9.2%}")
+        print(
+            f"{r['account_id']:<12}{r['group_path']:<22}{r['equity']:>16,.2f}{r['margin']:>16,.2f}"
+            f"{r['risk_degree']:>8.1%}{r['liquidation_distance']:>9.2%}"
+        )
     return 0
 
 
@@ -309,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("propose", help="propose an action by hand (someone else must approve)")
     common(p)
     p.add_argument("account")
-    p.add_argument("--kind", choices=("reduce", "liquidate", "margin_call", "freeze"), required=True)
+    p.add_argument(
+        "--kind", choices=("reduce", "liquidate", "margin_call", "freeze"), required=True
+    )
     p.add_argument("--target", type=float, default=0.8)
     p.add_argument("--reason", default="")
     p.add_argument("--as", dest="as_user", default=getpass.getuser())
@@ -323,12 +336,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="fengkong.")
     p.set_defaults(func=cmd_ack)
 
-    p = sub.add_parser("accounts", help="top accounts, one account, or roll-ups of a running system")
+    p = sub.add_parser(
+        "accounts", help="top accounts, one account, or roll-ups of a running system"
+    )
     common(p)
     p.add_argument("action", nargs="?", choices=("top", "show", "rollup"), default="top")
     p.add_argument("id", nargs="?")
     p.add_argument("--top", type=int, default=20)
-    p.add_argument("--by", default="risk_degree", help="figure to rank by (risk_degree, liquidation_distance, ...)")
+    p.add_argument(
+        "--by",
+        default="risk_degree",
+        help="figure to rank by (risk_degree, liquidation_distance, ...)",
+    )
     p.add_argument("--group", help="only accounts under this node, e.g. grpA/sub1")
     p.add_argument("--level", choices=("group", "subsidiary", "unit", "strategy"))
     p.add_argument("--events", type=int, default=20, help="recent journal events to show")

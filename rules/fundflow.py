@@ -62,7 +62,9 @@ class FlowLedger:
         return sum(self.days[d][1] for d in before) / len(before), len(before)
 
     def history(self, n: int) -> list[dict[str, Any]]:
-        return [{"day": d, "deposit": v[0], "withdraw": v[1]} for d, v in sorted(self.days.items())[-n:]]
+        return [
+            {"day": d, "deposit": v[0], "withdraw": v[1]} for d, v in sorted(self.days.items())[-n:]
+        ]
 
 
 def judge_transfer(

@@ -53,7 +53,9 @@ class NodeIndex:
         return np.bincount(self.pair_node, weights=w, minlength=len(self.names))
 
 
-def rollup(index: NodeIndex, active: np.ndarray, figures: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+def rollup(
+    index: NodeIndex, active: np.ndarray, figures: Mapping[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
     """Sums of one shard's active accounts per node."""
     if not index.names:
         return {}
@@ -61,7 +63,10 @@ def rollup(index: NodeIndex, active: np.ndarray, figures: Mapping[str, np.ndarra
     columns = {"accounts": index.sums(np.ones(active.shape[0]), mask)}
     for name in SUMMED[1:]:
         columns[name] = index.sums(figures[name], mask)
-    return {node: {name: float(columns[name][i]) for name in SUMMED} for i, node in enumerate(index.names)}
+    return {
+        node: {name: float(columns[name][i]) for name in SUMMED}
+        for i, node in enumerate(index.names)
+    }
 
 
 def merge(rollups: Iterable[Mapping[str, Mapping[str, float]]]) -> dict[str, dict[str, float]]:
@@ -75,7 +80,9 @@ def merge(rollups: Iterable[Mapping[str, Mapping[str, float]]]) -> dict[str, dic
     for node, acc in total.items():
         equity = acc["equity"]
         acc["risk_degree"] = acc["margin"] / equity if equity > 0 else float("inf")
-        acc["exchange_risk_degree"] = acc["exchange_margin"] / equity if equity > 0 else float("inf")
+        acc["exchange_risk_degree"] = (
+            acc["exchange_margin"] / equity if equity > 0 else float("inf")
+        )
         acc["level"] = level_of(node)  # type: ignore[assignment]
     return total
 
@@ -94,7 +101,9 @@ def exposure_rollup(
     """
     if not index.names or pos_account.size == 0:
         return {}
-    n_acc = int(max(pos_account.max(), index.pair_account.max() if index.pair_account.size else 0)) + 1
+    n_acc = (
+        int(max(pos_account.max(), index.pair_account.max() if index.pair_account.size else 0)) + 1
+    )
     per_account = np.bincount(index.pair_account, minlength=n_acc)
     starts = np.concatenate([[0], np.cumsum(per_account)[:-1]])
     reps = per_account[pos_account]

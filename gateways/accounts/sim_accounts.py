@@ -221,15 +221,18 @@ def _population(
             )
             direction = "long" if rng.random() < 0.5 else "short"
             sign = 1 if direction == "long" else -1
+            today = int(rng.integers(0, volume + 1)) if rng.random() < 0.3 else 0
             margin += price * volume * spec.multiplier * (spec.margin_rate + markup)
-            profit += sign * (price - cost) * volume * spec.multiplier
+            # 逐日盯市 (CTP's default): yesterday's lots were marked to the previous settlement
+            # (today's price here), so only today's lots carry profit against their open price.
+            profit += sign * (price - cost) * today * spec.multiplier
             positions.append(
                 {
                     "instrument": instrument,
                     "direction": direction,
                     "volume": volume,
                     "cost_price": cost,
-                    "today_volume": int(rng.integers(0, volume + 1)) if rng.random() < 0.3 else 0,
+                    "today_volume": today,
                 }
             )
         if rng.random() < NEAR_LINE_SHARE:

@@ -16,6 +16,7 @@ from gateways.accounts.sim_accounts import SimAccountSource
 from gateways.market.sim_exchange import SimExchange, main_instruments
 from infra.codec import decode_records, encode_records
 from infra.specs import load_contract_table
+from rules.book import AccountBook
 from rules.sharding import BUCKETS, account_bucket, bucket_topic
 from tests.zmq_util import free_tcp_endpoint, wait_until
 
@@ -200,18 +201,14 @@ def market():
 
 
 def _risk_degrees(accounts: list[dict], table, prices) -> np.ndarray:
-    out = []
+    """As a shard sees them: CTP 逐日盯市 with today's prices as the previous settlement."""
+    book = AccountBook(table)
     for acc in accounts:
-        margin = profit = 0.0
-        for p in acc["positions"]:
-            spec = table.spec(p["instrument"])
-            price = prices[p["instrument"]]
-            sign = 1 if p["direction"] == "long" else -1
-            margin += price * p["volume"] * spec.multiplier * spec.margin_rate
-            profit += sign * (price - p["cost_price"]) * p["volume"] * spec.multiplier
-        equity = acc["pre_balance"] + acc["deposit"] - acc["withdraw"] + profit
-        out.append(margin / equity)
-    return np.array(out)
+        book.apply_snapshot(acc)
+    names = list(prices)
+    last = np.array([prices[n] for n in names])
+    book.set_prices(names, last, pre_settlement=last)
+    return book.mark().risk_degree.copy()
 
 
 def test_sim_accounts_risk_degree_spread(market):

@@ -23,7 +23,9 @@ PRICE = 3000.0
 @pytest.fixture(scope="module")
 def world(ray_local, tmp_path_factory):
     h = start_harness(
-        tmp_path_factory.mktemp("accounts"), {RB: PRICE}, ["rb"],
+        tmp_path_factory.mktemp("accounts"),
+        {RB: PRICE},
+        ["rb"],
         rules=[
             {"id": "account.risk_degree.warn", "threshold": 0.8, "rearm": 0.75},
             {"id": "unit.risk_degree.warn", "scope": "unit", "threshold": 0.6, "rearm": 0.55},
@@ -47,12 +49,14 @@ def _alerts(h, rule_id):
 
 def test_rollups_queries_and_unit_rule(world):
     table = load_contract_table()
-    world.send_accounts([
-        _account("U1A", "grpA/sub1/unit01", 0.5, table),
-        _account("U1B", "grpA/sub1/unit01", 0.7, table),
-        _account("U2A", "grpA/sub2/unit02", 0.3, table),
-        _account("B1", "grpB/sub3/unit05", 0.4, table, strategy="arb"),
-    ])
+    world.send_accounts(
+        [
+            _account("U1A", "grpA/sub1/unit01", 0.5, table),
+            _account("U1B", "grpA/sub1/unit01", 0.7, table),
+            _account("U2A", "grpA/sub2/unit02", 0.3, table),
+            _account("B1", "grpB/sub3/unit05", 0.4, table, strategy="arb"),
+        ]
+    )
     hierarchy = world.system.hierarchy
 
     def nodes():
@@ -62,11 +66,14 @@ def test_rollups_queries_and_unit_rule(world):
     margin = PRICE * 10 * 10 * 0.07  # 21,000 per account
     n = nodes()
     assert n["grpA"]["equity"] == pytest.approx(margin / 0.5 + margin / 0.7 + margin / 0.3)
-    assert n["grpA/sub1/unit01"]["risk_degree"] == pytest.approx(2 * margin / (margin / 0.5 + margin / 0.7))
+    assert n["grpA/sub1/unit01"]["risk_degree"] == pytest.approx(
+        2 * margin / (margin / 0.5 + margin / 0.7)
+    )
     assert n["strategy:arb"]["accounts"] == 1 and n["grpB"]["level"] == "group"
     assert n["grpA"]["exposure"] == {"rb": 300.0}
     assert ray.get(hierarchy.rollups.remote("unit", "grpA")) and all(
-        r["level"] == "unit" for r in ray.get(hierarchy.rollups.remote("unit")))
+        r["level"] == "unit" for r in ray.get(hierarchy.rollups.remote("unit"))
+    )
 
     # The rb exposure book sees the shards' futures per business unit (10 lots × 10 t each).
     book = world.system.books["rb"]
@@ -81,7 +88,9 @@ def test_rollups_queries_and_unit_rule(world):
     parts = ray.get([s.top.remote(2, "risk_degree") for s in world.system.shards])
     top = sorted((r for p in parts for r in p), key=lambda r: -r["risk_degree"])[:2]
     assert [r["account_id"] for r in top] == ["U1B", "U1A"]
-    sub2 = [r for s in world.system.shards for r in ray.get(s.top.remote(5, "risk_degree", "grpA/sub2"))]
+    sub2 = [
+        r for s in world.system.shards for r in ray.get(s.top.remote(5, "risk_degree", "grpA/sub2"))
+    ]
     assert [r["account_id"] for r in sub2] == ["U2A"]
 
     # −1% on rb: unit01 goes to (2 × 20,790) / (39,000 + 27,000) = 63% > 60%; no account > 80%.
@@ -95,32 +104,59 @@ def test_rollups_queries_and_unit_rule(world):
 
 
 def test_fund_flow_history_survives_a_shard_restart(world):
-    history = [{"day": f"202610{d:02d}", "deposit": 0.0, "withdraw": 10_000.0} for d in range(1, 21)]
-    world.send_accounts([{"type": "snapshot", "account_id": "FLOW1", "group_path": "grpC/sub9/unit09",
-                          "pre_balance": 5_000_000, "positions": [], "flow_history": history}])
-    shard = next(s for s in world.system.shards
-                 if wait_until(lambda s=s: ray.get(s.has_account.remote("FLOW1")), 1))
-    world.send_accounts([{"type": "withdraw", "account_id": "FLOW1", "amount": 15_000, "ts": time.time()}])
+    history = [
+        {"day": f"202610{d:02d}", "deposit": 0.0, "withdraw": 10_000.0} for d in range(1, 21)
+    ]
+    world.send_accounts(
+        [
+            {
+                "type": "snapshot",
+                "account_id": "FLOW1",
+                "group_path": "grpC/sub9/unit09",
+                "pre_balance": 5_000_000,
+                "positions": [],
+                "flow_history": history,
+            }
+        ]
+    )
+    shard = next(
+        s
+        for s in world.system.shards
+        if wait_until(lambda s=s: ray.get(s.has_account.remote("FLOW1")), 1)
+    )
+    world.send_accounts(
+        [{"type": "withdraw", "account_id": "FLOW1", "amount": 15_000, "ts": time.time()}]
+    )
     time.sleep(1.0)
     assert not _alerts(world, "account.fund_flow.outflow_above_baseline")
 
     ray.kill(shard, no_restart=False)  # the process dies; Ray restarts it and it replays the bus
     assert wait_until(lambda: _safe(lambda: ray.get(shard.has_account.remote("FLOW1"))), 30)
-    world.send_accounts([{"type": "withdraw", "account_id": "FLOW1", "amount": 6_000, "ts": time.time()}])
+    world.send_accounts(
+        [{"type": "withdraw", "account_id": "FLOW1", "amount": 6_000, "ts": time.time()}]
+    )
     # 15,000 (before the restart) + 6,000 = 21,000 > 2 × 10,000: only if history survived.
     assert wait_until(lambda: _alerts(world, "account.fund_flow.outflow_above_baseline"), 15)
     [alert] = _alerts(world, "account.fund_flow.outflow_above_baseline")
     assert alert["key"] == "FLOW1" and alert["value"] == 21_000
 
-    world.send_accounts([{"type": "deposit", "account_id": "FLOW1", "amount": 2_000_000, "ts": time.time()}])
+    world.send_accounts(
+        [{"type": "deposit", "account_id": "FLOW1", "amount": 2_000_000, "ts": time.time()}]
+    )
     assert wait_until(lambda: _alerts(world, "account.fund_flow.single_transfer_above_limit"), 15)
 
 
 def test_adding_shards_rebuilds_state_without_losing_an_event(world):
     table = load_contract_table()
-    world.send_accounts([_account(f"R{i:03d}", f"grpR/sub1/unit{i % 3:02d}", 0.2 + i * 0.005, table)
-                         for i in range(60)])
-    world.send_accounts([{"type": "deposit", "account_id": "R007", "amount": 1234.5, "ts": time.time()}])
+    world.send_accounts(
+        [
+            _account(f"R{i:03d}", f"grpR/sub1/unit{i % 3:02d}", 0.2 + i * 0.005, table)
+            for i in range(60)
+        ]
+    )
+    world.send_accounts(
+        [{"type": "deposit", "account_id": "R007", "amount": 1234.5, "ts": time.time()}]
+    )
 
     def views(shards):
         out = {}
@@ -134,7 +170,9 @@ def test_adding_shards_rebuilds_state_without_losing_an_event(world):
     cfg = dataclasses.replace(
         world.cfg,
         accounts=dataclasses.replace(world.cfg.accounts, shards=3),
-        audit=dataclasses.replace(world.cfg.audit, path=str(world.journal.with_name("bigger.sqlite"))),
+        audit=dataclasses.replace(
+            world.cfg.audit, path=str(world.journal.with_name("bigger.sqlite"))
+        ),
     )
     bigger = start_system(cfg, prefix=f"t{uuid.uuid4().hex[:6]}.")
     try:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import requests
@@ -151,48 +152,59 @@ class TwilioSmsChannel:
         return text if len(text) <= self.max_body else text[: self.max_body - 3] + "..."
 
     def send(self, note: Notification) -> DeliveryResult:
-        start = time.perf_counter()
-        reset = _token.set(note.idempotency_key or None)
-        try:
-            msg = self._client.messages.create(
+        return twilio_send(
+            f"twilio_sms {self.name}",
+            self._secrets,
+            self.timeout,
+            note.idempotency_key,
+            lambda: self._client.messages.create(
                 to=note.recipient,
                 from_=self.from_,
                 body=self.body(note),
                 status_callback=self.callback_url(note),
-            )
-        except TwilioRestException as exc:
-            return self._rejected(start, exc.status, exc.code, str(exc.msg))
-        except TwilioServiceException as exc:
-            return self._rejected(start, exc.status, exc.code, f"{exc.title}: {exc.detail or ''}")
-        except requests.Timeout:
-            return self._fail(start, True, None, f"timeout after {self.timeout}s")
-        except requests.RequestException as exc:
-            return self._fail(start, True, None, f"{type(exc).__name__}: {exc}")
-        except ValueError as exc:  # a 2xx whose body is not JSON: outcome unknown, token dedups
-            return self._fail(start, True, None, f"unreadable answer: {exc}")
-        except TwilioException as exc:
-            return self._fail(start, False, None, f"{type(exc).__name__}: {exc}")
-        finally:
-            _token.reset(reset)
-        latency = (time.perf_counter() - start) * 1000
-        return DeliveryResult(
-            ok=True, retry=False, provider_id=msg.sid, status=201, latency_ms=latency
+            ),
         )
 
-    def _rejected(self, start: float, status: int, code: int | None, msg: str) -> DeliveryResult:
-        retry = status == 429 or status >= 500
-        return self._fail(start, retry, status, f"HTTP {status} twilio {code}: {msg}", code)
 
-    def _fail(
-        self, start: float, retry: bool, status: int | None, error: str, code: int | None = None
+def twilio_send(
+    label: str, secrets: tuple[str, ...], timeout: float, key: str, create: Callable[[], Any]
+) -> DeliveryResult:
+    """One Twilio create call (message or call) with the idempotency token set, its answer
+    mapped to a DeliveryResult: 429 and 5xx, timeouts and connection errors are worth a retry;
+    other 4xx are not. Shared by the SMS and voice channels."""
+    start = time.perf_counter()
+
+    def fail(
+        retry: bool, status: int | None, error: str, code: int | None = None
     ) -> DeliveryResult:
-        error = redact(error, *self._secrets)
-        log.info("twilio_sms %s: send failed (retry=%s): %s", self.name, retry, error)
-        return DeliveryResult(
-            ok=False,
-            retry=retry,
-            status=status,
-            error=error,
-            latency_ms=(time.perf_counter() - start) * 1000,
-            code=code,
-        )
+        error = redact(error, *secrets)
+        log.info("%s: send failed (retry=%s): %s", label, retry, error)
+        latency = (time.perf_counter() - start) * 1000
+        return DeliveryResult(ok=False, retry=retry, status=status, error=error,
+                              latency_ms=latency, code=code)  # fmt: skip
+
+    def rejected(status: int, code: int | None, msg: str) -> DeliveryResult:
+        retry = status == 429 or status >= 500
+        return fail(retry, status, f"HTTP {status} twilio {code}: {msg}", code)
+
+    reset = _token.set(key or None)
+    try:
+        resource = create()
+    except TwilioRestException as exc:
+        return rejected(exc.status, exc.code, str(exc.msg))
+    except TwilioServiceException as exc:
+        return rejected(exc.status, exc.code, f"{exc.title}: {exc.detail or ''}")
+    except requests.Timeout:
+        return fail(True, None, f"timeout after {timeout}s")
+    except requests.RequestException as exc:
+        return fail(True, None, f"{type(exc).__name__}: {exc}")
+    except ValueError as exc:  # a 2xx whose body is not JSON: outcome unknown, the token dedups
+        return fail(True, None, f"unreadable answer: {exc}")
+    except TwilioException as exc:
+        return fail(False, None, f"{type(exc).__name__}: {exc}")
+    finally:
+        _token.reset(reset)
+    latency = (time.perf_counter() - start) * 1000
+    return DeliveryResult(
+        ok=True, retry=False, provider_id=resource.sid, status=201, latency_ms=latency
+    )

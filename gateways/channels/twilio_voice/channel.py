@@ -12,12 +12,9 @@ reuse the SMS channel's HTTP client.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from urllib.parse import quote, urlencode
 
-import requests
-from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
@@ -26,12 +23,11 @@ from gateways.channels.base import (
     DeliveryResult,
     Notification,
     install_log_redaction,
-    redact,
     resolve_secret,
 )
 
 # One routed client for every Twilio product: same base_url rewrite, same idempotency token.
-from gateways.channels.twilio_sms.channel import DEFAULT_BASE_URL, _RoutedHttpClient, _token
+from gateways.channels.twilio_sms.channel import DEFAULT_BASE_URL, _RoutedHttpClient, twilio_send
 
 log = logging.getLogger(__name__)
 
@@ -128,53 +124,20 @@ class TwilioVoiceChannel:
         return gather, f"{self.callback_base}/twilio/status?{query}"
 
     def send(self, note: Notification) -> DeliveryResult:
-        start = time.perf_counter()
         gather, status = self.urls(note)
         extra: dict = {}
         if status:
             extra = {"status_callback": status, "status_callback_event": CALL_EVENTS}
-        reset = _token.set(note.idempotency_key or None)
-        try:
-            call = self._client.calls.create(
+        return twilio_send(
+            f"twilio_voice {self.name}",
+            self._secrets,
+            self.timeout,
+            note.idempotency_key,
+            lambda: self._client.calls.create(
                 to=note.recipient,
                 from_=self.from_,
                 twiml=twiml_for(note, gather, self.gather_timeout_s),
                 timeout=self.ring_timeout_s,
                 **extra,
-            )
-        except TwilioRestException as exc:
-            return self._rejected(start, exc.status, exc.code, str(exc.msg))
-        except TwilioServiceException as exc:
-            return self._rejected(start, exc.status, exc.code, f"{exc.title}: {exc.detail or ''}")
-        except requests.Timeout:
-            return self._fail(start, True, None, f"timeout after {self.timeout}s")
-        except requests.RequestException as exc:
-            return self._fail(start, True, None, f"{type(exc).__name__}: {exc}")
-        except ValueError as exc:
-            return self._fail(start, True, None, f"unreadable answer: {exc}")
-        except TwilioException as exc:
-            return self._fail(start, False, None, f"{type(exc).__name__}: {exc}")
-        finally:
-            _token.reset(reset)
-        latency = (time.perf_counter() - start) * 1000
-        return DeliveryResult(
-            ok=True, retry=False, provider_id=call.sid, status=201, latency_ms=latency
-        )
-
-    def _rejected(self, start: float, status: int, code: int | None, msg: str) -> DeliveryResult:
-        retry = status == 429 or status >= 500
-        return self._fail(start, retry, status, f"HTTP {status} twilio {code}: {msg}", code)
-
-    def _fail(
-        self, start: float, retry: bool, status: int | None, error: str, code: int | None = None
-    ) -> DeliveryResult:
-        error = redact(error, *self._secrets)
-        log.info("twilio_voice %s: call failed (retry=%s): %s", self.name, retry, error)
-        return DeliveryResult(
-            ok=False,
-            retry=retry,
-            status=status,
-            error=error,
-            latency_ms=(time.perf_counter() - start) * 1000,
-            code=code,
+            ),
         )

@@ -62,6 +62,7 @@ class Correlator:
         self.latency = LatencyRing()
         self.fire_latency = LatencyRing()  # data in → rule fired (in the shard)
         self.transit_latency = LatencyRing()  # rule fired → correlator
+        self.batch_ms = LatencyRing()  # time to handle one batch of events
         self.counts: collections.Counter = collections.Counter()
         self._m_alerts = metrics.counter(
             "alerts_total", "alerts raised", tag_keys=("actor", "severity")
@@ -113,6 +114,7 @@ class Correlator:
     def on_events(self, events: list[RiskEvent]) -> int:
         """Turn events into alerts (deduplicated); returns how many new alerts."""
         now = time.time()
+        started = time.perf_counter()
         records: list[dict[str, Any]] = []
         proposals: list[ActionProposal] = []
         with self._lock:
@@ -162,6 +164,7 @@ class Correlator:
             self.executor.on_proposals.remote(proposals)
         if self.ruleset.hygiene.group_wait_s <= 0:
             self.flush_groups()
+        self.batch_ms.add((time.perf_counter() - started) * 1000)
         return len(fresh)
 
     def _proposal(self, alert: Alert, ev: RiskEvent, now: float) -> ActionProposal:
@@ -292,6 +295,7 @@ class Correlator:
             "tick_to_alert_ms": self.latency.percentiles((50, 99)),
             "data_to_rule_ms": self.fire_latency.percentiles((50, 99)),
             "rule_to_correlator_ms": self.transit_latency.percentiles((50, 99)),
+            "batch_ms": self.batch_ms.percentiles((50, 99)),
             "latency_samples": self.latency.count,
         }
 

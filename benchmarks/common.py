@@ -253,7 +253,8 @@ def run_loop(
             "tick_to_alert_p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
             "tick_to_alert_p99_ms": round(float(np.percentile(lat, 99)), 1) if lat.size else None,
             "stages_ms": {
-                k: end["corr"].get(k) for k in ("data_to_rule_ms", "rule_to_correlator_ms")
+                k: end["corr"].get(k)
+                for k in ("data_to_rule_ms", "rule_to_correlator_ms", "batch_ms")
             },
             "account_state_mb": round(
                 sum(ray.get([s.memory_mb.remote() for s in system.shards])), 1

@@ -149,12 +149,20 @@ def start_system(
 
 
 def stop_system(system: System) -> None:
-    """Flush the journal and kill every actor (no restart)."""
+    """Flush the journal and kill every actor (no restart), sources first: a feed still pushing
+    prices to a shard that is already gone would only log failed calls."""
+    for feed in system.feeds:
+        try:
+            ray.kill(feed, no_restart=True)
+        except Exception:
+            pass
     try:
         ray.get(system.audit.flush.remote(), timeout=10)
     except Exception:  # a dead journal actor has nothing left to flush
         pass
     for actor in system.all():
+        if any(actor is f for f in system.feeds):
+            continue
         try:
             ray.kill(actor, no_restart=True)
         except Exception:

@@ -659,8 +659,8 @@ class NotifierReads:
     def drain(self: Any, timeout: float = 30.0) -> bool:
         """Wait until every queued notification has an outcome, journaled (tests, shutdown).
         Steps of an escalation that are not due yet do not count."""
-        deadline = time.time() + timeout
-        while time.time() < deadline and not self.settled():
+        deadline = time.monotonic() + timeout  # the wall clock may jump
+        while time.monotonic() < deadline and not self.settled():
             time.sleep(0.05)
         self.journal.durable([])  # and every outcome is in the journal file
         return self.settled()

@@ -19,7 +19,13 @@ from tests.zmq_util import wait_until
 RB, RB_PRICE = "rb2601", 3000.0
 
 
-@pytest.fixture(scope="module")
+# Kills and restarts an actor process: timing-sensitive on a loaded 2-core machine (an
+# intermittent failure seen once in the full suite, tracked in the issue notes); a failing run
+# is repeated in a fresh world.
+pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=1)
+
+
+@pytest.fixture  # one world per test, so a rerun starts clean
 def loop(ray_local, tmp_path_factory):
     h = start_harness(
         tmp_path_factory.mktemp("restart"),

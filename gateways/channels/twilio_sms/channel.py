@@ -116,20 +116,10 @@ class TwilioSmsChannel:
     def from_config(cls, cfg: Mapping) -> TwilioSmsChannel:
         """Keys: name, from, account_sid_env + auth_token_env (or account_sid + auth_token for a
         local sink), base_url, status_callback, timeout, max_body."""
-        base_url = cfg.get("base_url")
-        check_url = base_url or DEFAULT_BASE_URL
-        if not cfg.get("from"):
-            raise ValueError(f"channel {cfg.get('name', 'twilio_sms')!r}: missing 'from'")
         return cls(
-            cfg.get("name", "twilio_sms"),
-            account_sid=resolve_secret(cfg, "account_sid_env", "account_sid", base_url=check_url),
-            auth_token=resolve_secret(cfg, "auth_token_env", "auth_token", base_url=check_url),
-            from_=cfg["from"],
-            base_url=base_url,
+            **twilio_config(cfg, "twilio_sms"),
             status_callback=cfg.get("status_callback"),
-            timeout=float(cfg.get("timeout", 5.0)),
             max_body=int(cfg.get("max_body", MAX_BODY)),
-            callback_base=cfg.get("callback_base"),
         )
 
     def __repr__(self) -> str:
@@ -208,3 +198,21 @@ def twilio_send(
     return DeliveryResult(
         ok=True, retry=False, provider_id=resource.sid, status=201, latency_ms=latency
     )
+
+
+def twilio_config(cfg: Mapping, kind: str) -> dict[str, Any]:
+    """The settings every Twilio channel reads: name, credentials (environment variables, or
+    literals for a local sink only), from, base_url, callback_base, timeout."""
+    base_url = cfg.get("base_url")
+    check_url = base_url or DEFAULT_BASE_URL
+    if not cfg.get("from"):
+        raise ValueError(f"channel {cfg.get('name', kind)!r}: missing 'from'")
+    return {
+        "name": cfg.get("name", kind),
+        "account_sid": resolve_secret(cfg, "account_sid_env", "account_sid", base_url=check_url),
+        "auth_token": resolve_secret(cfg, "auth_token_env", "auth_token", base_url=check_url),
+        "from_": cfg["from"],
+        "base_url": base_url,
+        "callback_base": cfg.get("callback_base"),
+        "timeout": float(cfg.get("timeout", 5.0)),
+    }

@@ -23,11 +23,15 @@ from gateways.channels.base import (
     DeliveryResult,
     Notification,
     install_log_redaction,
-    resolve_secret,
 )
 
 # One routed client for every Twilio product: same base_url rewrite, same idempotency token.
-from gateways.channels.twilio_sms.channel import DEFAULT_BASE_URL, _RoutedHttpClient, twilio_send
+from gateways.channels.twilio_sms.channel import (
+    DEFAULT_BASE_URL,
+    _RoutedHttpClient,
+    twilio_config,
+    twilio_send,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +96,8 @@ class TwilioVoiceChannel:
         """Keys: name, from, account_sid_env + auth_token_env (or literals for a local sink),
         base_url, callback_base (the operator endpoint; the Notifier fills it in), timeout,
         ring_timeout_s, gather_timeout_s."""
-        base_url = cfg.get("base_url")
-        check_url = base_url or DEFAULT_BASE_URL
-        if not cfg.get("from"):
-            raise ValueError(f"channel {cfg.get('name', 'twilio_voice')!r}: missing 'from'")
         return cls(
-            cfg.get("name", "twilio_voice"),
-            account_sid=resolve_secret(cfg, "account_sid_env", "account_sid", base_url=check_url),
-            auth_token=resolve_secret(cfg, "auth_token_env", "auth_token", base_url=check_url),
-            from_=cfg["from"],
-            base_url=base_url,
-            callback_base=cfg.get("callback_base"),
-            timeout=float(cfg.get("timeout", 5.0)),
+            **twilio_config(cfg, "twilio_voice"),
             ring_timeout_s=int(cfg.get("ring_timeout_s", 30)),
             gather_timeout_s=int(cfg.get("gather_timeout_s", 8)),
         )

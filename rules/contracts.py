@@ -48,6 +48,18 @@ class ContractSpec:
     unit: str
     reference_price: float
     commodity: str
+    # Exchange fees (手续费) per lot ("volume": yuan per lot) or per turnover ("turnover": a
+    # fraction of price × volume × multiplier); open / close (yesterday's lots) / close-today.
+    # A broker charges a multiple of these (the account policy's fee multiplier).
+    fee_by: str = "volume"
+    fee_open: float = 0.0
+    fee_close: float = 0.0
+    fee_close_today: float = 0.0
+    # Products whose opposite positions are netted for single-side margin (单边大保证金);
+    # empty means the product itself (CFFEX nets some products together, see rules/margin).
+    margin_group: str = ""
+    # The date (YYYY-MM-DD) of the public figures this record was taken from.
+    as_of: str = ""
 
     @property
     def has_night_session(self) -> bool:
@@ -56,7 +68,11 @@ class ContractSpec:
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ContractSpec))
-_OPTIONAL_FIELDS: frozenset[str] = frozenset({"commodity"})  # defaults to the product
+# Optional keys: commodity defaults to the product, fees to none, margin_group to the product.
+_OPTIONAL_FIELDS: frozenset[str] = frozenset(
+    {"commodity", "fee_by", "fee_open", "fee_close", "fee_close_today", "margin_group", "as_of"}
+)
+FEE_BASES: tuple[str, ...] = ("volume", "turnover")
 
 
 class UnknownContract(KeyError):
@@ -241,6 +257,18 @@ def spec_from_record(
         if values[key] >= 1:
             raise fail(key, f"is a fraction (0.07 for 7%), got {values[key]!r}")
     values["sessions"] = _sessions(record.get("sessions"), fail)
+    values["fee_by"] = _text(record, "fee_by", fail) if "fee_by" in record else "volume"
+    if values["fee_by"] not in FEE_BASES:
+        raise fail("fee_by", f"must be one of {', '.join(FEE_BASES)}, got {values['fee_by']!r}")
+    for key in ("fee_open", "fee_close", "fee_close_today"):
+        if key in record:
+            values[key] = _non_negative(record, key, fail)
+    for key in ("margin_group", "as_of"):
+        if key in record:
+            value = record[key]
+            if not isinstance(value, str):
+                raise fail(key, f"must be a string, got {value!r}")
+            values[key] = value
     return ContractSpec(**values)
 
 
@@ -273,6 +301,16 @@ def _positive(record: Mapping[str, Any], key: str, fail: Any) -> float:
     number = float(value)
     if not math.isfinite(number) or number <= 0:
         raise fail(key, f"must be positive, got {value!r}")
+    return number
+
+
+def _non_negative(record: Mapping[str, Any], key: str, fail: Any) -> float:
+    value = record[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise fail(key, f"must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise fail(key, f"must be zero or positive, got {value!r}")
     return number
 
 

@@ -1,0 +1,18 @@
+"""Stress tests on a book: scenarios as data, their evaluation and the reverse stress (pure)."""
+
+from rules.stress.evaluate import StressResult, evaluate
+from rules.stress.reverse import ReverseStress, reverse_stress
+from rules.stress.scenarios import (
+    Move,
+    Scenario,
+    ScenarioError,
+    StressPrices,
+    scenario_from_record,
+    scenarios_from_records,
+    stressed_prices,
+    uniform,
+)
+
+__all__ = ["Move", "ReverseStress", "Scenario", "ScenarioError", "StressPrices", "StressResult",
+           "evaluate", "reverse_stress", "scenario_from_record", "scenarios_from_records",
+           "stressed_prices", "uniform"]  # fmt: skip

@@ -50,6 +50,7 @@ _LEGS: tuple[tuple[str, str], ...] = (
     ("fee_close_today", "CloseToday"),
 )
 _FUTURES_ID = re.compile(r"^[A-Za-z]+\d{3,4}$")  # "rb2601", "SR601": not options or spreads
+_MONTH_TAIL = re.compile(r"\d+月?$")  # the month in an instrument's name
 _UNSET = 1e300  # CTP writes DBL_MAX (1.79769e+308) into a field it does not set
 
 
@@ -296,9 +297,10 @@ def _price(row: Mapping[str, str], path: Path, line: int) -> float | None:
 
 
 def _product_name(instrument_name: str, instrument: str, product: str) -> str:
-    """ "螺纹钢1801" -> "螺纹钢"; the product code when the name is empty or holds the id."""
+    """ "豆粕1805" -> "豆粕", "白糖5月" -> "白糖" (CZCE); the product code when the name is
+    empty or holds the id (SHFE and CFFEX name contracts by their id)."""
     name = instrument_name.strip()
     if not name or instrument.lower() in name.lower():
         return product
-    name = name.rstrip("0123456789").strip()
+    name = _MONTH_TAIL.sub("", name).strip()
     return name or product

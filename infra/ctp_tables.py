@@ -128,7 +128,8 @@ def load_ctp_instrument_csv(path: str | Path) -> list[dict[str, Any]]:
 
 def load_ctp_commission_csv(path: str | Path) -> list[dict[str, Any]]:
     """Fee records (product, fee_by, fee_open, fee_close, fee_close_today) from a CTP
-    commission-rate table, one per futures product it names.
+    commission-rate table, one per futures product it names. The file needs a header with the
+    CThostFtdcInstrumentCommissionRateField names (UTF-8 or GBK); other columns are ignored.
 
     A row's InstrumentID is a product ("rb": CTP's answer to a per-product query) or a futures
     contract ("rb2601"); option and spread ids are skipped. A product-level row wins over its

@@ -1,60 +1,135 @@
 """Load the contract table: the packaged default plus the user's override files.
 
-The default figures go stale (exchanges move margins and limits before every holiday), so a
-deployment layers its own files on top: TOML in the default's format, or the broker's CTP
-instrument table (CSV), which carries the multiplier, tick and margin ratio the broker applies.
-Every error names the file, the record and the key, because the person fixing it has only the
-file in front of them.
+The default figures go stale (exchanges move margins, limits and fees before every holiday), so
+a deployment layers its own files on top: TOML in the default's format, the broker's CTP
+instrument table (CSV: multiplier, tick and margin ratio, and products the default lacks), or the
+broker's CTP commission-rate table (CSV: the fees it charges). Every error names the file, the
+record or line and the key, because the person fixing it has only the file in front of them.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rules.contracts import ContractRecordError, ContractTable, product_of
+from infra.ctp_tables import (
+    CTP_COMMISSION_FIELDS,
+    CTP_INSTRUMENT_FIELDS,
+    CtpProduct,
+    ctp_csv_kind,
+    load_ctp_commission_csv,
+    load_ctp_instrument_csv,
+    read_ctp_instruments,
+)
+from rules.contracts import ContractRecordError, ContractTable, UnknownContract
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+__all__ = [
+    "CTP_COMMISSION_FIELDS",
+    "CTP_INSTRUMENT_FIELDS",
+    "DEFAULT_CONTRACTS_PATH",
+    "load_contract_table",
+    "load_ctp_commission_csv",
+    "load_ctp_instrument_csv",
+    "new_product_record",
+    "read_contract_records",
+]
+
 DEFAULT_CONTRACTS_PATH: Path = Path(__file__).resolve().parent / "data" / "contracts.toml"
 
-# CThostFtdcInstrumentField, in the order a CTP instrument dump writes it (no header).
-CTP_INSTRUMENT_FIELDS: tuple[str, ...] = (
-    "InstrumentID", "ExchangeID", "InstrumentName", "ExchangeInstID", "ProductID",
-    "ProductClass", "DeliveryYear", "DeliveryMonth", "MaxMarketOrderVolume",
-    "MinMarketOrderVolume", "MaxLimitOrderVolume", "MinLimitOrderVolume", "VolumeMultiple",
-    "PriceTick", "CreateDate", "OpenDate", "ExpireDate", "StartDelivDate", "EndDelivDate",
-    "InstLifePhase", "IsTrading", "PositionType", "PositionDateType", "LongMarginRatio",
-    "ShortMarginRatio",
-)  # fmt: skip
-_CTP_REQUIRED = ("InstrumentID", "ExchangeID", "ProductClass", "VolumeMultiple", "PriceTick")
-_CTP_FUTURES = "1"  # ProductClass: 1 futures, 2 options, 3 combinations
+# What a product added from a CTP instrument table gets for the keys CTP does not carry.
+# Sessions: the exchange's day session only (a night session needs a TOML record: CTP does not
+# say which products trade at night). Limit rate: the most common ordinary-month limit of the
+# exchange's products in the default table (2026-12). Margin rate, when CTP has no valid ratio:
+# that limit plus two points (the usual spacing; a margin must cover a limit move).
+_COMMODITY_DAY = (("09:00", "10:15"), ("10:30", "11:30"), ("13:30", "15:00"))
+NEW_PRODUCT_SESSIONS: Mapping[str, tuple[tuple[str, str], ...]] = {
+    "SHFE": _COMMODITY_DAY,
+    "INE": _COMMODITY_DAY,
+    "DCE": _COMMODITY_DAY,
+    "CZCE": _COMMODITY_DAY,
+    "GFEX": _COMMODITY_DAY,
+    "CFFEX": (("09:30", "11:30"), ("13:00", "15:00")),
+}
+NEW_PRODUCT_LIMIT_RATE: Mapping[str, float] = {
+    "SHFE": 0.05,
+    "INE": 0.08,
+    "DCE": 0.07,
+    "CZCE": 0.06,
+    "CFFEX": 0.10,
+    "GFEX": 0.07,
+}
+NEW_PRODUCT_UNIT = "未知"  # CTP has no quote unit
+# Without a price column: 1000 ticks, so a tick is 0.1% of the price as for most listed products
+# (a price of 1.0 would make one tick larger than the price for most of them).
+NEW_PRODUCT_PRICE_TICKS = 1000
 
 
 def load_contract_table(overrides: Sequence[str | Path] = ()) -> ContractTable:
     """The default table with each override file applied in order (later files win).
 
-    ``.csv`` files are read as CTP instrument tables and only update products the table already
-    has (a CTP table has no sessions or limits to create a product from); anything else is TOML.
+    ``.csv`` files are CTP tables, told apart by their header: a commission-rate table (header
+    with ``OpenRatioByMoney``...) sets the fees of products the table has; an instrument table
+    updates the products the table has and adds the ones it lacks (``new_product_record``).
+    Anything else is TOML.
     """
     default = read_contract_records(DEFAULT_CONTRACTS_PATH)
     table = _named(DEFAULT_CONTRACTS_PATH, ContractTable.from_records, default)
     for override in overrides:
         path = Path(override)
-        if path.suffix.lower() == ".csv":
-            known = set(table.products())
-            records = [r for r in load_ctp_instrument_csv(path) if r["product"] in known]
+        if path.suffix.lower() == ".csv" and ctp_csv_kind(path) == "commission":
+            records = _known(table, load_ctp_commission_csv(path))
+        elif path.suffix.lower() == ".csv":
+            records = [_instrument_record(table, p) for p in read_ctp_instruments(path)]
         else:
             records = read_contract_records(path)
         table = _named(path, table.with_overrides, records)
     return table
+
+
+def new_product_record(product: CtpProduct) -> dict[str, Any]:
+    """A full record for a product only a CTP instrument table knows: its exchange, multiplier,
+    tick and margin ratio from CTP; the name from the instrument name without its month
+    ("螺纹钢1801" -> "螺纹钢", else the product code); sessions, limit rate and unit from the
+    per-exchange defaults above; reference_price from a price column when the file has one
+    (``infra.ctp_tables.PRICE_COLUMNS``), else 1000 ticks; no fees; as_of unknown ("")."""
+    record = dict(product.record)
+    exchange = record["exchange"]
+    limit = NEW_PRODUCT_LIMIT_RATE.get(exchange, 0.07)
+    record.setdefault("margin_rate", round(limit + 0.02, 4))
+    record["name"] = product.name
+    record["limit_rate"] = limit
+    record["sessions"] = [list(s) for s in NEW_PRODUCT_SESSIONS.get(exchange, _COMMODITY_DAY)]
+    record["unit"] = NEW_PRODUCT_UNIT
+    record["reference_price"] = product.price or NEW_PRODUCT_PRICE_TICKS * record["tick_size"]
+    return record
+
+
+def _instrument_record(table: ContractTable, product: CtpProduct) -> dict[str, Any]:
+    """The override for a product the table has (under the table's spelling of its code), or
+    the full record of a new one."""
+    try:
+        known = table.spec(product.record["product"]).product
+    except UnknownContract:
+        return new_product_record(product)
+    return {**product.record, "product": known}
+
+
+def _known(table: ContractTable, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fee records for the products the table has (a commission table cannot create a product:
+    it has no multiplier or tick), under the table's spelling of each code."""
+    out = []
+    for record in records:
+        try:
+            out.append({**record, "product": table.spec(record["product"]).product})
+        except UnknownContract:
+            continue
+    return out
 
 
 def read_contract_records(path: str | Path) -> list[dict[str, Any]]:
@@ -89,103 +164,3 @@ def _named(
         return build(records)
     except ContractRecordError as exc:
         raise ValueError(f"{path}: {exc}") from exc
-
-
-def load_ctp_instrument_csv(path: str | Path) -> list[dict[str, Any]]:
-    """Override records (product, exchange, multiplier, tick_size, margin_rate) from a CTP
-    instrument table, one per futures product.
-
-    Accepts the raw dump (GBK, no header, the CThostFtdcInstrumentField order) or a CSV with the
-    CTP field names as header, in UTF-8 or GBK. Options and combinations are skipped. The
-    multiplier and tick come from the product's latest-expiring contract (the newest spec); the
-    margin rate is the long margin ratio most of its contracts carry (the ordinary months:
-    near-delivery months carry raised ratios), the lower on a tie; a product without a valid
-    ratio (CTP writes DBL_MAX when unset) gets no margin_rate.
-    """
-    path = Path(path)
-    rows = _ctp_rows(path)
-    by_product: dict[str, list[tuple[str, int, dict[str, Any]]]] = {}
-    for line, row in rows:
-        if row.get("ProductClass", "").strip() != _CTP_FUTURES:
-            continue
-        instrument = row["InstrumentID"].strip()
-        try:
-            product = row.get("ProductID", "").strip() or product_of(instrument)
-        except ValueError as exc:
-            raise ValueError(f"{path}: line {line}: {exc}") from None
-        parsed = {
-            "exchange": row["ExchangeID"].strip(),
-            "multiplier": _ctp_number(row, "VolumeMultiple", path, line),
-            "tick_size": _ctp_number(row, "PriceTick", path, line),
-            "margin": _ctp_margin(row.get("LongMarginRatio", ""), path, line),
-        }
-        by_product.setdefault(product, []).append((row.get("ExpireDate", "").strip(), line, parsed))
-
-    records: list[dict[str, Any]] = []
-    for product, contracts in by_product.items():
-        newest = max(contracts, key=lambda c: (c[0], c[1]))[2]
-        record: dict[str, Any] = {
-            "product": product,
-            "exchange": newest["exchange"],
-            "multiplier": newest["multiplier"],
-            "tick_size": newest["tick_size"],
-        }
-        margins = Counter(c[2]["margin"] for c in contracts if c[2]["margin"] is not None)
-        if margins:
-            record["margin_rate"] = min(margins, key=lambda m: (-margins[m], m))
-        records.append(record)
-    return records
-
-
-def _ctp_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            text = raw.decode("gbk")
-        except UnicodeDecodeError:
-            raise ValueError(f"{path}: neither UTF-8 nor GBK text") from None
-    reader = csv.reader(io.StringIO(text))
-    rows = [(n, r) for n, r in enumerate(reader, start=1) if any(cell.strip() for cell in r)]
-    if not rows:
-        return []
-    first = [cell.strip() for cell in rows[0][1]]
-    if "InstrumentID" in first:
-        header, rows = first, rows[1:]
-        missing = [f for f in _CTP_REQUIRED if f not in header]
-        if missing:
-            raise ValueError(f"{path}: header lacks CTP column {missing[0]!r}")
-    else:
-        header = list(CTP_INSTRUMENT_FIELDS)
-    out = []
-    for line, cells in rows:
-        if len(cells) != len(header):
-            raise ValueError(
-                f"{path}: line {line}: {len(cells)} columns, expected {len(header)} "
-                "(CTP instrument fields; see infra.specs.CTP_INSTRUMENT_FIELDS)"
-            )
-        out.append((line, dict(zip(header, cells, strict=True))))
-    return out
-
-
-def _ctp_number(row: Mapping[str, str], key: str, path: Path, line: int) -> float:
-    text = row.get(key, "").strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{path}: line {line}: {key} {text!r} is not a number") from None
-    if not 0 < value < 1e12:
-        raise ValueError(f"{path}: line {line}: {key} must be positive, got {text!r}")
-    return value
-
-
-def _ctp_margin(text: str, path: Path, line: int) -> float | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{path}: line {line}: LongMarginRatio {text!r} is not a number") from None
-    return value if 0 < value < 1 else None

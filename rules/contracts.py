@@ -11,6 +11,7 @@ Pure: stdlib and numpy only, no file I/O.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -22,6 +23,7 @@ import numpy as np
 EXCHANGES: frozenset[str] = frozenset({"SHFE", "INE", "DCE", "CZCE", "CFFEX", "GFEX"})
 
 _HHMM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Letters, then a 3-digit (CZCE: "SR601") or 4-digit ("rb2601") month, then an optional
 # non-digit tail (an option's "C5600" or "-C-5600"). "rb", "rb26" and "SHFE.rb2601" fail.
 _INSTRUMENT = re.compile(r"^([A-Za-z]+)(\d{3,4})(?:\D.*)?$")
@@ -263,13 +265,29 @@ def spec_from_record(
     for key in ("fee_open", "fee_close", "fee_close_today"):
         if key in record:
             values[key] = _non_negative(record, key, fail)
+            if values["fee_by"] == "turnover" and values[key] >= 1:
+                raise fail(
+                    key, f"is a fraction of turnover (0.0001 for 1/10000), got {values[key]!r}"
+                )
     for key in ("margin_group", "as_of"):
         if key in record:
             value = record[key]
             if not isinstance(value, str):
                 raise fail(key, f"must be a string, got {value!r}")
             values[key] = value
+    if values.get("as_of") and not _is_date(values["as_of"]):
+        raise fail("as_of", f"must be a YYYY-MM-DD date, got {values['as_of']!r}")
     return ContractSpec(**values)
+
+
+def _is_date(text: str) -> bool:
+    if not _DATE.match(text):
+        return False
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _record_product(record: Mapping[str, Any], index: int | None) -> str:

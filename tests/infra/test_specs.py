@@ -23,6 +23,8 @@ SPECS = SHARED_DATA / "specs"
 
 REQUIRED = "rb hc i j jm cu al zn ni au ag sc fu m y p c SR CF TA MA IF IH IC T".split()
 DAY = (("09:00", "10:15"), ("10:30", "11:30"), ("13:30", "15:00"))
+# Ticks changed since TqSdk's 2020-06-16 table: DCE l 5 -> 1, CFFEX TS 0.005 -> 0.002.
+CHANGED_SINCE_2020 = {"l": (5.0, 1.0, "DCE"), "TS": (20000.0, 0.002, "CFFEX")}
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +213,9 @@ def test_ctp_csv_raw_gbk_without_header(tmp_path: Path) -> None:
     assert records["rb"]["margin_rate"] == 0.09 and records["SR"]["tick_size"] == 1.0
 
 
-def test_ctp_csv_as_override_updates_known_products_only(tmp_path: Path) -> None:
+def test_ctp_csv_as_override_updates_known_products_and_adds_new_ones(tmp_path: Path) -> None:
+    # Issue 11 changed this: a CTP table used to update known products only ("zz" was dropped);
+    # now it adds the products it knows, completed from documented per-exchange defaults.
     path = tmp_path / "broker.csv"
     with path.open("w", encoding="utf-8", newline="") as fh:
         csv.writer(fh).writerows(
@@ -220,7 +224,12 @@ def test_ctp_csv_as_override_updates_known_products_only(tmp_path: Path) -> None
     table = load_contract_table([path])
     assert table.spec("rb").margin_rate == 0.09 and table.spec("SR").margin_rate == 0.05
     assert table.spec("rb").limit_rate == 0.05  # not in a CTP table: kept
-    assert "zz" not in table
+    assert table.spec("rb").fee_close_today == 0.0003  # nor are fees
+    zz = table.spec("zz1805")
+    assert (zz.exchange, zz.multiplier, zz.tick_size, zz.margin_rate) == ("SHFE", 10, 1, 0.1)
+    assert zz.name == "zz"  # the fixture's name is "zz1805合约": not a name without its month
+    assert zz.limit_rate == 0.05 and zz.sessions == DAY and zz.reference_price == 1000
+    assert zz.fee_open == 0.0 and zz.as_of == ""
 
 
 def test_ctp_csv_errors_name_file_and_line(tmp_path: Path) -> None:
@@ -277,6 +286,8 @@ def test_default_agrees_with_public_tqsdk_table(default: ContractTable) -> None:
                     float(row["price_tick"]),
                     row["exchange_id"],
                 )
+    # Specs changed since 2020, documented in contracts.toml's header and records.
+    public.update(CHANGED_SINCE_2020)
     compared = 0
     for spec in default:
         if spec.product in public:
@@ -284,4 +295,4 @@ def test_default_agrees_with_public_tqsdk_table(default: ContractTable) -> None:
                 spec.product
             )
             compared += 1
-    assert compared >= 30
+    assert compared >= 60

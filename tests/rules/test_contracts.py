@@ -171,6 +171,13 @@ def test_case_fallback_only_when_unambiguous() -> None:
         ({"sessions": [["09:00", "09:00"]]}, "sessions", "starts and ends"),
         ({"sessions": [*DAY, ["21:00", "01:00"]]}, "sessions", "only the first"),
         ({"tick": 1}, "tick", "unknown key"),
+        ({"fee_by": "lots"}, "fee_by", "one of volume, turnover"),
+        ({"fee_open": -1}, "fee_open", "zero or positive"),
+        ({"fee_close": "3"}, "fee_close", "number"),
+        ({"fee_by": "turnover", "fee_close_today": 3}, "fee_close_today", "fraction of turnover"),
+        ({"margin_group": 1}, "margin_group", "string"),
+        ({"as_of": "2025-13-01"}, "as_of", "YYYY-MM-DD"),
+        ({"as_of": "20250101"}, "as_of", "YYYY-MM-DD"),
     ],
 )
 def test_invalid_records_name_product_and_key(changes: dict[str, Any], key: str, why: str) -> None:
@@ -274,3 +281,32 @@ def test_contract_spec_fields_are_the_record_keys() -> None:
 def test_table_pickles_for_actors(table: ContractTable) -> None:
     copy = pickle.loads(pickle.dumps(table))
     assert copy.products() == table.products() and copy.spec("RB2601") == table.spec("rb")
+
+
+def test_fees_group_and_date_are_optional_and_typed() -> None:
+    plain = ContractTable.from_records([record()]).spec("rb")
+    assert (plain.fee_by, plain.fee_open, plain.fee_close, plain.fee_close_today) == (
+        "volume",
+        0.0,
+        0.0,
+        0.0,
+    )
+    assert (plain.margin_group, plain.as_of) == ("", "")
+    index = ContractTable.from_records(
+        [
+            record(
+                product="IF",
+                exchange="CFFEX",
+                fee_by="turnover",
+                fee_open=0.000023,
+                fee_close=0.000023,
+                fee_close_today=0.00023,
+                margin_group="CFFEX.index",
+                as_of="2023-03-20",
+            )
+        ]
+    ).spec("IF2601")
+    assert index.fee_by == "turnover" and index.fee_close_today == 10 * index.fee_open
+    assert (index.margin_group, index.as_of) == ("CFFEX.index", "2023-03-20")
+    cheaper = ContractTable([index]).with_overrides([{"product": "IF", "fee_close_today": 0.0001}])
+    assert cheaper.spec("IF").fee_close_today == 0.0001 and cheaper.spec("IF").fee_open == 0.000023

@@ -7,6 +7,7 @@ from typing import Any
 from benchmarks.common import run_loop
 
 NAME = "accounts-50k"
+TARGETS = {"tick_to_alert_p99_ms": ("<", 25.0), "remark_hz": (">", 10.0)}  # issue 17
 DESCRIPTION = "50,000 accounts × 10 positions over 200 contracts, 100k ticks/s through ZeroMQ, 30 s"
 
 

@@ -23,6 +23,7 @@ from infra.reports.day import day_report
 from infra.reports.replay import replay_alert
 
 NAME = "audit-1m"
+TARGETS = {"append_per_s": (">", 30_000)}  # issue 13
 DESCRIPTION = "1,000,000 journal records of one day: append, indexed search, full day audit report"
 DAY = "20261201"
 ACCOUNTS = 20_000

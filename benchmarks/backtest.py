@@ -30,6 +30,10 @@ from rules.engine.kinds import kind_of
 from rules.engine.spec import RuleSet
 
 NAME = "backtest"
+TARGETS = {
+    "end_to_end_ticks_per_s_cached": (">", 1_000_000),
+    "end_to_end_ticks_per_s_first": (">", 300_000),
+}  # issue 17
 DESCRIPTION = (
     "10,000 accounts x 3 positions through a day of the whole market (2.5M ticks), default rules"
 )

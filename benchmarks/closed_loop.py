@@ -19,6 +19,7 @@ from infra.specs import load_contract_table
 from tests.integration.harness import account_at_risk, start_harness
 
 NAME = "closed-loop"
+TARGETS = {"closed_loop_rate": (">", 0.99)}
 DESCRIPTION = (
     "1,000 accounts past the line after one shock → batch approval → orders, fills, verified"
 )

@@ -7,6 +7,7 @@ from typing import Any
 from benchmarks.common import run_loop
 
 NAME = "full-path"
+TARGETS = {"tick_to_alert_p99_ms": ("<", 50.0)}
 DESCRIPTION = "10,000 accounts × 3 positions over 60 contracts, 20k ticks/s, oscillating shocks"
 
 

@@ -28,6 +28,11 @@ from infra.audit import AuditStore
 from rules.model import Alert, stable_id
 
 NAME = "notify-1000"
+TARGETS = {
+    "alert_to_delivery_p99_ms": ("<", 2000.0),
+    "duplicates": ("<", 1),
+    "lost": ("<", 1),
+}  # issue 17
 DESCRIPTION = "1,000 alerts × (WeCom, SMS, e-mail), 10% provider failures (5xx/timeouts)"
 BATCH, EVERY_S = 50, 0.05
 TOKEN, KEY = "bench-twilio-token", "bench-robot-key"

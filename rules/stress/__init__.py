@@ -1,6 +1,6 @@
 """Stress tests on a book: scenarios as data, their evaluation and the reverse stress (pure)."""
 
-from rules.stress.evaluate import StressResult, evaluate
+from rules.stress.evaluate import StressResult, evaluate, merge_results
 from rules.stress.reverse import ReverseStress, reverse_stress
 from rules.stress.scenarios import (
     Move,
@@ -14,5 +14,5 @@ from rules.stress.scenarios import (
 )
 
 __all__ = ["Move", "ReverseStress", "Scenario", "ScenarioError", "StressPrices", "StressResult",
-           "evaluate", "reverse_stress", "scenario_from_record", "scenarios_from_records",
+           "evaluate", "merge_results", "reverse_stress", "scenario_from_record", "scenarios_from_records",
            "stressed_prices", "uniform"]  # fmt: skip

@@ -177,3 +177,34 @@ def _loss_by_commodity(book: AccountBook, prices: StressPrices) -> dict[str, flo
         commodity = book.contracts.commodity[row]
         out[commodity] = out.get(commodity, 0.0) + float(value)
     return {k: v for k, v in sorted(out.items()) if v}
+
+
+def merge_results(results: list[StressResult]) -> StressResult:
+    """One result from the shards' results (each evaluated its own accounts on its own book).
+
+    Account arrays are concatenated; the loss per commodity is summed; the prices are the first
+    shard's (every shard sees the same market; a contract no shard holds was not moved anyway).
+    """
+    if not results:
+        raise ValueError("no shard results to merge")
+    first = results[0]
+    if len(results) == 1:
+        return first
+    cat = {name: np.concatenate([getattr(r, name) for r in results]) for name in _ARRAYS}
+    loss: dict[str, float] = {}
+    for r in results:
+        for k, v in r.loss_by_commodity.items():
+            loss[k] = loss.get(k, 0.0) + v
+    return StressResult(
+        scenario=first.scenario,
+        target=first.target,
+        account_ids=[a for r in results for a in r.account_ids],
+        group_paths=[g for r in results for g in r.group_paths],
+        prices=first.prices,
+        loss_by_commodity=dict(sorted(loss.items())),
+        **cat,
+    )
+
+
+_ARRAYS = ("equity_before", "equity_after", "margin_before", "margin_after", "risk_degree_before",
+           "risk_degree_after", "past_line", "bust", "shortfall_to_line", "margin_call", "locked")  # fmt: skip

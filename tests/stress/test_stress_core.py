@@ -167,3 +167,14 @@ def test_reverse_stress_matches_the_scenario_that_crosses() -> None:
     short = evaluate(book, uniform(-x * 0.9999)).row(i)
     assert at["past_line"] and not short["past_line"]
     assert rev.nearest(i)[0] in ("all-", "rb-")
+
+
+def test_shard_results_merge_into_one() -> None:
+    from rules.stress.evaluate import merge_results
+
+    book = _book()
+    whole = evaluate(book, scenario_from_record(BLACK_7))
+    merged = merge_results([whole, whole])
+    assert merged.account_ids == whole.account_ids * 2
+    assert merged.summary()["margin_call"] == pytest.approx(2 * whole.summary()["margin_call"])
+    assert merged.loss_by_commodity["rb"] == pytest.approx(2 * whole.loss_by_commodity["rb"])

@@ -24,8 +24,7 @@ from typing import Any
 
 from infra.config import ConfigError
 from rules.engine.kinds import KINDS, kind_of
-from rules.engine.kinds.market import market_rule
-from rules.engine.kinds.threshold import book_limit
+from rules.engine.kinds.market import MARKET_KINDS, OP_OF, SCOPE_OF
 from rules.engine.matchers import parse_matchers
 from rules.engine.metrics import metrics_for
 from rules.engine.spec import Hygiene, InhibitRule, RuleSet, RuleSpec, diff
@@ -152,9 +151,13 @@ def rule_from(
     action = common.get("action")
     if action is not None and not isinstance(action, Mapping):
         _fail(source, f"{at}.action", 'expected a table like { kind = "reduce", target = 0.7 }')
-    if kind_name in ("volatility", "jump", "composite"):
+    if kind_name in MARKET_KINDS:  # the kind fixes what it compares, where and how
         common.setdefault("metric", kind_name)
-        common.setdefault("scope", "contract" if kind_name != "composite" else "any")
+        common.setdefault("scope", SCOPE_OF[kind_name])
+        common.setdefault("op", OP_OF[kind_name])
+    elif kind_name == "composite":
+        common.setdefault("metric", kind_name)
+        common.setdefault("scope", "any")
     spec = RuleSpec(**common, params=params)  # type: ignore[arg-type]
     try:
         kind.check(spec, metrics_for(spec.scope))

@@ -5,7 +5,7 @@ an account's value tells with one `searchsorted` how many of the bank's rules it
 bank of 1,000 rules costs about what one rule costs while nothing crosses; only (rule, key)
 pairs that breach or could re-arm are looked at one by one. Arming state is a bool matrix
 (rule × key); episode numbers, which change only when a rule fires, are kept per fired pair.
-Semantics are exactly rules.threshold.evaluate's (tested against it): fire once on crossing,
+The one hysteresis of the engine (market, book and fund-flow rules use it too): fire once on crossing,
 re-arm only once the value is strictly back on the safe side of `rearm`.
 
 Scopes: accounts (AccountShard), hierarchy nodes (Hierarchy), and commodity / business-unit
@@ -38,16 +38,6 @@ class ThresholdKind(RuleKind):
 
     def build(self, specs: list[RuleSpec]) -> KeyedGroup:
         return ThresholdBank(specs)
-
-
-def book_limit(spec: RuleSpec) -> dict[str, Any]:
-    """An exposure-scope threshold rule as the ExposureBook's limit record."""
-    return {
-        "id": spec.id, "metric": spec.metric, "op": spec.op, "threshold": spec.threshold,
-        "rearm": spec.rearm_level, "severity": spec.severity,
-        "commodities": tuple(spec.param("commodities") or ()), "scope": spec.scope,
-        "description": spec.description,
-    }  # fmt: skip
 
 
 class ThresholdBank(KeyedGroup):
@@ -196,6 +186,11 @@ class ThresholdBank(KeyedGroup):
         starts = self._clear_starts(np.where(np.isnan(a), np.inf, a))
         out |= some_disarmed & (starts < len(self.specs))
         return out
+
+    def rearm(self, rows: np.ndarray) -> None:
+        """Re-arm every rule of the bank for `rows` (point events: each judged alone)."""
+        self.armed[:, rows] = True
+        self.disarmed[rows] = 0
 
     def export(self, rule_id: str) -> Any:
         i = self.index[rule_id]

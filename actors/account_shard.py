@@ -26,7 +26,7 @@ from infra.specs import load_contract_table
 from rules.account_math import FIGURES
 from rules.book import AccountBook, AccountPolicy, BookError
 from rules.contracts import UnknownContract
-from rules.fundflow import FlowLedger, FundFlowPolicy, judge_transfer, transfer_day
+from rules.fundflow import FlowLedger, book_transfer
 from rules.hierarchy import NodeIndex, exposure_rollup, level_of, node_paths, rollup
 from rules.model import PriceUpdate, RiskEvent
 from rules.sharding import buckets_of_shard
@@ -52,7 +52,6 @@ class AccountShard(AccountRules):
         flush_ms: int = 100,
         contracts_overrides: tuple[str, ...] = (),
         policies: list[dict[str, Any]] | None = None,
-        fund_flow: dict[str, Any] | None = None,
         hierarchy: Any = None,
     ) -> None:
         self.shard = shard
@@ -63,7 +62,6 @@ class AccountShard(AccountRules):
             margin_markup,
             [AccountPolicy(**p) for p in policies or ()],
         )
-        self.fund_flow = FundFlowPolicy(**(fund_flow or {}))
         self.ledgers: dict[int, FlowLedger] = {}
         self.strategies: dict[int, str] = {}
         self.hierarchy = hierarchy
@@ -188,32 +186,48 @@ class AccountShard(AccountRules):
         return row
 
     def _judge_transfer(self, row: int, rec: dict[str, Any], deposit: bool) -> None:
-        """Fund-flow anomalies become events: once per day for the day's outflow, once per
-        transfer for a single large one (the episode makes the alert id deterministic, so a
-        replay after a restart raises nothing twice)."""
+        """Book the transfer in the account's ledger and evaluate the fund-flow rules on it
+        (the transfer engine, rules.engine.kinds.fundflow). Alert ids are deterministic so a
+        replay after a restart raises nothing twice: a single transfer's episode is its bus
+        sequence number, the day's outflow is one episode."""
         ts = float(rec.get("ts") or rec.get("bus_ts") or time.time())
-        ledger = self.ledgers.setdefault(row, FlowLedger())
         amount = float(rec["amount"])
-        for hit in judge_transfer(ledger, transfer_day(ts), amount, deposit, self.fund_flow):
-            single = hit.reason == "SINGLE_TRANSFER_ABOVE_LIMIT"
+        source = book_transfer(self.ledgers, row, ts, amount, deposit)
+        rows = np.array([row], dtype=np.int64)
+        for f in self.transfer_engine.evaluate(source, rows, ts):
+            spec = f.spec
+            single = spec.metric == "transfer"
+            limit = float(f.limits[0]) if f.limits is not None else spec.threshold
+            value = float(f.values[0])
+            if single:
+                reason = "SINGLE_TRANSFER_ABOVE_LIMIT"
+                detail = f"{'deposit' if deposit else 'withdrawal'} of {amount:,.2f}"
+            else:
+                reason = "OUTFLOW_ABOVE_BASELINE"
+                mean, days = source.baseline(rows, int(spec.param("days", 20)))
+                detail = (f"day's outflow {value:,.2f} > {spec.threshold:g} × mean "
+                          f"{float(mean[0]):,.2f} of {int(days[0])} days")  # fmt: skip
             self._events.append(
                 RiskEvent(
-                    rule_id=f"account.fund_flow.{hit.reason.lower()}",
+                    rule_id=spec.id,
                     kind="account.fund_flow",
                     key=self.book.account_ids[row],
-                    severity=self.fund_flow.severity,
-                    value=hit.value,
-                    threshold=hit.threshold,
+                    severity=spec.severity,
+                    value=value,
+                    threshold=limit,
                     ts=time.time(),
                     ingress_ts=float(rec.get("bus_ts", ts)),
                     episode=int(rec.get("seq", 0)) if single else 1,
                     dimension="account",
                     attributes={
-                        "reason": hit.reason,
-                        "day": hit.day,
-                        "detail": hit.detail,
+                        "reason": reason,
+                        "day": source.day,
+                        "detail": detail,
                         "group_path": self.book.group_paths[row],
+                        "description": spec.description,
+                        "rule_kind": spec.kind,
                     },
+                    action=dict(spec.action) if spec.action else None,
                 )
             )
             self.counts["fund_flow_events"] += 1

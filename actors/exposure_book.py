@@ -28,16 +28,21 @@ import numpy as np
 import ray
 
 from actors.common import ACTOR_OPTIONS, entry
+from actors.rule_host import bundle_of, start_ruleset
 from gateways.books.files import FolderWatcher, Reject, parse_rows, read_file
 from gateways.books.topic import BookTopicSubscriber
 from infra.config import BooksConfig
+from infra.config.legacy import book_limit_spec
 from infra.holidays import load_holidays
 from infra.specs import load_contract_table
 from rules.contracts import product_of
+from rules.engine.evaluator import RuleEngine
+from rules.engine.kinds import kind_of
+from rules.engine.kinds.session import SessionGate
+from rules.engine.spec import BOOK_SCOPES, RuleSet, RuleSpec
 from rules.exposure import Latches, OperatingBook, Record, limit_values
 from rules.model import PriceUpdate, RiskEvent
 from rules.sessions import SessionCalendar
-from rules.threshold import ThresholdRule
 
 QUARANTINE_SIZE = 500
 
@@ -55,6 +60,7 @@ class ExposureBook:
         report_unrouted: bool = False,
         contracts_overrides: tuple[str, ...] = (),
         holidays_file: str = "",
+        rules: dict[str, Any] | None = None,
     ) -> None:
         self.commodity = commodity
         self.products = set(products)
@@ -70,11 +76,21 @@ class ExposureBook:
         self.prices: dict[str, tuple[float, float]] = {}  # instrument -> (last, open interest)
         self._mine: dict[str, bool] = {}  # instrument -> one of this book's products?
         self.main_override = self.settings.main_contracts.get(commodity, "")
-        self.limits = [
-            (lim, ThresholdRule(lim.id, lim.metric, lim.op, lim.threshold, lim.rearm))
-            for lim in self.settings.limits
-            if not lim.commodities or commodity in lim.commodities
-        ]
+        # Book limits are threshold rules of scope commodity / business_unit, evaluated by the
+        # one RuleEngine over this book's keys (the commodity, "<commodity>/<unit>"): from the
+        # rule-set bundle every actor is given (the journal's latest after a restart), or
+        # without one from the settings' deprecated `limits`.
+        if rules is not None:
+            ruleset, context = start_ruleset(rules, audit)
+        else:
+            ruleset = RuleSet(tuple(book_limit_spec(lim) for lim in self.settings.limits))
+            context = {}
+        self.engine = RuleEngine(
+            (), SessionGate(self.calendar, float(context.get("clock_shift_s", 0.0)))
+        )
+        self._keys: list[str] = []
+        self._rows: dict[str, int] = {}
+        self._install(ruleset)
         self.latches = Latches()
         self.quarantine: collections.deque[str] = collections.deque(maxlen=QUARANTINE_SIZE)
         self.counts: collections.Counter = collections.Counter()
@@ -245,23 +261,36 @@ class ExposureBook:
 
     def _limit_events(self, figures: dict[str, Any], ingress: float) -> list[RiskEvent]:
         events = []
-        for lim, rule in self.limits:
-            for key, value in limit_values(figures, lim.metric, lim.scope).items():
-                arr = np.array([value])
-                episode = self.latches.step(
-                    (lim.id, key), bool(rule.breached(arr)[0]), bool(rule.cleared(arr)[0])
-                )
-                if episode is not None:
-                    attrs = {
-                        "commodity": self.commodity, "scope": lim.scope,
-                        "net_units": figures["net_units"], "net_value": figures["net_value"],
-                        "mark_price": figures["mark_price"], "description": lim.description,
-                    }  # fmt: skip
+        attrs = {"commodity": self.commodity, "net_units": figures["net_units"],
+                 "net_value": figures["net_value"], "mark_price": figures["mark_price"]}  # fmt: skip
+        for scope in BOOK_SCOPES:
+            keys = [self.commodity] if scope == "commodity" else [
+                f"{self.commodity}/{unit}" for unit in figures["by_unit"]
+            ]  # fmt: skip
+            rows = np.array([self._row(k) for k in keys], dtype=np.int64)
+
+            def source(metric: str, r: np.ndarray, scope: str = scope) -> np.ndarray:
+                values = limit_values(figures, metric, scope)  # a key it lacks is not judged
+                return np.array([values.get(self._keys[i], np.nan) for i in r.tolist()])
+
+            for f in self.engine.evaluate(source, rows, time.time(), scope=scope):
+                spec = f.spec
+                for row, value, episode in zip(
+                    f.rows.tolist(), f.values.tolist(), f.episodes.tolist(), strict=True
+                ):
                     events.append(
-                        self._event(lim.id, f"operating.{lim.metric}", key, lim.severity,
-                                    value, lim.threshold, episode, ingress, attrs)
+                        self._event(spec.id, f"operating.{spec.metric}", self._keys[row],
+                                    spec.severity, value, spec.threshold, episode, ingress,
+                                    {**attrs, "scope": scope, "description": spec.description})
                     )  # fmt: skip
         return events
+
+    def _row(self, key: str) -> int:
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = len(self._keys)
+            self._keys.append(key)
+        return row
 
     def _contract_events(self, futures_price: float, ingress: float) -> list[RiskEvent]:
         """Contract-performance risk: prices away from the market, counterparty exposure."""
@@ -371,24 +400,22 @@ class ExposureBook:
             "quarantine": list(self.quarantine)[-20:],
         }
 
-    def set_limits(self, limits: list[dict[str, Any]]) -> dict[str, Any]:
-        """Hot reload (issue 6): the book's full limit list (config + rule set). Arming state
-        lives in the latches by (limit id, key), so unchanged limits keep it."""
-        from infra.config import ExposureLimitConfig
-
-        parsed = [ExposureLimitConfig(**{**lim, "commodities": tuple(lim.get("commodities") or ())})
-                  for lim in limits]  # fmt: skip
+    def set_rules(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        """Hot reload: the book rules of a rule-set bundle replace the book's; rules that did
+        not change keep their arming state per key."""
         with self._lock:
-            self.limits = [
-                (lim, ThresholdRule(lim.id, lim.metric, lim.op, lim.threshold, lim.rearm))
-                for lim in parsed
-                if not lim.commodities or self.commodity in lim.commodities
-            ]
+            report = self._install(bundle_of(bundle))
             self._touch()  # evaluate the new limits at the next round
-        return {
-            "actor": f"ExposureBook.{self.commodity}",
-            "limits": [lim.id for lim, _ in self.limits],
-        }
+        return {"actor": f"ExposureBook.{self.commodity}", "limits": sorted(self.engine.specs),
+                **report}  # fmt: skip
+
+    def _install(self, ruleset: RuleSet) -> dict[str, list[str]]:
+        mine = [r for r in ruleset.rules if kind_of(r.kind).place(r) == "books" and self._covers(r)]
+        return self.engine.replace(mine)
+
+    def _covers(self, spec: RuleSpec) -> bool:
+        commodities = spec.param("commodities") or ()
+        return not commodities or self.commodity in commodities
 
     def stop(self) -> None:
         self._stop.set()

@@ -38,14 +38,21 @@ class AccountRules:
         calendar = SessionCalendar.from_table(self.book.contracts.table)
         self._gate = SessionGate(calendar, float(context.get("clock_shift_s", 0.0)))
         self.engine = RuleEngine((), self._gate)
+        self.transfer_engine = RuleEngine((), self._gate)  # fund-flow rules, on transfers
         self.ruleset = RuleSet()
         self._self_trades = SelfTradeDetector()
         self._install(ruleset)
 
     def _install(self, ruleset: RuleSet) -> dict[str, Any]:
-        mine = [r for r in ruleset.rules if kind_of(r.kind).place(r) == "account"]
-        report = self.engine.replace(mine)
+        def placed(place: str) -> list[Any]:
+            return [r for r in ruleset.rules if kind_of(r.kind).place(r) == place]
+
+        report = self.engine.replace(placed("account"))
+        transfers = self.transfer_engine.replace(placed("transfers"))
+        for key, ids in transfers.items():
+            report[key] = sorted([*report[key], *ids])
         self.engine.resize(self.book.n_accounts)
+        self.transfer_engine.resize(self.book.n_accounts)
         self.ruleset = ruleset
         return report
 
@@ -70,7 +77,7 @@ class AccountRules:
         return {
             "actor": self.name,
             "version": self.ruleset.version,
-            "rules": sorted(self.engine.specs),
+            "rules": sorted([*self.engine.specs, *self.transfer_engine.specs]),
         }
 
     def _universe(self) -> np.ndarray:

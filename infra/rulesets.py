@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from infra.config import ConfigError
+from infra.config import ConfigError, legacy
 from rules.engine.kinds import KINDS, kind_of
 from rules.engine.kinds.market import MARKET_KINDS, OP_OF, SCOPE_OF
 from rules.engine.matchers import parse_matchers
@@ -226,35 +226,26 @@ def _hygiene(raw: Mapping[str, Any], source: str) -> Hygiene:
     return Hygiene(**out)
 
 
-def from_config_rules(rules: Iterable[Any]) -> list[RuleSpec]:
-    """The main config's legacy `[[rules]]` (threshold rules) as specs."""
-    out = []
-    for r in rules:
-        spec = RuleSpec(
-            id=r.id, kind="threshold", metric=r.metric, scope=r.scope, op=r.op,
-            threshold=float(r.threshold), rearm=float(r.rearm), severity=r.severity,
-            description=r.description, action=dict(r.action) or None,
-        )  # fmt: skip
-        out.append(spec)
-    return out
-
-
 def for_config(cfg: Any) -> RuleSet:
-    """The start-up rule set of a config: `rules_files` plus the config's own `[[rules]]`
-    (the embedded default rule is left out when rules files are given)."""
+    """The start-up rule set of a config: its `rules_files` plus the rules its old spellings
+    stand for (infra.config.legacy: `[[rules]]`, `[[market.rules]]`, `[[books.limits]]`,
+    `[accounts.fund_flow]`). A family left at its embedded default gives way to a rules file:
+    the default `[[rules]]` whenever files are given, the default market rules and fund flows
+    when a file has rules of that family. Rules written both ways are an error."""
     windows = tuple(cfg.market.stats.vol_windows_s)
     files = tuple(getattr(cfg, "rules_files", ()) or ())
-    own = from_config_rules(cfg.rules)
-    if not files:
-        return RuleSet(tuple(own), source=cfg.source)
-    loaded = load(files, windows)
-    from infra.config import Config
-
-    if cfg.rules == Config().rules:
-        own = []
+    loaded = load(files, windows) if files else RuleSet(source=cfg.source)
+    in_files = {legacy.family_of(s) for s in loaded.rules}
+    own: list[RuleSpec] = []
+    for family, (specs, is_default) in legacy.legacy_specs(cfg).items():
+        if is_default and files and (family == "rules" or family in in_files):
+            continue
+        own.extend(specs)
     clash = sorted({s.id for s in own} & {s.id for s in loaded.rules})
     if clash:
-        raise RulesetError(f"{cfg.source}: rules {clash} are in both [[rules]] and {loaded.source}")
+        raise RulesetError(
+            f"{cfg.source}: rules {clash} are both in the config and in {loaded.source}"
+        )
     return RuleSet(tuple(own) + loaded.rules, loaded.inhibit, loaded.hygiene, loaded.source)
 
 
@@ -263,14 +254,6 @@ def for_config(cfg: Any) -> RuleSet:
 
 def placed(ruleset: RuleSet, place: str) -> list[RuleSpec]:
     return [r for r in ruleset.rules if kind_of(r.kind).place(r) == place]
-
-
-def market_rules(ruleset: RuleSet) -> list[dict[str, Any]]:
-    return [market_rule(r) for r in placed(ruleset, "market")]
-
-
-def book_limits(ruleset: RuleSet) -> list[dict[str, Any]]:
-    return [book_limit(r) for r in placed(ruleset, "books")]
 
 
 # ---- journal -------------------------------------------------------------------------------

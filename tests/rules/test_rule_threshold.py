@@ -1,4 +1,4 @@
-"""The threshold bank: exactly rules.threshold's hysteresis, for many rules at once, step by
+"""The threshold bank: exactly the scalar reference hysteresis (tests.rules.scalar_hysteresis), for many rules at once, step by
 step or over a path of steps, and a screen that never misses a transition."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from rules.engine.evaluator import RuleEngine
 from rules.engine.kinds.threshold import ThresholdBank
 from rules.engine.spec import RuleSpec
-from rules.threshold import HysteresisState, ThresholdRule, evaluate
+from tests.rules.scalar_hysteresis import HysteresisState, ThresholdRule, evaluate
 
 
 def bank_of(op: str, rng: np.random.Generator, n_rules: int = 12) -> list[RuleSpec]:

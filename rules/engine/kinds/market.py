@@ -23,6 +23,7 @@ from typing import Any
 
 from rules.engine.spec import RuleSpec, check_common
 from rules.engine.template import Param, RuleKind
+from rules.sessions import label_mask
 
 TICK_KINDS = ("jump", "near_limit", "limit_locked", "volume_spike", "oi_spike", "volatility")
 CHECK_KINDS = ("stale", "feed_silent")  # evaluated on a timer, not on ticks
@@ -80,6 +81,7 @@ MARKET_KIND_LIST: tuple[MarketKind, ...] = (
     MarketKind("stale"),
     MarketKind("feed_silent", params=(), scope="feed"),
 )
+KIND_OF = {k.name: k for k in MARKET_KIND_LIST}
 OP_OF = {k.name: k.op for k in MARKET_KIND_LIST}
 SCOPE_OF = {k.name: k.scopes[0] for k in MARKET_KIND_LIST}
 
@@ -89,7 +91,8 @@ def market_spec(
     sessions: tuple[str, ...] = (), products: tuple[str, ...] = (), window_s: int = 0,
     description: str = "",
 ) -> RuleSpec:  # fmt: skip
-    """A market rule as a spec, from the fields the config's `[[market.rules]]` used."""
+    """A market rule as a spec, from the fields the config's `[[market.rules]]` used; checked
+    by its kind (ValueError 'key: why')."""
     if kind not in OP_OF:
         raise ValueError(f"kind: {kind!r} is not one of {MARKET_KINDS}")
     params: dict[str, Any] = {}
@@ -97,8 +100,11 @@ def market_spec(
         params["products"] = tuple(products)
     if kind == "volatility":
         params["window_s"] = int(window_s)
-    return RuleSpec(
+    spec = RuleSpec(
         id=id, kind=kind, metric=kind, scope=SCOPE_OF[kind], op=OP_OF[kind],
         threshold=float(threshold), rearm=float(rearm), severity=severity,
         description=description, sessions=tuple(sessions), params=params,
     )  # fmt: skip
+    label_mask(spec.sessions)
+    KIND_OF[kind].check(spec, ())
+    return spec

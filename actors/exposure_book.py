@@ -36,11 +36,10 @@ from infra.config.legacy import book_limit_spec
 from infra.holidays import load_holidays
 from infra.specs import load_contract_table
 from rules.contracts import product_of
-from rules.engine.evaluator import RuleEngine
-from rules.engine.kinds import kind_of
+from rules.engine.book_limits import BookLimits
 from rules.engine.kinds.session import SessionGate
-from rules.engine.spec import BOOK_SCOPES, RuleSet, RuleSpec
-from rules.exposure import Latches, OperatingBook, Record, limit_values
+from rules.engine.spec import RuleSet
+from rules.exposure import Latches, OperatingBook, Record
 from rules.model import PriceUpdate, RiskEvent
 from rules.sessions import SessionCalendar
 
@@ -76,21 +75,17 @@ class ExposureBook:
         self.prices: dict[str, tuple[float, float]] = {}  # instrument -> (last, open interest)
         self._mine: dict[str, bool] = {}  # instrument -> one of this book's products?
         self.main_override = self.settings.main_contracts.get(commodity, "")
-        # Book limits are threshold rules of scope commodity / business_unit, evaluated by the
-        # one RuleEngine over this book's keys (the commodity, "<commodity>/<unit>"): from the
-        # rule-set bundle every actor is given (the journal's latest after a restart), or
-        # without one from the settings' deprecated `limits`.
+        # Book limits (rules.engine.book_limits): the book rules of the rule-set bundle every
+        # actor is given (the journal's latest after a restart), or without one those of the
+        # settings' deprecated `limits`.
         if rules is not None:
             ruleset, context = start_ruleset(rules, audit)
         else:
             ruleset = RuleSet(tuple(book_limit_spec(lim) for lim in self.settings.limits))
             context = {}
-        self.engine = RuleEngine(
-            (), SessionGate(self.calendar, float(context.get("clock_shift_s", 0.0)))
-        )
-        self._keys: list[str] = []
-        self._rows: dict[str, int] = {}
-        self._install(ruleset)
+        shift = float(context.get("clock_shift_s", 0.0))
+        self.limits = BookLimits(commodity, SessionGate(self.calendar, shift))
+        self.limits.replace(ruleset.everything)
         self.latches = Latches()
         self.quarantine: collections.deque[str] = collections.deque(maxlen=QUARANTINE_SIZE)
         self.counts: collections.Counter = collections.Counter()
@@ -260,37 +255,14 @@ class ExposureBook:
         return figures
 
     def _limit_events(self, figures: dict[str, Any], ingress: float) -> list[RiskEvent]:
-        events = []
         attrs = {"commodity": self.commodity, "net_units": figures["net_units"],
                  "net_value": figures["net_value"], "mark_price": figures["mark_price"]}  # fmt: skip
-        for scope in BOOK_SCOPES:
-            keys = [self.commodity] if scope == "commodity" else [
-                f"{self.commodity}/{unit}" for unit in figures["by_unit"]
-            ]  # fmt: skip
-            rows = np.array([self._row(k) for k in keys], dtype=np.int64)
-
-            def source(metric: str, r: np.ndarray, scope: str = scope) -> np.ndarray:
-                values = limit_values(figures, metric, scope)  # a key it lacks is not judged
-                return np.array([values.get(self._keys[i], np.nan) for i in r.tolist()])
-
-            for f in self.engine.evaluate(source, rows, time.time(), scope=scope):
-                spec = f.spec
-                for row, value, episode in zip(
-                    f.rows.tolist(), f.values.tolist(), f.episodes.tolist(), strict=True
-                ):
-                    events.append(
-                        self._event(spec.id, f"operating.{spec.metric}", self._keys[row],
-                                    spec.severity, value, spec.threshold, episode, ingress,
-                                    {**attrs, "scope": scope, "description": spec.description})
-                    )  # fmt: skip
-        return events
-
-    def _row(self, key: str) -> int:
-        row = self._rows.get(key)
-        if row is None:
-            row = self._rows[key] = len(self._keys)
-            self._keys.append(key)
-        return row
+        return [
+            self._event(h.spec.id, f"operating.{h.spec.metric}", h.key, h.spec.severity, h.value,
+                        h.spec.threshold, h.episode, ingress,
+                        {**attrs, "scope": h.scope, "description": h.spec.description})
+            for h in self.limits.evaluate(figures, time.time())
+        ]  # fmt: skip
 
     def _contract_events(self, futures_price: float, ingress: float) -> list[RiskEvent]:
         """Contract-performance risk: prices away from the market, counterparty exposure."""
@@ -404,18 +376,10 @@ class ExposureBook:
         """Hot reload: the book rules of a rule-set bundle replace the book's; rules that did
         not change keep their arming state per key."""
         with self._lock:
-            report = self._install(bundle_of(bundle))
+            report = self.limits.replace(bundle_of(bundle).everything)
             self._touch()  # evaluate the new limits at the next round
-        return {"actor": f"ExposureBook.{self.commodity}", "limits": sorted(self.engine.specs),
+        return {"actor": f"ExposureBook.{self.commodity}", "limits": self.limits.ids,
                 **report}  # fmt: skip
-
-    def _install(self, ruleset: RuleSet) -> dict[str, list[str]]:
-        mine = [r for r in ruleset.rules if kind_of(r.kind).place(r) == "books" and self._covers(r)]
-        return self.engine.replace(mine)
-
-    def _covers(self, spec: RuleSpec) -> bool:
-        commodities = spec.param("commodities") or ()
-        return not commodities or self.commodity in commodities
 
     def stop(self) -> None:
         self._stop.set()

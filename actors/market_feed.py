@@ -561,4 +561,4 @@ def _market_specs(bundle: Any) -> list[Any]:
     """The rules of a bundle a feed evaluates (place "market")."""
     from rules.engine.kinds import kind_of
 
-    return [r for r in bundle_of(bundle).rules if kind_of(r.kind).place(r) == "market"]
+    return [r for r in bundle_of(bundle).everything if kind_of(r.kind).place(r) == "market"]

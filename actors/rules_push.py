@@ -16,6 +16,7 @@ reads the journal's latest set when it restarts.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -108,7 +109,9 @@ class RuleActors:
 
 
 def apply(actors: RuleActors, ruleset: RuleSet, cfg: Config, by: str) -> dict[str, Any]:
-    """Journal and push a validated rule set; returns the diff and every actor's report."""
+    """Journal and push a validated rule set, on the config's base (its market rules, book
+    limits and fund flows, which a reload keeps); returns the diff and every actor's report."""
+    ruleset = dataclasses.replace(ruleset, base=rulesets.config_base(cfg))
     validate(ruleset, cfg)
     current = RuleSet.from_bundle(
         ray.get(actors.correlator.ruleset_bundle.remote(), timeout=PUSH_TIMEOUT_S)

@@ -45,7 +45,7 @@ class AccountRules:
 
     def _install(self, ruleset: RuleSet) -> dict[str, Any]:
         def placed(place: str) -> list[Any]:
-            return [r for r in ruleset.rules if kind_of(r.kind).place(r) == place]
+            return [r for r in ruleset.everything if kind_of(r.kind).place(r) == place]
 
         report = self.engine.replace(placed("account"))
         transfers = self.transfer_engine.replace(placed("transfers"))

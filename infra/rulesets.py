@@ -227,33 +227,50 @@ def _hygiene(raw: Mapping[str, Any], source: str) -> Hygiene:
 
 
 def for_config(cfg: Any) -> RuleSet:
-    """The start-up rule set of a config: its `rules_files` plus the rules its old spellings
-    stand for (infra.config.legacy: `[[rules]]`, `[[market.rules]]`, `[[books.limits]]`,
-    `[accounts.fund_flow]`). A family left at its embedded default gives way to a rules file:
-    the default `[[rules]]` whenever files are given, the default market rules and fund flows
-    when a file has rules of that family. Rules written both ways are an error."""
+    """The start-up rule set of a config: `rules_files` plus the config's own `[[rules]]`
+    (the embedded default rule is left out when rules files are given), on the base of the
+    config's other old spellings (`config_base`)."""
     windows = tuple(cfg.market.stats.vol_windows_s)
     files = tuple(getattr(cfg, "rules_files", ()) or ())
     loaded = load(files, windows) if files else RuleSet(source=cfg.source)
-    in_files = {legacy.family_of(s) for s in loaded.rules}
-    own: list[RuleSpec] = []
-    for family, (specs, is_default) in legacy.legacy_specs(cfg).items():
-        if is_default and files and (family == "rules" or family in in_files):
-            continue
-        own.extend(specs)
+    own, is_default = legacy.legacy_specs(cfg)["rules"]
+    if files and is_default:
+        own = []
     clash = sorted({s.id for s in own} & {s.id for s in loaded.rules})
     if clash:
+        raise RulesetError(f"{cfg.source}: rules {clash} are in both [[rules]] and {loaded.source}")
+    base = config_base(cfg, loaded)
+    clash = sorted({s.id for s in base} & {s.id for s in (*own, *loaded.rules)})
+    if clash:
         raise RulesetError(
-            f"{cfg.source}: rules {clash} are both in the config and in {loaded.source}"
+            f"{cfg.source}: rules {clash} are both in the config and in a rules file"
         )
-    return RuleSet(tuple(own) + loaded.rules, loaded.inhibit, loaded.hygiene, loaded.source)
+    return RuleSet(tuple(own) + loaded.rules, loaded.inhibit, loaded.hygiene, loaded.source, base)
+
+
+def config_base(cfg: Any, loaded: RuleSet | None = None) -> tuple[RuleSpec, ...]:
+    """The rules of `[[market.rules]]`, `[[books.limits]]` and `[accounts.fund_flow]` (infra.
+    config.legacy): the deployment's base, kept by a hot reload as these tables always were.
+    A family left at its embedded default gives way to the start-up rules files' rules of
+    that family (the defaults are then written there, e.g. by `fengkong rules migrate`)."""
+    if loaded is None:
+        files = tuple(getattr(cfg, "rules_files", ()) or ())
+        loaded = load(files, tuple(cfg.market.stats.vol_windows_s)) if files else RuleSet()
+    in_files = {legacy.family_of(s) for s in loaded.everything}
+    out: list[RuleSpec] = []
+    for family, (specs, is_default) in legacy.legacy_specs(cfg).items():
+        if family == "rules" or (is_default and family in in_files):
+            continue
+        out.extend(specs)
+    return tuple(out)
 
 
 # ---- where each rule runs ------------------------------------------------------------------
 
 
 def placed(ruleset: RuleSet, place: str) -> list[RuleSpec]:
-    return [r for r in ruleset.rules if kind_of(r.kind).place(r) == place]
+    """The rules (base and applied) of a set that run at `place` (see RuleKind.place)."""
+    return [r for r in ruleset.everything if kind_of(r.kind).place(r) == place]
 
 
 # ---- journal -------------------------------------------------------------------------------

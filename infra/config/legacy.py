@@ -9,6 +9,7 @@ rules file (infra.rules_migrate).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -64,8 +65,12 @@ def warn(data: Mapping[str, Any], source: str) -> list[str]:
 
 
 def _checked(spec: RuleSpec, where: str) -> RuleSpec:
+    """The spec checked by its kind, its parameters completed with the kind's defaults (as a
+    rules file's are, so the same rule written either way is the same version)."""
+    kind = kind_of(spec.kind)
     try:
-        kind_of(spec.kind).check(spec, metrics_for(spec.scope))
+        spec = dataclasses.replace(spec, params=kind.with_defaults(dict(spec.params)))
+        kind.check(spec, metrics_for(spec.scope))
     except ValueError as exc:
         raise ConfigError(f"{where}.{exc}") from None
     return spec

@@ -161,7 +161,7 @@ class Backtest:
         self.block_steps = block_steps
         self.screen = screen
         self.stats_params = stats_params or StatsParams()
-        placed = {p: [r for r in ruleset.rules if kind_of(r.kind).place(r) == p]
+        placed = {p: [r for r in ruleset.everything if kind_of(r.kind).place(r) == p]
                   for p in PLACES}  # fmt: skip
         self.engine = RuleEngine(placed["account"], SessionGate(self.calendar))
         self.market_specs = placed["market"]

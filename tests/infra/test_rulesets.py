@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from infra import config, rulesets
-from infra.config import legacy
 from infra.rulesets import RulesetError
 from rules.engine.spec import RuleSet, diff
 
@@ -145,29 +144,28 @@ def test_version_follows_content_and_diff_says_what_changed(tmp_path):
 
 
 def test_legacy_config_rules_and_rules_files(tmp_path):
-    # One rule path: the start-up set also holds the rules the config's other old spellings
-    # stand for ([[market.rules]] defaults, [accounts.fund_flow]); the [[rules]] family's
-    # behaviour is unchanged (compared on `legacy.family_of(r) == "rules"`, deliberately).
-    def own(rs):
-        return [r.id for r in rs.rules if legacy.family_of(r) == "rules"]
-
     cfg = config.default()
     rs = rulesets.for_config(cfg)
-    assert own(rs) == ["account.risk_degree.warn"]  # the embedded default
-    assert {r.id for r in rs.rules} >= {"market.jump", "market.feed_silent",
-                                        "account.fund_flow.single_transfer_above_limit"}  # fmt: skip
+    assert [r.id for r in rs.rules] == ["account.risk_degree.warn"]  # the embedded default
+    # The config's other old spellings are the set's base: evaluated, kept by a reload.
+    assert {r.id for r in rs.base} >= {"market.jump", "market.feed_silent",
+                                       "account.fund_flow.single_transfer_above_limit"}  # fmt: skip
+    assert rs.version == RuleSet(rs.rules, source=rs.source).version  # base: not versioned
     f = write(tmp_path, "r.toml", '[[rules]]\nid = "y"\nscope = "unit"\nthreshold = 0.7')
     cfg = config.from_dict({"rules_files": [str(f)]})
-    assert own(rulesets.for_config(cfg)) == ["y"]  # files replace the default
+    assert [r.id for r in rulesets.for_config(cfg).rules] == ["y"]  # files replace the default
     cfg = config.from_dict(
         {"rules_files": [str(f)], "rules": [{"id": "z", "threshold": 0.9, "rearm": 0.8}]}
     )
-    assert own(rulesets.for_config(cfg)) == ["z", "y"]
+    assert [r.id for r in rulesets.for_config(cfg).rules] == ["z", "y"]
     # A rules file with market rules replaces the default market rules (not added to them).
     m = write(tmp_path, "m.toml", '[[rules]]\nid = "j"\nkind = "jump"\nthreshold = 7')
-    market = rulesets.placed(rulesets.for_config(config.from_dict({"rules_files": [str(m)]})),
-                             "market")  # fmt: skip
+    rs = rulesets.for_config(config.from_dict({"rules_files": [str(m)]}))
+    market = rulesets.placed(rs, "market")
     assert [r.id for r in market] == ["j"] and market[0].op == ">"
+    assert [r.id for r in rulesets.placed(rs, "transfers")] == [
+        "account.fund_flow.single_transfer_above_limit", "account.fund_flow.outflow_above_baseline"
+    ]  # fmt: skip
 
 
 def test_rules_check_command(tmp_path, capsys):

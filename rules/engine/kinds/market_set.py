@@ -148,9 +148,9 @@ class MarketRuleSet:
         new = MarketRuleSet(rules, vol_windows)
         if names:
             new.add_rows(list(names), list(products))
-        before = {r: i for i, r in enumerate(self.rules)}
+        before = {r.fingerprint(): i for i, r in enumerate(self.rules)}
         for i, rule in enumerate(new.rules):
-            j = before.get(rule)
+            j = before.get(rule.fingerprint())
             if j is not None:
                 new._banks[i].restore(rule.id, self._banks[j].export(rule.id))
         return new

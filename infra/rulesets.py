@@ -206,7 +206,7 @@ def _inhibit(raw: Any, where: str, source: str) -> InhibitRule:
 
 
 def _hygiene(raw: Mapping[str, Any], source: str) -> Hygiene:
-    allowed = ("group_by", "group_wait_s", "group_interval_s", "repeat_s")
+    allowed = ("group_by", "group_wait_s", "group_interval_s", "repeat_s", "digest_over")
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in allowed:
@@ -219,6 +219,10 @@ def _hygiene(raw: Mapping[str, Any], source: str) -> Hygiene:
             ):
                 _fail(source, "hygiene.group_by", "expected a non-empty list of label names")
             out[key] = tuple(value)
+        elif key == "digest_over":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                _fail(source, "hygiene.digest_over", "expected a whole number of alerts >= 1")
+            out[key] = value
         else:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 _fail(source, f"hygiene.{key}", "expected a number of seconds >= 0")

@@ -82,6 +82,9 @@ class Hygiene:
     group_wait_s: float = 0.25  # a new group waits this long for the rest of its shock
     group_interval_s: float = 5.0  # later additions to a notified group wait this long
     repeat_s: float = 0.0  # a rule's key is not notified again within this (0: no limit)
+    # A group's batch of more alerts than this is one digest notification; up to it, one
+    # notification per alert. The only grouping: the Notifier pages batches as they come.
+    digest_over: int = 5
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -183,9 +183,8 @@ def _effective(rs: RuleSet) -> list[dict]:
 
 
 def test_migrating_the_example_config_yields_rules_that_fire_identically(tmp_path, capsys):
-    import tomllib
-
     import numpy as np
+    import tomllib
 
     from infra import cli
     from rules.engine.evaluator import RuleEngine

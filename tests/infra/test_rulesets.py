@@ -217,7 +217,7 @@ def test_migrating_the_example_config_yields_rules_that_fire_identically(tmp_pat
         rows = np.arange(20)
         values = rng.uniform(0.5, 1.2, 20)
         fired = [
-            {(f.spec.id, int(r), int(e)) for f in eng.evaluate(lambda _m, _r: values, rows,
+            {(f.spec.id, int(r), int(e)) for f in eng.evaluate(lambda _m, _r, v=values: v, rows,
                                                                float(step))
              for r, e in zip(f.rows, f.episodes, strict=True)}
             for eng in engines

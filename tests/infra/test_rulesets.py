@@ -28,6 +28,7 @@ def test_the_shipped_default_rule_set_loads_with_every_kind():
         "session",
         "change",
         "behaviour",
+        "fund_flow",  # added deliberately: fund-flow lines moved from code into rule files
         "volatility",
         "jump",
         "composite",

@@ -255,8 +255,8 @@ class ExposureBook:
         return figures
 
     def _limit_events(self, figures: dict[str, Any], ingress: float) -> list[RiskEvent]:
-        attrs = {"commodity": self.commodity, "net_units": figures["net_units"],
-                 "net_value": figures["net_value"], "mark_price": figures["mark_price"]}  # fmt: skip
+        attrs = {k: figures[k] for k in ("net_units", "net_value", "mark_price")}
+        attrs["commodity"] = self.commodity
         return [
             self._event(h.spec.id, f"operating.{h.spec.metric}", h.key, h.spec.severity, h.value,
                         h.spec.threshold, h.episode, ingress,

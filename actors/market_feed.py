@@ -3,9 +3,9 @@
 A receive thread takes every tick frame off its ZeroMQ SUB socket, rejects what is malformed
 (counted and quarantined with the reason), and folds every good tick into per-contract market
 statistics (rules.market_stats: OHLC bars, realized volatility, jumps, limits, volume and OI
-spikes) before evaluating the market rules on them (rules.engine.kinds.market_set). A flush thread, every
-`flush_ms`, pushes one PriceUpdate per subscriber with the latest price of every contract that
-changed — never one call per tick; a subscriber still busy with the previous update is skipped
+spikes) before evaluating the market rules on them (rules.engine.kinds.market_set). A flush
+thread, every `flush_ms`, pushes one PriceUpdate per subscriber with the latest price of every
+contract that changed — never one call per tick; a subscriber still busy with the previous update is skipped
 this round and gets the coalesced changes next time — and sends the market RiskEvents raised
 since the last flush to the Correlator in one call. Statistics never coalesce: only the fan-out
 does.

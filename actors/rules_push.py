@@ -6,12 +6,14 @@ handed to every actor that evaluates rules — one bundle, the same shape for al
 
 Apply (hot reload): the file is loaded and validated in the caller's process, and every
 actor-side object is built once there (rule engines, composite matcher, market rule set,
-book limits, fund flows) — a bad file raises before anything is journaled or pushed, so it changes
-nothing. Then the change is journaled durably (who, when, version, diff: the outbox rule: on
-disk before it acts), then pushed: Correlator first (composite rules ready for the events the
-new rules raise), Hierarchy, feeds, books, and the shards last, each with `set_rules(bundle)`. Each actor swaps under its own
-lock between two evaluations, so no event is lost or evaluated twice; an actor that was down
-reads the journal's latest set when it restarts.
+book limits, fund flows) — a bad file raises before anything is journaled or pushed, so it
+changes nothing. The applied rules go on the config's base (its market rules, book limits and
+fund flows, which a reload keeps). Then the change is journaled durably (who, when, version,
+diff: the outbox rule: on disk before it acts), then pushed with `set_rules(bundle)`, the same
+bundle to every actor: Correlator first (composite rules ready for the events the new rules
+raise), Hierarchy, feeds, books, and the shards last. Each actor swaps under its own lock
+between two evaluations, so no event is lost or evaluated twice; an actor that was down reads
+the journal's latest set when it restarts.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 Per account and trading day the ledger keeps deposits and withdrawals; the fund-flow rules
 (rules.engine.kinds.fundflow: a single transfer above a limit, the day's outflow above k × the
-mean daily outflow of the last N days with history) read it through a TransferSource. History comes with the
-account's snapshot (the back office knows the last N days) and grows with each transfer, so a
-restarted shard that replays its account stream rebuilds the same ledger.
+mean daily outflow of the last N days with history) read it through a TransferSource.
+History comes with the account's snapshot (the back office knows the last N days) and grows
+with each transfer, so a restarted shard that replays its account stream rebuilds the same
+ledger.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ an account's value tells with one `searchsorted` how many of the bank's rules it
 bank of 1,000 rules costs about what one rule costs while nothing crosses; only (rule, key)
 pairs that breach or could re-arm are looked at one by one. Arming state is a bool matrix
 (rule × key); episode numbers, which change only when a rule fires, are kept per fired pair.
-The one hysteresis of the engine (market, book and fund-flow rules use it too): fire once on crossing,
-re-arm only once the value is strictly back on the safe side of `rearm`.
+The one hysteresis of the engine (market, book and fund-flow rules use it too): fire once on
+crossing, re-arm only once the value is strictly back on the safe side of `rearm`.
 
 Scopes: accounts (AccountShard), hierarchy nodes (Hierarchy), and commodity / business-unit
 exposure (ExposureBook limits, rules.exposure's metrics).

@@ -5,10 +5,10 @@ A receive thread takes every tick frame off its ZeroMQ SUB socket, rejects what 
 statistics (rules.market_stats: OHLC bars, realized volatility, jumps, limits, volume and OI
 spikes) before evaluating the market rules on them (rules.engine.kinds.market_set). A flush
 thread, every `flush_ms`, pushes one PriceUpdate per subscriber with the latest price of every
-contract that changed — never one call per tick; a subscriber still busy with the previous update is skipped
-this round and gets the coalesced changes next time — and sends the market RiskEvents raised
-since the last flush to the Correlator in one call. Statistics never coalesce: only the fan-out
-does.
+contract that changed — never one call per tick; a subscriber still busy with the previous
+update is skipped this round and gets the coalesced changes next time — and sends the market
+RiskEvents raised since the last flush to the Correlator in one call. Statistics never coalesce:
+only the fan-out does.
 
 Every `check_ms` the flush thread also looks for stale contracts (a live contract silent for
 longer than its threshold within its session), and for a silent feed (one alert for the whole

@@ -2,10 +2,11 @@
 takes back from the journal after a restart.
 
 Actors receive a rule-set bundle (rules.engine.spec.RuleSet.to_bundle(): the applied rules and
-the config's base rules, plus a `context` with deployment facts such as the session clock
-shift) — or, from older callers, a plain list of threshold-rule dicts. A restarted actor
-re-runs its constructor with its start-up arguments, so it asks the journal for the last `ruleset.applied` record: a set applied with `fengkong rules
-apply` survives the restart instead of silently reverting.
+the config's base rules, plus a `context` with deployment facts such as the session clock shift)
+— or, from older callers, a plain list of threshold-rule dicts. A restarted actor re-runs its
+constructor with its start-up arguments, so it asks the journal for the last `ruleset.applied`
+record: a set applied with `fengkong rules apply` survives the restart instead of silently
+reverting.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from infra.specs import load_contract_table
 from rules.account_math import FIGURES
 from rules.book import AccountBook, AccountPolicy, BookError
 from rules.contracts import UnknownContract
-from rules.fundflow import FlowLedger, book_transfer
+from rules.fundflow import FlowLedger
 from rules.hierarchy import NodeIndex, exposure_rollup, level_of, node_paths, rollup
 from rules.model import PriceUpdate, RiskEvent
 from rules.sharding import buckets_of_shard
@@ -184,53 +184,6 @@ class AccountShard(AccountRules):
             )
         self.engine.resize(self.book.n_accounts)
         return row
-
-    def _judge_transfer(self, row: int, rec: dict[str, Any], deposit: bool) -> None:
-        """Book the transfer in the account's ledger and evaluate the fund-flow rules on it
-        (the transfer engine, rules.engine.kinds.fundflow). Alert ids are deterministic so a
-        replay after a restart raises nothing twice: a single transfer's episode is its bus
-        sequence number, the day's outflow is one episode."""
-        ts = float(rec.get("ts") or rec.get("bus_ts") or time.time())
-        amount = float(rec["amount"])
-        source = book_transfer(self.ledgers, row, ts, amount, deposit)
-        rows = np.array([row], dtype=np.int64)
-        for f in self.transfer_engine.evaluate(source, rows, ts):
-            spec = f.spec
-            single = spec.metric == "transfer"
-            limit = float(f.limits[0]) if f.limits is not None else spec.threshold
-            value = float(f.values[0])
-            if single:
-                reason = "SINGLE_TRANSFER_ABOVE_LIMIT"
-                detail = f"{'deposit' if deposit else 'withdrawal'} of {amount:,.2f}"
-            else:
-                reason = "OUTFLOW_ABOVE_BASELINE"
-                mean, days = source.baseline(rows, int(spec.param("days", 20)))
-                detail = (f"day's outflow {value:,.2f} > {spec.threshold:g} × mean "
-                          f"{float(mean[0]):,.2f} of {int(days[0])} days")  # fmt: skip
-            self._events.append(
-                RiskEvent(
-                    rule_id=spec.id,
-                    kind="account.fund_flow",
-                    key=self.book.account_ids[row],
-                    severity=spec.severity,
-                    value=value,
-                    threshold=limit,
-                    ts=time.time(),
-                    ingress_ts=float(rec.get("bus_ts", ts)),
-                    episode=int(rec.get("seq", 0)) if single else 1,
-                    dimension="account",
-                    attributes={
-                        "reason": reason,
-                        "day": source.day,
-                        "detail": detail,
-                        "group_path": self.book.group_paths[row],
-                        "description": spec.description,
-                        "rule_kind": spec.kind,
-                    },
-                    action=dict(spec.action) if spec.action else None,
-                )
-            )
-            self.counts["fund_flow_events"] += 1
 
     # ---- hierarchy ------------------------------------------------------------------------
 

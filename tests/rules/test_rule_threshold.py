@@ -33,10 +33,11 @@ def sequence(rng: np.random.Generator, steps: int, n: int) -> list[tuple[np.ndar
     return out
 
 
+@pytest.mark.parametrize("n_rules", [12, 1])  # 1: the element-wise path of one-rule banks
 @pytest.mark.parametrize("op", [">", ">=", "<", "<="])
-def test_bank_equals_the_scalar_hysteresis(op):
+def test_bank_equals_the_scalar_hysteresis(op, n_rules):
     rng = np.random.default_rng(1)
-    specs = bank_of(op, rng)
+    specs = bank_of(op, rng, n_rules)
     bank = ThresholdBank(specs)
     scalar = [
         (ThresholdRule(s.id, "m", op, s.threshold, s.rearm_level), HysteresisState()) for s in specs

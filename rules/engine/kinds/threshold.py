@@ -89,6 +89,8 @@ class ThresholdBank(KeyedGroup):
 
     def evaluate_values(self, raw: np.ndarray, rows: np.ndarray) -> list[Fired]:
         self.resize(int(rows.max()) + 1 if rows.size else 0)
+        if len(self.specs) == 1:
+            return self._evaluate_one(raw, rows)
         v = self.sign * raw
         nb = self._breach_counts(v)
         f_rule, f_row, f_at = _pairs(nb, rows, self.t_order, np.zeros_like(nb))
@@ -120,6 +122,32 @@ class ThresholdBank(KeyedGroup):
                 episodes[j] = ep[row] = ep.get(row, 0) + 1
             out.append(Fired(self.specs[int(r)], fired_rows, raw[f_at[sel]], episodes))
         return out
+
+    def _evaluate_one(self, raw: np.ndarray, rows: np.ndarray) -> list[Fired]:
+        """A bank of one rule (market and book rules): the same transitions without the
+        sorted search, element-wise."""
+        v = self.sign * raw
+        t = self.t_sorted[0]
+        armed = self.armed[0, rows]
+        with np.errstate(invalid="ignore"):
+            breach = (v > t) if self.strict else (v >= t)
+            fire = armed & breach
+            rearm = ~armed & (v < self.r_sorted[0])
+        if rearm.any():
+            back = rows[rearm]
+            self.armed[0, back] = True
+            self.disarmed[back] = 0
+        if not fire.any():
+            return []
+        at = np.flatnonzero(fire)
+        fired_rows = rows[at]
+        self.armed[0, fired_rows] = False
+        self.disarmed[fired_rows] = 1
+        ep = self.ep[0]
+        episodes = np.empty(fired_rows.size, dtype=np.int64)
+        for j, row in enumerate(fired_rows.tolist()):
+            episodes[j] = ep[row] = ep.get(row, 0) + 1
+        return [Fired(self.specs[0], fired_rows, raw[at], episodes)]
 
     def evaluate_path(
         self, values: np.ndarray, rows: np.ndarray, steps: np.ndarray, ts: np.ndarray

@@ -12,7 +12,8 @@ MarketFeed and by the backtest through rules.engine.kinds.market_set.
 | stale         | seconds without a tick, live contracts in their session   | > threshold |
 | feed_silent   | seconds without any tick from the whole feed, in session  | > threshold |
 
-Each kind fixes its operator (`op` may be left out of a rules file). `products` restricts a
+A kind is one line of MARKET_KIND_LIST: its name, operator, parameters, scope and the slice
+signal it compares. Each kind fixes its operator (`op` may be left out of a rules file). `products` restricts a
 rule to product codes or instrument ids; `sessions` to named sessions: outside them a contract
 is not evaluated and keeps its arming state. Hysteresis is the engine's one ThresholdBank.
 """
@@ -25,9 +26,6 @@ from rules.engine.spec import RuleSpec, check_common
 from rules.engine.template import Param, RuleKind
 from rules.sessions import label_mask
 
-TICK_KINDS = ("jump", "near_limit", "limit_locked", "volume_spike", "oi_spike", "volatility")
-CHECK_KINDS = ("stale", "feed_silent")  # evaluated on a timer, not on ticks
-MARKET_KINDS = TICK_KINDS + CHECK_KINDS
 PRODUCTS = Param("products", tuple, None, "only these products or instruments")
 
 
@@ -39,9 +37,10 @@ class MarketKind(RuleKind):
     op = ">"
 
     def __init__(self, name: str, op: str = ">", params: tuple[Param, ...] = (PRODUCTS,),
-                 scope: str = "contract") -> None:  # fmt: skip
+                 scope: str = "contract", signal: str = "") -> None:  # fmt: skip
         self.name = name
         self.op = op
+        self.signal = signal  # the rules.market_stats.SliceSignals field a tick kind compares
         self.params = params
         self.scopes = (scope,)
 
@@ -61,11 +60,11 @@ class MarketKind(RuleKind):
 
 
 MARKET_KIND_LIST: tuple[MarketKind, ...] = (
-    MarketKind("jump"),
-    MarketKind("near_limit", "<"),
-    MarketKind("limit_locked"),
-    MarketKind("volume_spike"),
-    MarketKind("oi_spike"),
+    MarketKind("jump", signal="jump_z"),
+    MarketKind("near_limit", "<", signal="near_limit"),
+    MarketKind("limit_locked", signal="locked"),
+    MarketKind("volume_spike", signal="volume_ratio"),
+    MarketKind("oi_spike", signal="oi_ratio"),
     MarketKind(
         "volatility",
         params=(
@@ -77,11 +76,15 @@ MARKET_KIND_LIST: tuple[MarketKind, ...] = (
             ),
             PRODUCTS,
         ),
+        signal="rv",  # by window: rv[window_s]
     ),
     MarketKind("stale"),
     MarketKind("feed_silent", params=(), scope="feed"),
 )
 KIND_OF = {k.name: k for k in MARKET_KIND_LIST}
+MARKET_KINDS = tuple(KIND_OF)
+TICK_KINDS = tuple(k.name for k in MARKET_KIND_LIST if k.signal)  # on every slice of ticks
+CHECK_KINDS = tuple(k.name for k in MARKET_KIND_LIST if not k.signal)  # on the feed's timer
 OP_OF = {k.name: k.op for k in MARKET_KIND_LIST}
 SCOPE_OF = {k.name: k.scopes[0] for k in MARKET_KIND_LIST}
 

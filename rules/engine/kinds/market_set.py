@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rules.engine.kinds.market import TICK_KINDS
+from rules.engine.kinds.market import KIND_OF, TICK_KINDS
 from rules.engine.kinds.threshold import ThresholdBank
 from rules.engine.spec import RuleSpec
 from rules.market_stats import SliceSignals
@@ -26,7 +26,7 @@ from rules.sessions import label_mask
 @dataclass(slots=True)
 class Fired:
     """Contracts (rows) a rule fired for, with the value that crossed and the episode number;
-    `picks` are the fired rows' positions in the slice."""
+    `picks` are the fired rows' positions in the slice (on_slice) or in the rows given."""
 
     rule: RuleSpec
     rows: np.ndarray
@@ -83,17 +83,11 @@ class MarketRuleSet:
 
     @staticmethod
     def metric(rule: RuleSpec, sig: SliceSignals) -> np.ndarray:
-        if rule.kind == "jump":
-            return sig.jump_z
-        if rule.kind == "near_limit":
-            return sig.near_limit
-        if rule.kind == "limit_locked":
-            return sig.locked.astype(float)
-        if rule.kind == "volume_spike":
-            return sig.volume_ratio
-        if rule.kind == "oi_spike":
-            return sig.oi_ratio
-        return sig.rv[int(rule.param("window_s"))]
+        """The slice signal a tick kind compares (MarketKind.signal)."""
+        value = getattr(sig, KIND_OF[rule.kind].signal)
+        if isinstance(value, dict):  # realized volatility by window
+            value = value[int(rule.param("window_s"))]
+        return np.asarray(value, dtype=np.float64)
 
     def on_slice(self, sig: SliceSignals, session_bits: np.ndarray) -> list[Fired]:
         """Evaluate every tick rule on the contracts of a slice.
@@ -114,7 +108,7 @@ class MarketRuleSet:
             value = self.metric(rule, sig)[picks]
             fired = self._fire(i, value, sig.rows[picks])
             if fired is not None:
-                fired.picks = picks[np.isin(sig.rows[picks], fired.rows)]
+                fired.picks = picks[fired.picks]  # positions among picks → in the slice
                 out.append(fired)
         return out
 
@@ -129,15 +123,16 @@ class MarketRuleSet:
         compared = values if scale is None else values * scale
         fired = self._fire(index, compared, rows)
         if fired is not None and scale is not None:
-            fired.values = values[np.searchsorted(rows, fired.rows)]
+            fired.values = values[fired.picks]
         return fired
 
     def _fire(self, i: int, value: np.ndarray, rows: np.ndarray) -> Fired | None:
-        hits = self._banks[i].evaluate_values(np.asarray(value, dtype=np.float64), rows)
-        if not hits:
+        bank = self._banks[i]
+        bank.resize(self.n)
+        at, episodes = bank.step_one(value, rows)
+        if not at.size:
             return None
-        f = hits[0]
-        return Fired(self.rules[i], f.rows, f.values, f.episodes)
+        return Fired(self.rules[i], rows[at], value[at], episodes, at)
 
     def carry_over(
         self, rules: Iterable[RuleSpec], vol_windows: Sequence[int], names: list[str],

@@ -124,30 +124,33 @@ class ThresholdBank(KeyedGroup):
         return out
 
     def _evaluate_one(self, raw: np.ndarray, rows: np.ndarray) -> list[Fired]:
-        """A bank of one rule (market and book rules): the same transitions without the
-        sorted search, element-wise."""
-        v = self.sign * raw
+        at, episodes = self.step_one(raw, rows)
+        if not at.size:
+            return []
+        return [Fired(self.specs[0], rows[at], raw[at], episodes)]
+
+    def step_one(self, raw: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A bank of one rule (market and book rules), element-wise: the positions in `rows`
+        that fire now and their episode numbers (the same transitions as the sorted path)."""
+        v = raw if self.sign > 0 else -raw
         t = self.t_sorted[0]
         armed = self.armed[0, rows]
-        with np.errstate(invalid="ignore"):
-            breach = (v > t) if self.strict else (v >= t)
-            fire = armed & breach
-            rearm = ~armed & (v < self.r_sorted[0])
+        fire = armed & ((v > t) if self.strict else (v >= t))  # NaN: neither fires nor re-arms
+        rearm = ~armed & (v < self.r_sorted[0])
         if rearm.any():
             back = rows[rearm]
             self.armed[0, back] = True
             self.disarmed[back] = 0
-        if not fire.any():
-            return []
         at = np.flatnonzero(fire)
-        fired_rows = rows[at]
-        self.armed[0, fired_rows] = False
-        self.disarmed[fired_rows] = 1
-        ep = self.ep[0]
-        episodes = np.empty(fired_rows.size, dtype=np.int64)
-        for j, row in enumerate(fired_rows.tolist()):
-            episodes[j] = ep[row] = ep.get(row, 0) + 1
-        return [Fired(self.specs[0], fired_rows, raw[at], episodes)]
+        episodes = np.empty(at.size, dtype=np.int64)
+        if at.size:
+            fired_rows = rows[at]
+            self.armed[0, fired_rows] = False
+            self.disarmed[fired_rows] = 1
+            ep = self.ep[0]
+            for j, row in enumerate(fired_rows.tolist()):
+                episodes[j] = ep[row] = ep.get(row, 0) + 1
+        return at, episodes
 
     def evaluate_path(
         self, values: np.ndarray, rows: np.ndarray, steps: np.ndarray, ts: np.ndarray

@@ -10,13 +10,12 @@ the same set, same version (infra.rulesets.for_config; tested on examples/fengko
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from infra import config as config_mod
 from infra import rulesets
-from infra.config.legacy import FAMILIES, SPELLED, LegacyConfigWarning, family_of
+from infra.config.legacy import FAMILIES, SPELLED, family_of
 from rules.engine.kinds.market import MARKET_KINDS, OP_OF, SCOPE_OF
 from rules.engine.spec import RuleSpec
 
@@ -34,9 +33,7 @@ def migrate(cfg: Any) -> list[RuleSpec]:
 def migrate_file(path: str) -> tuple[Any, str]:
     """Load CONFIG (its deprecation messages are what this answers: not repeated) and return
     it with the rules file text."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LegacyConfigWarning)
-        cfg = config_mod.load(path)
+    cfg = config_mod.load(path, deprecations=False)
     return cfg, to_toml(migrate(cfg), cfg.source)
 
 

@@ -20,7 +20,6 @@ from infra.config.approval import (
     SimConfig,
 )
 from infra.config.errors import SEVERITIES, ConfigError
-from infra.config.legacy import LegacyConfigWarning
 from infra.config.loader import Config, default, from_dict, load
 from infra.config.market import (
     DEFAULT_MARKET_RULES,
@@ -59,7 +58,7 @@ __all__ = [
     "ApprovalConfig", "ApprovalPolicyConfig", "ApprovalStageConfig", "ApprovalUserConfig",
     "AuditConfig", "BooksConfig", "ChainConfig", "ChannelConfig", "ClusterConfig", "Config",
     "ConfigError", "ContactConfig", "EmergencyConfig", "ExposureLimitConfig", "FeedConfig",
-    "FundFlowConfig", "LegacyConfigWarning", "LevelConfig", "MarketConfig", "MarketRuleConfig",
+    "FundFlowConfig", "LevelConfig", "MarketConfig", "MarketRuleConfig",
     "MarketStatsConfig", "NotifierConfig", "OperatorConfig", "OrdersConfig", "RosterConfig",
     "RouteConfig", "RuleConfig", "SimConfig", "SinkConfig", "StepConfig", "default",
     "from_dict", "load",

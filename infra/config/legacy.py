@@ -10,7 +10,8 @@ rules file (infra.rules_migrate).
 from __future__ import annotations
 
 import dataclasses
-import warnings
+import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,30 +38,35 @@ FUND_FLOW_IDS = {
 }
 
 
-class LegacyConfigWarning(FutureWarning):
-    """An old config spelling (shown by default, unlike DeprecationWarning)."""
+log = logging.getLogger("fengkong.config")
+_TABLE = {"rules": r"\[\[\s*rules\s*\]\]", "market.rules": r"\[\[\s*market\.rules\s*\]\]",
+          "books.limits": r"\[\[\s*books\.limits\s*\]\]",
+          "accounts.fund_flow": r"\[\s*accounts\.fund_flow\s*\]"}  # fmt: skip
 
 
-def deprecations(data: Mapping[str, Any], source: str) -> list[str]:
-    """One line per old spelling present in the raw config, naming the new one."""
+def deprecations(data: Mapping[str, Any], source: str, text: str = "") -> list[str]:
+    """One line per old spelling present in the raw config, naming the new one (and, given
+    the file's text, the line its table starts on)."""
     present = {
         "rules": "rules" in data,
         "market.rules": "rules" in (data.get("market") or {}),
         "books.limits": "limits" in (data.get("books") or {}),
         "accounts.fund_flow": "fund_flow" in (data.get("accounts") or {}),
     }
-    return [
-        f"{source}: {SPELLED[name]} in the config is deprecated: write {NEW_SPELLING[name]} "
-        f"(`fengkong rules migrate {source}` writes them)"
-        for name in FAMILIES
-        if present[name]
-    ]
+    out = []
+    for name in (n for n in FAMILIES if present[n]):
+        found = re.search(rf"^[ \t]*{_TABLE[name]}", text, re.MULTILINE) if text else None
+        where = f"{source}:{text.count(chr(10), 0, found.start()) + 1}" if found else source
+        out.append(f"{where}: {SPELLED[name]} in the config is deprecated: write "
+                   f"{NEW_SPELLING[name]} (`fengkong rules migrate {source}` writes them)")  # fmt: skip
+    return out
 
 
-def warn(data: Mapping[str, Any], source: str) -> list[str]:
-    lines = deprecations(data, source)
+def warn(data: Mapping[str, Any], source: str, text: str = "") -> list[str]:
+    """Log each deprecation as one warning line (logger `fengkong.config`)."""
+    lines = deprecations(data, source, text)
     for line in lines:
-        warnings.warn(line, LegacyConfigWarning, stacklevel=4)
+        log.warning("%s", line)
     return lines
 
 

@@ -179,27 +179,31 @@ def _validate_notifier(n: NotifierConfig) -> None:
             fail(f"notifier.routes[{i}].min_severity", f"must be one of {SEVERITIES}")
 
 
-def from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
-    """A validated Config from parsed TOML; old rule spellings load with a deprecation
-    message each (infra.config.legacy)."""
+def from_dict(
+    data: dict[str, Any], source: str = "<dict>", *, deprecations: bool = True, text: str = ""
+) -> Config:
+    """A validated Config from parsed TOML; old rule spellings load with a one-line
+    deprecation message each (infra.config.legacy; `text`: the file, for line numbers)."""
     try:
         cfg = _build(Config, {**data, "source": source}, "")
         _validate(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    legacy.warn(data, source)
+    if deprecations:
+        legacy.warn(data, source, text)
     return cfg
 
 
-def load(path: str | Path) -> Config:
+def load(path: str | Path, *, deprecations: bool = True) -> Config:
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"{p}: file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
-    return from_dict(data, source=str(p))
+    return from_dict(data, source=str(p), deprecations=deprecations, text=text)
 
 
 def default() -> Config:

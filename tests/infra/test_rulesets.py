@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from infra import config, rulesets
+from infra.config import legacy
 from infra.rulesets import RulesetError
 from rules.engine.spec import RuleSet, diff
 
@@ -196,19 +197,15 @@ def test_migrating_the_example_config_yields_rules_that_fire_identically(tmp_pat
     out = tmp_path / "migrated.toml"
     assert cli.main(["rules", "migrate", str(example), "--out", str(out)]) == 0
     assert "rules from" in capsys.readouterr().out
-    with pytest.warns(config.LegacyConfigWarning, match=r"\[\[market.rules\]\] in the config is"):
-        old = rulesets.for_config(config.load(example))
+    old = rulesets.for_config(config.load(example))
     data = tomllib.loads(example.read_text())
     data.pop("rules", None)
     data["market"].pop("rules", None)
     data.get("books", {}).pop("limits", None)
     data.get("accounts", {}).pop("fund_flow", None)
     data["rules_files"] = [str(out)]
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", config.LegacyConfigWarning)  # no old spelling left
-        new = rulesets.for_config(config.from_dict(data, source="migrated"))
+    new = rulesets.for_config(config.from_dict(data, source="migrated"))
+    assert not legacy.deprecations(data, "migrated")  # no old spelling left
     assert _effective(new) == _effective(old) and len(_effective(old)) == 12
     # ... and they fire identically through the one engine: account and market rules.
     rng = np.random.default_rng(3)
@@ -246,16 +243,16 @@ def test_migrating_the_example_config_yields_rules_that_fire_identically(tmp_pat
     assert total > 50  # the comparison saw rules fire (and re-arm) many times
 
 
-def test_old_spellings_load_with_one_deprecation_line_each():
+def test_old_spellings_load_with_one_deprecation_line_each(caplog, tmp_path):
     data = {
         "rules": [{"id": "x", "threshold": 0.9, "rearm": 0.8}],
         "market": {"rules": [{"id": "j", "kind": "jump"}]},
         "books": {"limits": [{"id": "l", "threshold": 10}]},
         "accounts": {"fund_flow": {"k": 3.0}},
     }
-    with pytest.warns(config.LegacyConfigWarning) as caught:
+    with caplog.at_level("WARNING", logger="fengkong.config"):
         cfg = config.from_dict(data, source="old.toml")
-    lines = [str(w.message) for w in caught]
+    lines = [r.getMessage() for r in caplog.records if r.name == "fengkong.config"]
     assert len(lines) == 4 and all("\n" not in line for line in lines)
     assert lines[1].startswith("old.toml: [[market.rules]] in the config is deprecated: write")
     assert "fengkong rules migrate old.toml" in lines[3] and 'kind "fund_flow"' in lines[3]
@@ -267,3 +264,10 @@ def test_old_spellings_load_with_one_deprecation_line_each():
     ]  # fmt: skip
     outflow = rs.base[-1]
     assert (outflow.threshold, outflow.params["days"]) == (3.0, 20)
+    f = write(tmp_path, "old.toml", '[market]\nflush_ms = 20\n\n[[market.rules]]\nid = "j"\n')
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fengkong.config"):
+        config.load(f)
+        config.load(f, deprecations=False)
+    [line] = [r.getMessage() for r in caplog.records if r.name == "fengkong.config"]
+    assert line.startswith(f"{f}:4: [[market.rules]] in the config is deprecated")  # file:line

@@ -92,16 +92,15 @@ class FundFlowRule(KeyedGroup):
             mean, days = source.baseline(rows, int(spec.param("days", 20)))
             with np.errstate(divide="ignore", invalid="ignore"):
                 compared = np.where(mean > 0, outflow / mean, np.where(outflow > 0, np.inf, np.nan))
-            compared[deposit | (days < int(spec.param("min_days", 5))) | (days == 0)] = np.nan
+            compared[deposit | (days < int(spec.param("min_days", 5)))] = np.nan
             limits = spec.threshold * mean
             reported = outflow
-        hits = self.bank.evaluate_values(compared, rows)
+        self.bank.resize(int(rows.max()) + 1)
+        at, episodes = self.bank.step_one(compared, rows)
         self.bank.rearm(rows)  # each transfer is judged alone
-        out = []
-        for f in hits:
-            at = np.searchsorted(rows, f.rows) if rows.size > 1 else np.zeros(f.rows.size, int)
-            out.append(Fired(spec, f.rows, reported[at], f.episodes, limits[at]))
-        return out
+        if not at.size:
+            return []
+        return [Fired(spec, rows[at], reported[at], episodes, limits[at])]
 
     def export(self, rule_id: str) -> Any:
         return self.bank.export(rule_id)

@@ -40,6 +40,7 @@ from infra.holidays import load_holidays
 from infra.specs import load_contract_table
 from infra.stats import LatencyRing
 from rules.contracts import UnknownContract, product_of
+from rules.engine.kinds import kind_of
 from rules.engine.kinds.market_set import Fired, MarketRuleSet, SilenceState
 from rules.market_stats import MarketStats, SliceSignals, StatsParams
 from rules.model import PriceUpdate, RiskEvent
@@ -559,6 +560,4 @@ class MarketFeed:
 
 def _market_specs(bundle: Any) -> list[Any]:
     """The rules of a bundle a feed evaluates (place "market")."""
-    from rules.engine.kinds import kind_of
-
     return [r for r in bundle_of(bundle).everything if kind_of(r.kind).place(r) == "market"]

@@ -22,6 +22,9 @@ class AccountsConfig:
 
 @dataclass(frozen=True)
 class FundFlowConfig:
+    """`[accounts.fund_flow]` (deprecated: two fund_flow rules in a rules file, see
+    infra.config.legacy.fund_flow_specs)."""
+
     k: float = 2.0  # a day's outflow above k × the mean of the last `days` days fires
     days: int = 20
     min_days: int = 5
@@ -88,6 +91,8 @@ class AuditConfig:
 
 @dataclass(frozen=True)
 class RuleConfig:
+    """A `[[rules]]` entry of the config (deprecated: a threshold rule in a rules file)."""
+
     id: str
     metric: str = "risk_degree"
     op: str = ">"

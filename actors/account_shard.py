@@ -26,7 +26,7 @@ from infra.specs import load_contract_table
 from rules.account_math import FIGURES
 from rules.book import AccountBook, AccountPolicy, BookError
 from rules.contracts import UnknownContract
-from rules.fundflow import FlowLedger, FundFlowPolicy, judge_transfer, transfer_day
+from rules.fundflow import FlowLedger
 from rules.hierarchy import NodeIndex, exposure_rollup, level_of, node_paths, rollup
 from rules.model import PriceUpdate, RiskEvent
 from rules.sharding import buckets_of_shard
@@ -52,7 +52,6 @@ class AccountShard(AccountRules):
         flush_ms: int = 100,
         contracts_overrides: tuple[str, ...] = (),
         policies: list[dict[str, Any]] | None = None,
-        fund_flow: dict[str, Any] | None = None,
         hierarchy: Any = None,
     ) -> None:
         self.shard = shard
@@ -63,7 +62,6 @@ class AccountShard(AccountRules):
             margin_markup,
             [AccountPolicy(**p) for p in policies or ()],
         )
-        self.fund_flow = FundFlowPolicy(**(fund_flow or {}))
         self.ledgers: dict[int, FlowLedger] = {}
         self.strategies: dict[int, str] = {}
         self.hierarchy = hierarchy
@@ -186,37 +184,6 @@ class AccountShard(AccountRules):
             )
         self.engine.resize(self.book.n_accounts)
         return row
-
-    def _judge_transfer(self, row: int, rec: dict[str, Any], deposit: bool) -> None:
-        """Fund-flow anomalies become events: once per day for the day's outflow, once per
-        transfer for a single large one (the episode makes the alert id deterministic, so a
-        replay after a restart raises nothing twice)."""
-        ts = float(rec.get("ts") or rec.get("bus_ts") or time.time())
-        ledger = self.ledgers.setdefault(row, FlowLedger())
-        amount = float(rec["amount"])
-        for hit in judge_transfer(ledger, transfer_day(ts), amount, deposit, self.fund_flow):
-            single = hit.reason == "SINGLE_TRANSFER_ABOVE_LIMIT"
-            self._events.append(
-                RiskEvent(
-                    rule_id=f"account.fund_flow.{hit.reason.lower()}",
-                    kind="account.fund_flow",
-                    key=self.book.account_ids[row],
-                    severity=self.fund_flow.severity,
-                    value=hit.value,
-                    threshold=hit.threshold,
-                    ts=time.time(),
-                    ingress_ts=float(rec.get("bus_ts", ts)),
-                    episode=int(rec.get("seq", 0)) if single else 1,
-                    dimension="account",
-                    attributes={
-                        "reason": hit.reason,
-                        "day": hit.day,
-                        "detail": hit.detail,
-                        "group_path": self.book.group_paths[row],
-                    },
-                )
-            )
-            self.counts["fund_flow_events"] += 1
 
     # ---- hierarchy ------------------------------------------------------------------------
 

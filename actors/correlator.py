@@ -317,6 +317,7 @@ def _grouped(batch: Batch) -> list[Alert]:
         "size": len(batch.alerts),
         "members": batch.members,
         "sequence": batch.sequence,
+        "digest": batch.digest,  # the hygiene's decision: one notification for the batch
         "keys": keys[:GROUP_KEYS_SHOWN],
     }
     return [

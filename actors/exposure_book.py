@@ -28,16 +28,20 @@ import numpy as np
 import ray
 
 from actors.common import ACTOR_OPTIONS, entry
+from actors.rule_host import bundle_of, start_ruleset
 from gateways.books.files import FolderWatcher, Reject, parse_rows, read_file
 from gateways.books.topic import BookTopicSubscriber
 from infra.config import BooksConfig
+from infra.config.legacy import book_limit_spec
 from infra.holidays import load_holidays
 from infra.specs import load_contract_table
 from rules.contracts import product_of
-from rules.exposure import Latches, OperatingBook, Record, limit_values
+from rules.engine.book_limits import BookLimits
+from rules.engine.kinds.session import SessionGate
+from rules.engine.spec import RuleSet
+from rules.exposure import Latches, OperatingBook, Record
 from rules.model import PriceUpdate, RiskEvent
 from rules.sessions import SessionCalendar
-from rules.threshold import ThresholdRule
 
 QUARANTINE_SIZE = 500
 
@@ -55,6 +59,7 @@ class ExposureBook:
         report_unrouted: bool = False,
         contracts_overrides: tuple[str, ...] = (),
         holidays_file: str = "",
+        rules: dict[str, Any] | None = None,
     ) -> None:
         self.commodity = commodity
         self.products = set(products)
@@ -70,11 +75,17 @@ class ExposureBook:
         self.prices: dict[str, tuple[float, float]] = {}  # instrument -> (last, open interest)
         self._mine: dict[str, bool] = {}  # instrument -> one of this book's products?
         self.main_override = self.settings.main_contracts.get(commodity, "")
-        self.limits = [
-            (lim, ThresholdRule(lim.id, lim.metric, lim.op, lim.threshold, lim.rearm))
-            for lim in self.settings.limits
-            if not lim.commodities or commodity in lim.commodities
-        ]
+        # Book limits (rules.engine.book_limits): the book rules of the rule-set bundle every
+        # actor is given (the journal's latest after a restart), or without one those of the
+        # settings' deprecated `limits`.
+        if rules is not None:
+            ruleset, context = start_ruleset(rules, audit)
+        else:
+            ruleset = RuleSet(tuple(book_limit_spec(lim) for lim in self.settings.limits))
+            context = {}
+        shift = float(context.get("clock_shift_s", 0.0))
+        self.limits = BookLimits(commodity, SessionGate(self.calendar, shift))
+        self.limits.replace(ruleset.everything)
         self.latches = Latches()
         self.quarantine: collections.deque[str] = collections.deque(maxlen=QUARANTINE_SIZE)
         self.counts: collections.Counter = collections.Counter()
@@ -244,24 +255,14 @@ class ExposureBook:
         return figures
 
     def _limit_events(self, figures: dict[str, Any], ingress: float) -> list[RiskEvent]:
-        events = []
-        for lim, rule in self.limits:
-            for key, value in limit_values(figures, lim.metric, lim.scope).items():
-                arr = np.array([value])
-                episode = self.latches.step(
-                    (lim.id, key), bool(rule.breached(arr)[0]), bool(rule.cleared(arr)[0])
-                )
-                if episode is not None:
-                    attrs = {
-                        "commodity": self.commodity, "scope": lim.scope,
-                        "net_units": figures["net_units"], "net_value": figures["net_value"],
-                        "mark_price": figures["mark_price"], "description": lim.description,
-                    }  # fmt: skip
-                    events.append(
-                        self._event(lim.id, f"operating.{lim.metric}", key, lim.severity,
-                                    value, lim.threshold, episode, ingress, attrs)
-                    )  # fmt: skip
-        return events
+        attrs = {k: figures[k] for k in ("net_units", "net_value", "mark_price")}
+        attrs["commodity"] = self.commodity
+        return [
+            self._event(h.spec.id, f"operating.{h.spec.metric}", h.key, h.spec.severity, h.value,
+                        h.spec.threshold, h.episode, ingress,
+                        {**attrs, "scope": h.scope, "description": h.spec.description})
+            for h in self.limits.evaluate(figures, time.time())
+        ]  # fmt: skip
 
     def _contract_events(self, futures_price: float, ingress: float) -> list[RiskEvent]:
         """Contract-performance risk: prices away from the market, counterparty exposure."""
@@ -371,24 +372,14 @@ class ExposureBook:
             "quarantine": list(self.quarantine)[-20:],
         }
 
-    def set_limits(self, limits: list[dict[str, Any]]) -> dict[str, Any]:
-        """Hot reload (issue 6): the book's full limit list (config + rule set). Arming state
-        lives in the latches by (limit id, key), so unchanged limits keep it."""
-        from infra.config import ExposureLimitConfig
-
-        parsed = [ExposureLimitConfig(**{**lim, "commodities": tuple(lim.get("commodities") or ())})
-                  for lim in limits]  # fmt: skip
+    def set_rules(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        """Hot reload: the book rules of a rule-set bundle replace the book's; rules that did
+        not change keep their arming state per key."""
         with self._lock:
-            self.limits = [
-                (lim, ThresholdRule(lim.id, lim.metric, lim.op, lim.threshold, lim.rearm))
-                for lim in parsed
-                if not lim.commodities or self.commodity in lim.commodities
-            ]
+            report = self.limits.replace(bundle_of(bundle).everything)
             self._touch()  # evaluate the new limits at the next round
-        return {
-            "actor": f"ExposureBook.{self.commodity}",
-            "limits": [lim.id for lim, _ in self.limits],
-        }
+        return {"actor": f"ExposureBook.{self.commodity}", "limits": self.limits.ids,
+                **report}  # fmt: skip
 
     def stop(self) -> None:
         self._stop.set()

@@ -28,14 +28,14 @@ from typing import Any
 import numpy as np
 import ray
 
-from rules.market_rules import MarketRule
+from rules.engine.spec import RuleSpec
 from rules.model import RiskEvent
 
 MAX_NAMED = 20  # instruments listed in a takeover event
 
 
 def feed_event(
-    rule: MarketRule, key: str, value: float, episode: int, ingress: float, attrs: dict[str, Any]
+    rule: RuleSpec, key: str, value: float, episode: int, ingress: float, attrs: dict[str, Any]
 ) -> RiskEvent:
     """A market-dimension RiskEvent of a rule."""
     return RiskEvent(

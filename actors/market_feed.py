@@ -3,12 +3,12 @@
 A receive thread takes every tick frame off its ZeroMQ SUB socket, rejects what is malformed
 (counted and quarantined with the reason), and folds every good tick into per-contract market
 statistics (rules.market_stats: OHLC bars, realized volatility, jumps, limits, volume and OI
-spikes) before evaluating the market rules on them (rules.market_rules). A flush thread, every
-`flush_ms`, pushes one PriceUpdate per subscriber with the latest price of every contract that
-changed — never one call per tick; a subscriber still busy with the previous update is skipped
-this round and gets the coalesced changes next time — and sends the market RiskEvents raised
-since the last flush to the Correlator in one call. Statistics never coalesce: only the fan-out
-does.
+spikes) before evaluating the market rules on them (rules.engine.kinds.market_set). A flush
+thread, every `flush_ms`, pushes one PriceUpdate per subscriber with the latest price of every
+contract that changed — never one call per tick; a subscriber still busy with the previous
+update is skipped this round and gets the coalesced changes next time — and sends the market
+RiskEvents raised since the last flush to the Correlator in one call. Statistics never coalesce:
+only the fan-out does.
 
 Every `check_ms` the flush thread also looks for stale contracts (a live contract silent for
 longer than its threshold within its session), and for a silent feed (one alert for the whole
@@ -31,14 +31,17 @@ import zmq
 
 from actors.common import ACTOR_OPTIONS, BoundedSender
 from actors.feed_group import BackupRole, feed_event
+from actors.rule_host import bundle_of
 from infra import metrics
 from infra.codec import CodecError, decode_ticks, split_bad_ticks
 from infra.config import MarketConfig
+from infra.config.legacy import market_rule_spec
 from infra.holidays import load_holidays
 from infra.specs import load_contract_table
 from infra.stats import LatencyRing
 from rules.contracts import UnknownContract, product_of
-from rules.market_rules import Fired, MarketRule, MarketRuleSet, SilenceState
+from rules.engine.kinds import kind_of
+from rules.engine.kinds.market_set import Fired, MarketRuleSet, SilenceState
 from rules.market_stats import MarketStats, SliceSignals, StatsParams
 from rules.model import PriceUpdate, RiskEvent
 from rules.sessions import SessionCalendar
@@ -72,6 +75,7 @@ class MarketFeed:
         market: MarketConfig | None = None,
         role: str = "primary",
         primary: Any = None,
+        rules: dict[str, Any] | None = None,
     ) -> None:
         market = market or MarketConfig()
         self.name = name
@@ -91,15 +95,20 @@ class MarketFeed:
                 datetime.fromisoformat(market.session_clock_start).timestamp() - time.time()
             )
         self.stats_engine = MarketStats(StatsParams(**dataclasses.asdict(market.stats)))
-        rules = [MarketRule(**dataclasses.asdict(r)) for r in market.rules]
-        self.rules = MarketRuleSet(rules, market.stats.vol_windows_s)
-        self._session_rules = any(r.sessions for r in rules)
-        silent = [r for r in rules if r.kind == "feed_silent"]
-        self.silence = SilenceState(silent[0]) if silent else None
+        # The market rules of a rule-set bundle (what every actor is given); without one,
+        # those of the market config (its deprecated `[[market.rules]]`, or the defaults).
+        self.rules = MarketRuleSet((), market.stats.vol_windows_s)
+        self.silence: SilenceState | None = None
+        self._session_rules = False
+        specs = (
+            _market_specs(rules) if rules is not None
+            else [market_rule_spec(r) for r in market.rules]
+        )  # fmt: skip
         self.stale_overrides = dict(market.stale_s_by_product)
         self.index: dict[str, int] = {}
         self.names: list[str] = []
         self.products: list[str] = []
+        self._install(specs)
         cap = 256
         self.arrival_last = np.full(cap, np.nan)  # wall time of each contract's last tick
         self.first_arrival = np.full(cap, np.nan)  # ... and of its first
@@ -313,7 +322,7 @@ class MarketFeed:
                 attrs["lower_limit"] = float(self.stats_engine.lower[row])
                 attrs["side"] = int(sig.limit_side[pick])
             elif rule.kind == "volatility":
-                attrs["window_s"] = rule.window_s
+                attrs["window_s"] = int(rule.param("window_s"))
             out.append(
                 feed_event(rule, self.names[row], float(fired.values[j]), int(fired.episodes[j]),
                            ingress, attrs)
@@ -527,22 +536,28 @@ class MarketFeed:
                 "last_frame": self.last_frame,
             }
 
-    def set_rules(self, rules: list[dict[str, Any]]) -> dict[str, Any]:
-        """Hot reload (issue 6): the feed's full market rule list (config + rule set); rules
-        that did not change keep their per-contract arming state."""
-        from rules.engine.kinds.market import carry_over, market_rules_from
-
-        new = market_rules_from(rules)
+    def set_rules(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        """Hot reload: the market rules of a rule-set bundle replace the feed's; rules that did
+        not change keep their per-contract arming state."""
+        specs = _market_specs(bundle)
         with self._lock:
-            windows = tuple(self.stats_engine.p.vol_windows_s)
-            self.rules = carry_over(self.rules, new, windows, self.names, self.products)
-            self._session_rules = any(r.sessions for r in new)
-            silent = [r for r in new if r.kind == "feed_silent"]
-            if not silent:
-                self.silence = None
-            elif self.silence is None or self.silence.rule != silent[0]:
-                self.silence = SilenceState(silent[0])
-        return {"actor": f"MarketFeed.{self.name}", "rules": [r.id for r in new]}
+            self._install(specs)
+        return {"actor": f"MarketFeed.{self.name}", "rules": [r.id for r in specs]}
+
+    def _install(self, specs: list[Any]) -> None:
+        windows = tuple(self.stats_engine.p.vol_windows_s)
+        self.rules = self.rules.carry_over(specs, windows, self.names, self.products)
+        self._session_rules = any(r.sessions for r in specs)
+        silent = [r for r in specs if r.kind == "feed_silent"]
+        if not silent:
+            self.silence = None
+        elif self.silence is None or self.silence.rule != silent[0]:
+            self.silence = SilenceState(silent[0])
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def _market_specs(bundle: Any) -> list[Any]:
+    """The rules of a bundle a feed evaluates (place "market")."""
+    return [r for r in bundle_of(bundle).everything if kind_of(r.kind).place(r) == "market"]

@@ -1,15 +1,17 @@
 """What every actor that evaluates rules shares: the rule set it starts with, and the one it
 takes back from the journal after a restart.
 
-Actors receive a rule-set bundle (rules.engine.spec.RuleSet.to_bundle() plus a `context` with
-deployment facts such as the session clock shift) — or, from older callers, a plain list of
-threshold-rule dicts. A restarted actor re-runs its constructor with its start-up arguments, so
-it asks the journal for the last `ruleset.applied` record: a set applied with `fengkong rules
-apply` survives the restart instead of silently reverting.
+Actors receive a rule-set bundle (rules.engine.spec.RuleSet.to_bundle(): the applied rules and
+the config's base rules, plus a `context` with deployment facts such as the session clock shift)
+— or, from older callers, a plain list of threshold-rule dicts. A restarted actor re-runs its
+constructor with its start-up arguments, so it asks the journal for the last `ruleset.applied`
+record: a set applied with `fengkong rules apply` survives the restart instead of silently
+reverting.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,8 +37,8 @@ def start_ruleset(
         ruleset, context = RuleSet(tuple(legacy_spec(r) for r in rules)), {}
     if audit is not None and context.get("recover", False):
         latest = recover(audit)
-        if latest is not None:
-            ruleset = latest
+        if latest is not None:  # the applied rules; the base is the deployment config's
+            ruleset = dataclasses.replace(latest, base=ruleset.base)
     return ruleset, context
 
 

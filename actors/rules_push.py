@@ -1,16 +1,19 @@
 """Rule sets onto a running cluster: the start-up set, and `fengkong rules apply`.
 
-Start-up: the config's rule set (`rules_files` plus its `[[rules]]`) is journaled as
-`ruleset.applied` before any actor starts, then handed to every actor that evaluates rules.
+Start-up: the config's rule set (`rules_files` plus the rules of its old spellings, see
+infra.rulesets.for_config) is journaled as `ruleset.applied` before any actor starts, then
+handed to every actor that evaluates rules — one bundle, the same shape for all of them.
 
 Apply (hot reload): the file is loaded and validated in the caller's process, and every
 actor-side object is built once there (rule engines, composite matcher, market rule set,
-exposure limits) — a bad file raises before anything is journaled or pushed, so it changes
-nothing. Then the change is journaled durably (who, when, version, diff: the outbox rule: on
-disk before it acts), then pushed: Correlator first (composite rules ready for the events the
-new rules raise), Hierarchy, feeds, books, and the shards last. Each actor swaps under its own
-lock between two evaluations, so no event is lost or evaluated twice; an actor that was down
-reads the journal's latest set when it restarts.
+book limits, fund flows) — a bad file raises before anything is journaled or pushed, so it
+changes nothing. The applied rules go on the config's base (its market rules, book limits and
+fund flows, which a reload keeps). Then the change is journaled durably (who, when, version,
+diff: the outbox rule: on disk before it acts), then pushed with `set_rules(bundle)`, the same
+bundle to every actor: Correlator first (composite rules ready for the events the new rules
+raise), Hierarchy, feeds, books, and the shards last. Each actor swaps under its own lock
+between two evaluations, so no event is lost or evaluated twice; an actor that was down reads
+the journal's latest set when it restarts.
 """
 
 from __future__ import annotations
@@ -25,14 +28,13 @@ import ray
 
 from actors.common import actor_name
 from infra import rulesets
-from infra.config import Config, ExposureLimitConfig, MarketConfig, MarketRuleConfig
+from infra.config import Config
 from infra.holidays import load_holidays
 from infra.specs import load_contract_table
 from rules.engine.evaluator import RuleEngine
 from rules.engine.kinds.composite import CompositeMatcher
-from rules.engine.kinds.market import market_rules_from
+from rules.engine.kinds.market_set import MarketRuleSet
 from rules.engine.spec import RuleSet, diff
-from rules.market_rules import MarketRuleSet
 from rules.sessions import SessionCalendar
 
 PUSH_TIMEOUT_S = 60.0
@@ -69,35 +71,12 @@ def startup(cfg: Config, audit: Any, by: str = "") -> tuple[RuleSet, dict[str, A
     return ruleset, bundle(ruleset, cfg)
 
 
-def market_rule_dicts(cfg: Config, ruleset: RuleSet) -> list[dict[str, Any]]:
-    base = [dataclasses.asdict(r) for r in cfg.market.rules]
-    return base + rulesets.market_rules(ruleset)
-
-
-def market_config(cfg: Config, ruleset: RuleSet) -> MarketConfig:
-    extra = tuple(MarketRuleConfig(**r) for r in rulesets.market_rules(ruleset))
-    return dataclasses.replace(cfg.market, rules=tuple(cfg.market.rules) + extra)
-
-
-def limit_dicts(cfg: Config, ruleset: RuleSet) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(lim) for lim in cfg.books.limits] + rulesets.book_limits(ruleset)
-
-
-def books_config(cfg: Config, ruleset: RuleSet) -> Any:
-    extra = tuple(ExposureLimitConfig(**lim) for lim in rulesets.book_limits(ruleset))
-    return dataclasses.replace(cfg.books, limits=tuple(cfg.books.limits) + extra)
-
-
 def validate(ruleset: RuleSet, cfg: Config) -> None:
     """Build every actor-side object of the set once (ValueError: nothing is pushed)."""
-    RuleEngine(rulesets.placed(ruleset, "account"))
-    RuleEngine(rulesets.placed(ruleset, "hierarchy"))
+    for place in ("account", "transfers", "hierarchy", "books"):
+        RuleEngine(rulesets.placed(ruleset, place))
     CompositeMatcher(rulesets.placed(ruleset, "correlator"))
-    MarketRuleSet(
-        market_rules_from(market_rule_dicts(cfg, ruleset)), cfg.market.stats.vol_windows_s
-    )
-    for lim in rulesets.book_limits(ruleset):
-        ExposureLimitConfig(**lim)
+    MarketRuleSet(rulesets.placed(ruleset, "market"), cfg.market.stats.vol_windows_s)
 
 
 @dataclass
@@ -132,7 +111,9 @@ class RuleActors:
 
 
 def apply(actors: RuleActors, ruleset: RuleSet, cfg: Config, by: str) -> dict[str, Any]:
-    """Journal and push a validated rule set; returns the diff and every actor's report."""
+    """Journal and push a validated rule set, on the config's base (its market rules, book
+    limits and fund flows, which a reload keeps); returns the diff and every actor's report."""
+    ruleset = dataclasses.replace(ruleset, base=rulesets.config_base(cfg))
     validate(ruleset, cfg)
     current = RuleSet.from_bundle(
         ray.get(actors.correlator.ruleset_bundle.remote(), timeout=PUSH_TIMEOUT_S)
@@ -141,15 +122,10 @@ def apply(actors: RuleActors, ruleset: RuleSet, cfg: Config, by: str) -> dict[st
     ray.get(
         [actors.audit.append.remote([record]), actors.audit.flush.remote()], timeout=PUSH_TIMEOUT_S
     )
-    payload = bundle(ruleset, cfg)
-    calls = [actors.correlator.set_rules.remote(payload)]
-    if actors.hierarchy is not None:
-        calls.append(actors.hierarchy.set_rules.remote(payload))
-    markets = market_rule_dicts(cfg, ruleset)
-    calls += [f.set_rules.remote(markets) for f in actors.feeds]
-    limits = limit_dicts(cfg, ruleset)
-    calls += [b.set_limits.remote(limits) for b in actors.books]
-    calls += [s.set_rules.remote(payload) for s in actors.shards]
+    payload = bundle(ruleset, cfg)  # one shape for every actor: each takes its place's rules
+    hierarchy = [actors.hierarchy] if actors.hierarchy is not None else []
+    targets = [actors.correlator, *hierarchy, *actors.feeds, *actors.books, *actors.shards]
+    calls = [a.set_rules.remote(payload) for a in targets]
     reports, errors = [], []
     for ref in calls:
         try:

@@ -3,12 +3,12 @@ order/trade stream for behaviour rules, and hot reload.
 
 A mixin so the shard's file keeps to accounts and prices. The shard calls `_init_rules` in its
 constructor, `_evaluate` after every mark (prices, fills, transfers), `_activity` for order,
-cancel and trade records, and anyone may call `set_rules` (hot reload): the new rules replace
-the old under the shard's lock, between two marks, so no price update or account event is
-evaluated half by the old set and half by the new, none is skipped, and rules that did not
-change keep their arming state (no alert fires twice). Rules added or changed are evaluated on
-every account at once, so an account already past a new line is reported now, not at its next
-price move.
+cancel and trade records, `_judge_transfer` for deposits and withdrawals (the fund-flow rules),
+and anyone may call `set_rules` (hot reload): the new rules replace the old under the shard's
+lock, between two marks, so no price update or account event is evaluated half by the old set
+and half by the new, none is skipped, and rules that did not change keep their arming state (no
+alert fires twice). Rules added or changed are evaluated on every account at once, so an account
+already past a new line is reported now, not at its next price move.
 """
 
 from __future__ import annotations
@@ -26,26 +26,35 @@ from rules.engine.kinds.behaviour import SelfTradeDetector
 from rules.engine.kinds.session import SessionGate
 from rules.engine.spec import RuleSet
 from rules.engine.template import Fired
+from rules.fundflow import book_transfer
 from rules.model import RiskEvent
 from rules.sessions import SessionCalendar
 
 
 class AccountRules:
-    """Mixin: needs `self.book`, `self._lock`, `self._events`, `self.counts`, `self.shard`."""
+    """Mixin: needs `self.book`, `self._lock`, `self._events`, `self.counts`, `self.shard`,
+    `self.ledgers` (rules.fundflow.FlowLedger per account row)."""
 
     def _init_rules(self, rules: Any, audit: Any) -> None:
         ruleset, context = start_ruleset(rules, audit)
         calendar = SessionCalendar.from_table(self.book.contracts.table)
         self._gate = SessionGate(calendar, float(context.get("clock_shift_s", 0.0)))
         self.engine = RuleEngine((), self._gate)
+        self.transfer_engine = RuleEngine((), self._gate)  # fund-flow rules, on transfers
         self.ruleset = RuleSet()
         self._self_trades = SelfTradeDetector()
         self._install(ruleset)
 
     def _install(self, ruleset: RuleSet) -> dict[str, Any]:
-        mine = [r for r in ruleset.rules if kind_of(r.kind).place(r) == "account"]
-        report = self.engine.replace(mine)
+        def placed(place: str) -> list[Any]:
+            return [r for r in ruleset.everything if kind_of(r.kind).place(r) == place]
+
+        report = self.engine.replace(placed("account"))
+        transfers = self.transfer_engine.replace(placed("transfers"))
+        for key, ids in transfers.items():
+            report[key] = sorted([*report[key], *ids])
         self.engine.resize(self.book.n_accounts)
+        self.transfer_engine.resize(self.book.n_accounts)
         self.ruleset = ruleset
         return report
 
@@ -70,7 +79,7 @@ class AccountRules:
         return {
             "actor": self.name,
             "version": self.ruleset.version,
-            "rules": sorted(self.engine.specs),
+            "rules": sorted([*self.engine.specs, *self.transfer_engine.specs]),
         }
 
     def _universe(self) -> np.ndarray:
@@ -120,6 +129,53 @@ class AccountRules:
             self.counts["events"] += total
             self._m_events.inc(total, tags=self._tags)
         return total
+
+    def _judge_transfer(self, row: int, rec: dict[str, Any], deposit: bool) -> None:
+        """Book the transfer in the account's ledger and evaluate the fund-flow rules on it
+        (the transfer engine, rules.engine.kinds.fundflow). Alert ids are deterministic so a
+        replay after a restart raises nothing twice: a single transfer's episode is its bus
+        sequence number, the day's outflow is one episode."""
+        ts = float(rec.get("ts") or rec.get("bus_ts") or time.time())
+        amount = float(rec["amount"])
+        source = book_transfer(self.ledgers, row, ts, amount, deposit)
+        rows = np.array([row], dtype=np.int64)
+        for f in self.transfer_engine.evaluate(source, rows, ts):
+            spec = f.spec
+            single = spec.metric == "transfer"
+            limit = float(f.limits[0]) if f.limits is not None else spec.threshold
+            value = float(f.values[0])
+            if single:
+                reason = "SINGLE_TRANSFER_ABOVE_LIMIT"
+                detail = f"{'deposit' if deposit else 'withdrawal'} of {amount:,.2f}"
+            else:
+                reason = "OUTFLOW_ABOVE_BASELINE"
+                mean, days = source.baseline(rows, int(spec.param("days", 20)))
+                detail = (f"day's outflow {value:,.2f} > {spec.threshold:g} × mean "
+                          f"{float(mean[0]):,.2f} of {int(days[0])} days")  # fmt: skip
+            self._events.append(
+                RiskEvent(
+                    rule_id=spec.id,
+                    kind="account.fund_flow",
+                    key=self.book.account_ids[row],
+                    severity=spec.severity,
+                    value=value,
+                    threshold=limit,
+                    ts=time.time(),
+                    ingress_ts=float(rec.get("bus_ts", ts)),
+                    episode=int(rec.get("seq", 0)) if single else 1,
+                    dimension="account",
+                    attributes={
+                        "reason": reason,
+                        "day": source.day,
+                        "detail": detail,
+                        "group_path": self.book.group_paths[row],
+                        "description": spec.description,
+                        "rule_kind": spec.kind,
+                    },
+                    action=dict(spec.action) if spec.action else None,
+                )
+            )
+            self.counts["fund_flow_events"] += 1
 
     def _risk_events(self, f: Fired, figures: Any, now: float, ingress: float) -> list[RiskEvent]:
         spec = f.spec

@@ -7,7 +7,6 @@ constructor arguments (Ray re-runs them on restart), so restarts need no re-wiri
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +94,8 @@ def start_system(
             products,
             correlator=correlator,
             audit=audit,
-            settings=rules_push.books_config(cfg, ruleset),
+            settings=cfg.books,
+            rules=rules,
             all_commodities=tuple(by_commodity),
             report_unrouted=i == 0,  # one book reports input rows that belong to no book
             contracts_overrides=overrides,
@@ -120,7 +120,6 @@ def start_system(
             cfg.accounts.flush_ms,
             overrides,
             [dict(p) for p in cfg.accounts.policies],
-            dataclasses.asdict(cfg.accounts.fund_flow),
             hierarchy,
         )
         for k in range(cfg.accounts.shards)
@@ -136,7 +135,8 @@ def start_system(
             subscribers,
             overrides,
             correlator=correlator,
-            market=rules_push.market_config(cfg, ruleset),
+            market=cfg.market,
+            rules=rules,
             role=f.role,
             primary=by_feed.get(f.primary),
         )

@@ -5,6 +5,7 @@ operator commands (added to infra.cli's parser by `add_parsers`).
 - rules apply FILE... --as USER: validate, journal (who, when, diff) and push to every actor of
   the running system; a bad file prints its error and changes nothing (exit 2);
 - rules show: the rule set a running system has, and the journal's history of changes;
+- rules migrate CONFIG [--out FILE]: the config's old rule tables as an equivalent rules file;
 - silence add MATCHER... --comment WHY --as USER [--duration 2h | --start --end]; list; expire;
 - backtest --ticks FILE... --accounts FILE --positions FILE --rules FILE --out DIR [--specs].
 """
@@ -22,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from infra import rulesets
+from rules.engine.template import PLACES
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -75,6 +77,8 @@ def _fmt(ts: float) -> str:
 
 
 def cmd_rules(args: argparse.Namespace, load_config: Callable[..., Any]) -> int:
+    if args.action == "migrate":
+        return _migrate(args)
     if args.action in ("check", "apply"):
         if not args.files:
             print(f"fengkong rules {args.action} FILE [FILE ...]", file=sys.stderr)
@@ -89,7 +93,7 @@ def cmd_rules(args: argparse.Namespace, load_config: Callable[..., Any]) -> int:
             print(f"rules error: {exc}", file=sys.stderr)
             return 2
         places = {p: len(rulesets.placed(ruleset, p))
-                  for p in ("account", "hierarchy", "books", "market", "correlator")}  # fmt: skip
+                  for p in PLACES}  # fmt: skip
         print(f"{ruleset.source}: version {ruleset.version}, {len(ruleset.rules)} rules {places}, "
               f"{len(ruleset.inhibit)} inhibition rules")  # fmt: skip
         if args.action == "check":
@@ -125,6 +129,28 @@ def cmd_rules(args: argparse.Namespace, load_config: Callable[..., Any]) -> int:
         d = rec.get("diff", {})
         print(f"{_fmt(rec['ts'])}  {rec['version']}  {rec.get('how', ''):<8} by {rec.get('by', '')}: "
               f"+{len(d.get('added', []))} -{len(d.get('removed', []))} ~{len(d.get('changed', {}))}")  # fmt: skip
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """`rules migrate CONFIG [--out FILE]`: the config's old rule tables as a rules file."""
+    from infra.rules_migrate import migrate_file
+
+    if len(args.files) != 1:
+        print("fengkong rules migrate CONFIG [--out FILE]", file=sys.stderr)
+        return 2
+    try:
+        cfg, text = migrate_file(args.files[0])
+    except ValueError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    if not args.out:
+        sys.stdout.write(text)
+        return 0
+    with open(args.out, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(f"{args.out}: {text.count('[[rules]]')} rules from {cfg.source}; add it to "
+          f"rules_files and delete the old tables")  # fmt: skip
     return 0
 
 
@@ -192,10 +218,13 @@ def add_parsers(
     sub: Any, common: Callable[[argparse.ArgumentParser], None],
     load_config: Callable[[argparse.Namespace], Any],
 ) -> None:  # fmt: skip
-    p = sub.add_parser("rules", help="check, apply (hot reload) or show rule sets")
+    p = sub.add_parser(
+        "rules", help="check, apply (hot reload), show rule sets; migrate old config tables"
+    )
     common(p)
-    p.add_argument("action", choices=("check", "apply", "show"))
-    p.add_argument("files", nargs="*", help="rules TOML files (check, apply)")
+    p.add_argument("action", choices=("check", "apply", "show", "migrate"))
+    p.add_argument("files", nargs="*", help="rules TOML files (check, apply); migrate: CONFIG")
+    p.add_argument("--out", help="migrate: the rules file to write (default: standard output)")
     p.add_argument(
         "--as", dest="as_user", default=getpass.getuser(), help="who applies it (journaled)"
     )

@@ -22,10 +22,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from infra.config import ConfigError
+from infra.config import ConfigError, legacy
 from rules.engine.kinds import KINDS, kind_of
-from rules.engine.kinds.market import market_rule
-from rules.engine.kinds.threshold import book_limit
+from rules.engine.kinds.market import MARKET_KINDS, OP_OF, SCOPE_OF
 from rules.engine.matchers import parse_matchers
 from rules.engine.metrics import metrics_for
 from rules.engine.spec import Hygiene, InhibitRule, RuleSet, RuleSpec, diff
@@ -152,9 +151,13 @@ def rule_from(
     action = common.get("action")
     if action is not None and not isinstance(action, Mapping):
         _fail(source, f"{at}.action", 'expected a table like { kind = "reduce", target = 0.7 }')
-    if kind_name in ("volatility", "jump", "composite"):
+    if kind_name in MARKET_KINDS:  # the kind fixes what it compares, where and how
         common.setdefault("metric", kind_name)
-        common.setdefault("scope", "contract" if kind_name != "composite" else "any")
+        common.setdefault("scope", SCOPE_OF[kind_name])
+        common.setdefault("op", OP_OF[kind_name])
+    elif kind_name == "composite":
+        common.setdefault("metric", kind_name)
+        common.setdefault("scope", "any")
     spec = RuleSpec(**common, params=params)  # type: ignore[arg-type]
     try:
         kind.check(spec, metrics_for(spec.scope))
@@ -203,7 +206,7 @@ def _inhibit(raw: Any, where: str, source: str) -> InhibitRule:
 
 
 def _hygiene(raw: Mapping[str, Any], source: str) -> Hygiene:
-    allowed = ("group_by", "group_wait_s", "group_interval_s", "repeat_s")
+    allowed = ("group_by", "group_wait_s", "group_interval_s", "repeat_s", "digest_over")
     out: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in allowed:
@@ -216,6 +219,10 @@ def _hygiene(raw: Mapping[str, Any], source: str) -> Hygiene:
             ):
                 _fail(source, "hygiene.group_by", "expected a non-empty list of label names")
             out[key] = tuple(value)
+        elif key == "digest_over":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                _fail(source, "hygiene.digest_over", "expected a whole number of alerts >= 1")
+            out[key] = value
         else:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 _fail(source, f"hygiene.{key}", "expected a number of seconds >= 0")
@@ -223,51 +230,51 @@ def _hygiene(raw: Mapping[str, Any], source: str) -> Hygiene:
     return Hygiene(**out)
 
 
-def from_config_rules(rules: Iterable[Any]) -> list[RuleSpec]:
-    """The main config's legacy `[[rules]]` (threshold rules) as specs."""
-    out = []
-    for r in rules:
-        spec = RuleSpec(
-            id=r.id, kind="threshold", metric=r.metric, scope=r.scope, op=r.op,
-            threshold=float(r.threshold), rearm=float(r.rearm), severity=r.severity,
-            description=r.description, action=dict(r.action) or None,
-        )  # fmt: skip
-        out.append(spec)
-    return out
-
-
 def for_config(cfg: Any) -> RuleSet:
     """The start-up rule set of a config: `rules_files` plus the config's own `[[rules]]`
-    (the embedded default rule is left out when rules files are given)."""
+    (the embedded default rule is left out when rules files are given), on the base of the
+    config's other old spellings (`config_base`)."""
     windows = tuple(cfg.market.stats.vol_windows_s)
     files = tuple(getattr(cfg, "rules_files", ()) or ())
-    own = from_config_rules(cfg.rules)
-    if not files:
-        return RuleSet(tuple(own), source=cfg.source)
-    loaded = load(files, windows)
-    from infra.config import Config
-
-    if cfg.rules == Config().rules:
+    loaded = load(files, windows) if files else RuleSet(source=cfg.source)
+    own, is_default = legacy.legacy_specs(cfg)["rules"]
+    if files and is_default:
         own = []
     clash = sorted({s.id for s in own} & {s.id for s in loaded.rules})
     if clash:
         raise RulesetError(f"{cfg.source}: rules {clash} are in both [[rules]] and {loaded.source}")
-    return RuleSet(tuple(own) + loaded.rules, loaded.inhibit, loaded.hygiene, loaded.source)
+    base = config_base(cfg, loaded)
+    clash = sorted({s.id for s in base} & {s.id for s in (*own, *loaded.rules)})
+    if clash:
+        raise RulesetError(
+            f"{cfg.source}: rules {clash} are both in the config and in a rules file"
+        )
+    return RuleSet(tuple(own) + loaded.rules, loaded.inhibit, loaded.hygiene, loaded.source, base)
+
+
+def config_base(cfg: Any, loaded: RuleSet | None = None) -> tuple[RuleSpec, ...]:
+    """The rules of `[[market.rules]]`, `[[books.limits]]` and `[accounts.fund_flow]` (infra.
+    config.legacy): the deployment's base, kept by a hot reload as these tables always were.
+    A family left at its embedded default gives way to the start-up rules files' rules of
+    that family (the defaults are then written there, e.g. by `fengkong rules migrate`)."""
+    if loaded is None:
+        files = tuple(getattr(cfg, "rules_files", ()) or ())
+        loaded = load(files, tuple(cfg.market.stats.vol_windows_s)) if files else RuleSet()
+    in_files = {legacy.family_of(s) for s in loaded.everything}
+    out: list[RuleSpec] = []
+    for family, (specs, is_default) in legacy.legacy_specs(cfg).items():
+        if family == "rules" or (is_default and family in in_files):
+            continue
+        out.extend(specs)
+    return tuple(out)
 
 
 # ---- where each rule runs ------------------------------------------------------------------
 
 
 def placed(ruleset: RuleSet, place: str) -> list[RuleSpec]:
-    return [r for r in ruleset.rules if kind_of(r.kind).place(r) == place]
-
-
-def market_rules(ruleset: RuleSet) -> list[dict[str, Any]]:
-    return [market_rule(r) for r in placed(ruleset, "market")]
-
-
-def book_limits(ruleset: RuleSet) -> list[dict[str, Any]]:
-    return [book_limit(r) for r in placed(ruleset, "books")]
+    """The rules (base and applied) of a set that run at `place` (see RuleKind.place)."""
+    return [r for r in ruleset.everything if kind_of(r.kind).place(r) == place]
 
 
 # ---- journal -------------------------------------------------------------------------------

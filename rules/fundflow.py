@@ -1,10 +1,11 @@
-"""Fund-flow anomalies: unusual withdrawals are how a blow-up (or a fraud) announces itself.
+"""Fund flows: unusual withdrawals are how a blow-up (or a fraud) announces itself.
 
-Per account and trading day the ledger keeps deposits and withdrawals. A withdrawal is judged
-twice: alone (a single transfer above a limit) and with the rest of the day (the day's outflow
-above k × the mean daily outflow of the last N days with history). History comes with the
-account's snapshot (the back office knows the last N days) and grows with each transfer, so a
-restarted shard that replays its account stream rebuilds the same ledger.
+Per account and trading day the ledger keeps deposits and withdrawals; the fund-flow rules
+(rules.engine.kinds.fundflow: a single transfer above a limit, the day's outflow above k × the
+mean daily outflow of the last N days with history) read it through a TransferSource.
+History comes with the account's snapshot (the back office knows the last N days) and grows
+with each transfer, so a restarted shard that replays its account stream rebuilds the same
+ledger.
 """
 
 from __future__ import annotations
@@ -14,30 +15,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 BEIJING = 8 * 3600
 
 
 def transfer_day(ts: float) -> str:
     """The banking day of a transfer, Beijing time (transfers settle on calendar days)."""
     return time.strftime("%Y%m%d", time.gmtime(ts + BEIJING))
-
-
-@dataclass(frozen=True, slots=True)
-class FundFlowPolicy:
-    k: float = 2.0  # day's outflow above k × the mean of the last `days` days
-    days: int = 20
-    min_days: int = 5  # fewer days of history is no baseline: judge single transfers only
-    single_limit: float = 5_000_000.0  # a single transfer above this is an event by itself
-    severity: str = "warning"
-
-
-@dataclass(frozen=True, slots=True)
-class FlowAnomaly:
-    reason: str  # OUTFLOW_ABOVE_BASELINE or SINGLE_TRANSFER_ABOVE_LIMIT
-    value: float
-    threshold: float
-    day: str
-    detail: str
 
 
 @dataclass(slots=True)
@@ -67,20 +52,47 @@ class FlowLedger:
         ]
 
 
-def judge_transfer(
-    ledger: FlowLedger, day: str, amount: float, deposit: bool, policy: FundFlowPolicy
-) -> list[FlowAnomaly]:
-    """Book a transfer in the ledger and return what is anomalous about it."""
+class TransferSource:
+    """The transfers of some accounts (rows), as the fund-flow rules read them: each row's
+    amount and direction, booked in its ledger before it is judged (FundFlowRule)."""
+
+    def __init__(self, day: str, transfers: Mapping[int, tuple[float, bool]],
+                 ledgers: Mapping[int, FlowLedger]) -> None:  # fmt: skip
+        self.day = day
+        self.transfers = transfers
+        self.ledgers = ledgers
+
+    def __call__(self, metric: str, rows: np.ndarray) -> np.ndarray:
+        if metric == "transfer":
+            return self.amounts(rows)
+        if metric == "day_outflow":
+            return self.day_outflow(rows)
+        raise KeyError(f"{metric!r} is not a transfer metric")
+
+    def amounts(self, rows: np.ndarray) -> np.ndarray:
+        return np.array([self.transfers[r][0] for r in rows.tolist()], dtype=np.float64)
+
+    def deposits(self, rows: np.ndarray) -> np.ndarray:
+        return np.array([self.transfers[r][1] for r in rows.tolist()], dtype=bool)
+
+    def day_outflow(self, rows: np.ndarray) -> np.ndarray:
+        return np.array(
+            [self.ledgers[r].days.get(self.day, [0.0, 0.0])[1] for r in rows.tolist()],
+            dtype=np.float64,
+        )
+
+    def baseline(self, rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: the mean daily outflow of the last `n` days before the day, and how many."""
+        pairs = [self.ledgers[r].baseline(self.day, n) for r in rows.tolist()]
+        return (np.array([p[0] for p in pairs], dtype=np.float64),
+                np.array([p[1] for p in pairs], dtype=np.int64))  # fmt: skip
+
+
+def book_transfer(
+    ledgers: dict[int, FlowLedger], row: int, ts: float, amount: float, deposit: bool
+) -> TransferSource:
+    """Book one transfer in its account's ledger; the source its rules are judged on."""
+    day = transfer_day(ts)
+    ledger = ledgers.setdefault(row, FlowLedger())
     ledger.add(day, amount, deposit)
-    out: list[FlowAnomaly] = []
-    if amount > policy.single_limit:
-        out.append(FlowAnomaly("SINGLE_TRANSFER_ABOVE_LIMIT", amount, policy.single_limit, day,
-                               f"{'deposit' if deposit else 'withdrawal'} of {amount:,.2f}"))  # fmt: skip
-    if deposit:
-        return out
-    mean, n = ledger.baseline(day, policy.days)
-    outflow = ledger.days[day][1]
-    if n >= policy.min_days and outflow > policy.k * mean:
-        out.append(FlowAnomaly("OUTFLOW_ABOVE_BASELINE", outflow, policy.k * mean, day,
-                               f"day's outflow {outflow:,.2f} > {policy.k:g} × mean {mean:,.2f} of {n} days"))  # fmt: skip
-    return out
+    return TransferSource(day, {row: (amount, deposit)}, ledgers)

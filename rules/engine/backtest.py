@@ -5,7 +5,7 @@ Ticks (columns, time-ordered) drive the live arithmetic: every `step_s` of data 
 `AccountBook` (set_prices), the accounts holding a changed contract are re-marked, and the
 account rules are evaluated by the same `RuleEngine` an AccountShard runs — exactly what a
 shard does with each coalesced PriceUpdate. Market rules (volatility, jump) run through
-rules.market_stats and rules.market_rules as in the MarketFeed; composite rules through the
+rules.market_stats and the market kinds (rules.engine.kinds.market_set) as in the MarketFeed; composite rules through the
 CompositeMatcher and alert hygiene through the Correlator's pipeline (minus silences, which are
 an operator's, not a rule's). Alert ids, episodes and values are the live ones.
 
@@ -38,11 +38,10 @@ from rules.engine.hygiene import Item, Pipeline, Silences
 from rules.engine.kinds import kind_of
 from rules.engine.kinds.change import BEIJING_S, ChangeRule
 from rules.engine.kinds.composite import CompositeMatcher
-from rules.engine.kinds.market import market_rule, market_rules_from
+from rules.engine.kinds.market_set import MarketRuleSet
 from rules.engine.kinds.session import SessionGate
 from rules.engine.spec import RuleSet
-from rules.engine.template import Fired
-from rules.market_rules import MarketRuleSet
+from rules.engine.template import PLACES, Fired
 from rules.market_stats import MarketStats, StatsParams
 from rules.model import RiskEvent
 from rules.sessions import SessionCalendar
@@ -162,13 +161,13 @@ class Backtest:
         self.block_steps = block_steps
         self.screen = screen
         self.stats_params = stats_params or StatsParams()
-        placed = {p: [r for r in ruleset.rules if kind_of(r.kind).place(r) == p]
-                  for p in ("account", "hierarchy", "books", "market", "correlator")}  # fmt: skip
+        placed = {p: [r for r in ruleset.everything if kind_of(r.kind).place(r) == p]
+                  for p in PLACES}  # fmt: skip
         self.engine = RuleEngine(placed["account"], SessionGate(self.calendar))
         self.market_specs = placed["market"]
         self.matcher = CompositeMatcher(placed["correlator"])
         # no roll-ups, exposure books or order stream in a tick replay: these rules wait
-        self.not_replayed = sorted([r.id for p in ("hierarchy", "books") for r in placed[p]]
+        self.not_replayed = sorted([r.id for p in ("transfers", "hierarchy", "books") for r in placed[p]]
                                    + [r.id for r in placed["account"] if r.kind == "behaviour"])  # fmt: skip
         self.counts: dict[str, int] = {"account_steps_exact": 0, "blocks": 0, "blocks_exact": 0}
         self._holders = _holders(book)
@@ -416,7 +415,7 @@ class Backtest:
         return out
 
     def market_events(self, ticks: Ticks) -> list[RiskEvent]:
-        """Market rules over every tick: rules.market_stats and rules.market_rules, as a feed."""
+        """Market rules over every tick: rules.market_stats and the market kinds, as a feed."""
         if not self.market_specs or not len(ticks):
             return []
         return MarketReplay(self.market_specs, self.table, self.calendar, self.stats_params).run(
@@ -459,7 +458,7 @@ class MarketReplay:
 
     def __init__(self, specs: list[Any], table: ContractTable, calendar: SessionCalendar,
                  params: StatsParams) -> None:  # fmt: skip
-        self.rules = market_rules_from([market_rule(s) for s in specs])
+        self.rules = list(specs)
         self.table, self.calendar, self.params = table, calendar, params
         self.names: list[str] = []
         self.products: list[str] = []

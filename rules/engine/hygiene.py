@@ -14,7 +14,9 @@ inhibition rule, the silence). The order is readable in `Pipeline.stages`:
   that flaps across its re-arm level does not flood the channels.
 - Group: what passes waits `group_wait_s` in its group (labels `group_by`) so one shock is one
   notification listing every account; a group already notified sends additions after
-  `group_interval_s`.
+  `group_interval_s`. A batch of more than `digest_over` alerts is marked a digest (one
+  notification); smaller batches are notified alert by alert. This is the only grouping:
+  the Notifier pages the batches it is given and does not group again.
 
 Pure: the Correlator runs it on wall time, the backtest on data time.
 """
@@ -244,6 +246,7 @@ class Batch:
     alerts: tuple[Alert, ...]
     members: int  # alerts in the group so far, this batch included
     sequence: int  # 1 for the group's first notification
+    digest: bool = False  # more than hygiene.digest_over alerts: one notification for all
 
 
 class GroupStage:
@@ -281,7 +284,8 @@ class GroupStage:
                 alerts = tuple(g.pending)
                 g.pending = []
                 gid = stable_id("group", g.key, *sorted(a.alert_id for a in alerts))
-                out.append(Batch(g.key, gid, alerts, g.members, g.flushed))
+                digest = len(alerts) > self.h.digest_over
+                out.append(Batch(g.key, gid, alerts, g.members, g.flushed, digest))
         idle = max(self.h.group_interval_s * 10, 3600.0)
         for key in [
             k

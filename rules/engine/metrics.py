@@ -13,6 +13,7 @@ BEHAVIOUR_METRICS = ("orders", "cancels", "trades", "cancel_ratio", "self_trades
 NODE_METRICS = ("risk_degree", "exchange_risk_degree", "equity", "margin", "exchange_margin",
                 "available", "accounts")  # fmt: skip
 BOOK_METRICS = LIMIT_METRICS
+FUND_FLOW_METRICS = ("transfer", "day_outflow")
 
 
 def metrics_for(scope: str) -> tuple[str, ...]:

@@ -82,6 +82,9 @@ class Hygiene:
     group_wait_s: float = 0.25  # a new group waits this long for the rest of its shock
     group_interval_s: float = 5.0  # later additions to a notified group wait this long
     repeat_s: float = 0.0  # a rule's key is not notified again within this (0: no limit)
+    # A group's batch of more alerts than this is one digest notification; up to it, one
+    # notification per alert. The only grouping: the Notifier pages batches as they come.
+    digest_over: int = 5
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,10 +126,20 @@ class InhibitRule:
 
 @dataclass(frozen=True)
 class RuleSet:
+    """`rules` are what `fengkong rules apply` replaces; `base` the deployment config's own
+    rules (its market rules, book limits and fund flows), which a hot reload keeps: every
+    actor evaluates both, the version and the diff are the applied rules'."""
+
     rules: tuple[RuleSpec, ...] = ()
     inhibit: tuple[InhibitRule, ...] = ()
     hygiene: Hygiene = Hygiene()
     source: str = ""  # file names it was loaded from (not part of the version)
+    base: tuple[RuleSpec, ...] = ()  # not part of the version
+
+    @property
+    def everything(self) -> tuple[RuleSpec, ...]:
+        """The rules actors evaluate: the config's base, then the applied rules."""
+        return self.base + self.rules
 
     @property
     def version(self) -> str:
@@ -141,7 +154,8 @@ class RuleSet:
 
     def to_bundle(self) -> dict[str, Any]:
         """What actors receive and the journal keeps: content, version and source."""
-        return {**self.content(), "version": self.version, "source": self.source}
+        return {**self.content(), "version": self.version, "source": self.source,
+                "base": [r.to_dict() for r in self.base]}  # fmt: skip
 
     @classmethod
     def from_bundle(cls, bundle: Mapping[str, Any]) -> RuleSet:
@@ -153,6 +167,7 @@ class RuleSet:
             inhibit=tuple(InhibitRule.from_dict(i) for i in bundle.get("inhibit", ())),
             hygiene=Hygiene(**h),
             source=str(bundle.get("source", "")),
+            base=tuple(RuleSpec.from_dict(r) for r in bundle.get("base", ())),
         )
 
     def by_id(self) -> dict[str, RuleSpec]:

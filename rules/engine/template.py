@@ -25,7 +25,7 @@ REQUIRED = object()
 # A metric source: values of `metric` for key rows (aligned with `rows`).
 Source = Callable[[str, np.ndarray], np.ndarray]
 
-PLACES = ("account", "hierarchy", "books", "market", "correlator")
+PLACES = ("account", "transfers", "hierarchy", "books", "market", "correlator")
 
 
 @dataclass(frozen=True)
@@ -57,12 +57,15 @@ class Param:
 
 @dataclass(slots=True)
 class Fired:
-    """Keys (rows) one rule fired for now, the value that crossed and the episode number."""
+    """Keys (rows) one rule fired for now, the value that crossed and the episode number;
+    `limits`, where a kind compares against a per-key line (fund flow: k × a key's mean), the
+    line each key crossed (None: the rule's threshold)."""
 
     spec: RuleSpec
     rows: np.ndarray
     values: np.ndarray
     episodes: np.ndarray
+    limits: np.ndarray | None = None
 
 
 class RuleKind:

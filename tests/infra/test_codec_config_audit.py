@@ -84,6 +84,38 @@ def test_config_errors_name_the_key(tmp_path):
         config.load(bad)
 
 
+def test_every_table_rejects_unknown_keys_with_a_did_you_mean_channels_too(tmp_path):
+    bad = tmp_path / "ch.toml"
+    ok = '[[channels]]\nname = "w"\ntype = "wecom"\nkey_env = "K"\nmarkdown = true\nto = ["a"]\n'
+    bad.write_text(ok)
+    [ch] = config.load(bad).channels
+    assert (ch.name, ch.type, ch.settings) == ("w", "wecom", {"key_env": "K", "markdown": True,
+                                                              "to": ["a"]})  # fmt: skip
+    bad.write_text(ok.replace("markdown", "markdwn"))
+    with pytest.raises(
+        config.ConfigError,
+        match=r"ch.toml: channels\[0\] \(w\).markdwn: unknown key for a wecom channel "
+        r"\(did you mean 'markdown'\?\)",
+    ):
+        config.load(bad)
+    bad.write_text('[[channels]]\nname = "s"\ntype = "twilio_sms"\nfrom = "+1"\nrate_limt = 5\n')
+    with pytest.raises(config.ConfigError, match="did you mean 'rate_limit'"):
+        config.load(bad)
+    bad.write_text('[[channels]]\nname = "s"\ntype = "email"\nring_timeout_s = 5\n')
+    with pytest.raises(config.ConfigError, match="ring_timeout_s: unknown key for a email"):
+        config.load(bad)  # a key of another channel type
+    bad.write_text('[[channels]]\ntype = "email"\n')
+    with pytest.raises(config.ConfigError, match=r"channels\[0\].name: missing"):
+        config.load(bad)
+    for table, key, near in (("[accounts.fund_flow]", "single_limt", "single_limit"),
+                             ("[[books.limits]]\nid = 'l'", "treshold", "threshold"),
+                             ("[[market.rules]]\nid = 'j'", "sesions", "sessions"),
+                             ("[notifier.operator]", "prot", "port")):  # fmt: skip
+        bad.write_text(f"{table}\n{key} = 1\n")
+        with pytest.raises(config.ConfigError, match=f"did you mean '{near}'"):
+            config.load(bad)
+
+
 def test_example_config_loads():
     cfg = config.load("examples/fengkong.toml")
     assert cfg.accounts.shards >= 1 and cfg.rules

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from infra import config, rulesets
+from infra.config import legacy
 from infra.rulesets import RulesetError
 from rules.engine.spec import RuleSet, diff
 
@@ -28,6 +29,7 @@ def test_the_shipped_default_rule_set_loads_with_every_kind():
         "session",
         "change",
         "behaviour",
+        "fund_flow",  # added deliberately: fund-flow lines moved from code into rule files
         "volatility",
         "jump",
         "composite",
@@ -147,6 +149,10 @@ def test_legacy_config_rules_and_rules_files(tmp_path):
     cfg = config.default()
     rs = rulesets.for_config(cfg)
     assert [r.id for r in rs.rules] == ["account.risk_degree.warn"]  # the embedded default
+    # The config's other old spellings are the set's base: evaluated, kept by a reload.
+    assert {r.id for r in rs.base} >= {"market.jump", "market.feed_silent",
+                                       "account.fund_flow.single_transfer_above_limit"}  # fmt: skip
+    assert rs.version == RuleSet(rs.rules, source=rs.source).version  # base: not versioned
     f = write(tmp_path, "r.toml", '[[rules]]\nid = "y"\nscope = "unit"\nthreshold = 0.7')
     cfg = config.from_dict({"rules_files": [str(f)]})
     assert [r.id for r in rulesets.for_config(cfg).rules] == ["y"]  # files replace the default
@@ -154,6 +160,14 @@ def test_legacy_config_rules_and_rules_files(tmp_path):
         {"rules_files": [str(f)], "rules": [{"id": "z", "threshold": 0.9, "rearm": 0.8}]}
     )
     assert [r.id for r in rulesets.for_config(cfg).rules] == ["z", "y"]
+    # A rules file with market rules replaces the default market rules (not added to them).
+    m = write(tmp_path, "m.toml", '[[rules]]\nid = "j"\nkind = "jump"\nthreshold = 7')
+    rs = rulesets.for_config(config.from_dict({"rules_files": [str(m)]}))
+    market = rulesets.placed(rs, "market")
+    assert [r.id for r in market] == ["j"] and market[0].op == ">"
+    assert [r.id for r in rulesets.placed(rs, "transfers")] == [
+        "account.fund_flow.single_transfer_above_limit", "account.fund_flow.outflow_above_baseline"
+    ]  # fmt: skip
 
 
 def test_rules_check_command(tmp_path, capsys):
@@ -164,3 +178,96 @@ def test_rules_check_command(tmp_path, capsys):
     bad = write(tmp_path, "bad.toml", '[[rules]]\nid = "a"\nop = "=="')
     assert cli.main(["rules", "check", str(bad)]) == 2
     assert f"{bad}: rules[0] (a).op: must be one of" in capsys.readouterr().err
+
+
+def _effective(rs: RuleSet) -> list[dict]:
+    return sorted((r.to_dict() for r in rs.everything), key=lambda d: d["id"])
+
+
+def test_migrating_the_example_config_yields_rules_that_fire_identically(tmp_path, capsys):
+    import numpy as np
+    import tomllib
+
+    from infra import cli
+    from rules.engine.evaluator import RuleEngine
+    from rules.engine.kinds.market_set import MarketRuleSet
+    from rules.market_stats import SliceSignals
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "fengkong.toml"
+    out = tmp_path / "migrated.toml"
+    assert cli.main(["rules", "migrate", str(example), "--out", str(out)]) == 0
+    assert "rules from" in capsys.readouterr().out
+    old = rulesets.for_config(config.load(example))
+    data = tomllib.loads(example.read_text())
+    data.pop("rules", None)
+    data["market"].pop("rules", None)
+    data.get("books", {}).pop("limits", None)
+    data.get("accounts", {}).pop("fund_flow", None)
+    data["rules_files"] = [str(out)]
+    new = rulesets.for_config(config.from_dict(data, source="migrated"))
+    assert not legacy.deprecations(data, "migrated")  # no old spelling left
+    assert _effective(new) == _effective(old) and len(_effective(old)) == 12
+    # ... and they fire identically through the one engine: account and market rules.
+    rng = np.random.default_rng(3)
+    total = 0
+    engines = [RuleEngine(rulesets.placed(rs, "account")) for rs in (old, new)]
+    for step in range(50):
+        rows = np.arange(20)
+        values = rng.uniform(0.5, 1.2, 20)
+        fired = [
+            {(f.spec.id, int(r), int(e)) for f in eng.evaluate(lambda _m, _r, v=values: v, rows,
+                                                               float(step))
+             for r, e in zip(f.rows, f.episodes, strict=True)}
+            for eng in engines
+        ]  # fmt: skip
+        assert fired[0] == fired[1]
+        total += len(fired[0])
+    markets = [MarketRuleSet(rulesets.placed(rs, "market"), (60, 300, 1800)) for rs in (old, new)]
+    for m in markets:
+        m.add_rows(["rb2601", "cu2601"], ["rb", "cu"])
+    for _ in range(50):
+        z = rng.uniform(0, 9, 2)
+        sig = SliceSignals(
+            rows=np.arange(2), second=0, ts=np.zeros(2), last=np.full(2, 100.0), jump_z=z,
+            jump_move=np.zeros(2), near_limit=rng.uniform(0, 0.03, 2),
+            limit_side=np.zeros(2, np.int8), locked=rng.random(2) < 0.2,
+            volume_ratio=rng.uniform(0, 10, 2), oi_ratio=rng.uniform(0, 10, 2),
+            rv={w: rng.uniform(0, 2, 2) for w in (60, 300, 1800)},
+        )  # fmt: skip
+        bits = np.full(2, -1, dtype=np.int64)
+        got = [
+            {(f.rule.id, tuple(f.rows.tolist())) for f in m.on_slice(sig, bits)} for m in markets
+        ]
+        assert got[0] == got[1]
+        total += len(got[0])
+    assert total > 50  # the comparison saw rules fire (and re-arm) many times
+
+
+def test_old_spellings_load_with_one_deprecation_line_each(caplog, tmp_path):
+    data = {
+        "rules": [{"id": "x", "threshold": 0.9, "rearm": 0.8}],
+        "market": {"rules": [{"id": "j", "kind": "jump"}]},
+        "books": {"limits": [{"id": "l", "threshold": 10}]},
+        "accounts": {"fund_flow": {"k": 3.0}},
+    }
+    with caplog.at_level("WARNING", logger="fengkong.config"):
+        cfg = config.from_dict(data, source="old.toml")
+    lines = [r.getMessage() for r in caplog.records if r.name == "fengkong.config"]
+    assert len(lines) == 4 and all("\n" not in line for line in lines)
+    assert lines[1].startswith("old.toml: [[market.rules]] in the config is deprecated: write")
+    assert "fengkong rules migrate old.toml" in lines[3] and 'kind "fund_flow"' in lines[3]
+    rs = rulesets.for_config(cfg)
+    assert [r.id for r in rs.rules] == ["x"]
+    assert [r.id for r in rs.base] == [
+        "j", "l", "account.fund_flow.single_transfer_above_limit",
+        "account.fund_flow.outflow_above_baseline",
+    ]  # fmt: skip
+    outflow = rs.base[-1]
+    assert (outflow.threshold, outflow.params["days"]) == (3.0, 20)
+    f = write(tmp_path, "old.toml", '[market]\nflush_ms = 20\n\n[[market.rules]]\nid = "j"\n')
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fengkong.config"):
+        config.load(f)
+        config.load(f, deprecations=False)
+    [line] = [r.getMessage() for r in caplog.records if r.name == "fengkong.config"]
+    assert line.startswith(f"{f}:4: [[market.rules]] in the config is deprecated")  # file:line

@@ -1,11 +1,14 @@
-"""Market rules: hysteresis per contract, restriction to sessions and products."""
+"""Market rules (the market kinds of the rule engine, on its one hysteresis): per contract,
+restriction to sessions and products."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from rules.market_rules import MarketRule, MarketRuleSet, SilenceState
+from rules.engine.kinds.market import market_spec
+from rules.engine.kinds.market_set import MarketRuleSet, SilenceState
+from rules.engine.spec import RuleSpec
 from rules.market_stats import SliceSignals
 from rules.sessions import LABEL_BITS
 
@@ -29,7 +32,7 @@ def signals(rows, jump_z=None, near=None, locked=None) -> SliceSignals:
     )
 
 
-def ruleset(*rules: MarketRule) -> MarketRuleSet:
+def ruleset(*rules: RuleSpec) -> MarketRuleSet:
     rs = MarketRuleSet(list(rules), (60, 300, 1800))
     rs.add_rows(["rb2601", "cu2601", "IF2601"], ["rb", "cu", "IF"])
     return rs
@@ -40,7 +43,7 @@ NIGHT = LABEL_BITS["night"]
 
 
 def test_fires_once_per_crossing_and_rearms_past_the_rearm_level():
-    rs = ruleset(MarketRule("jump", "jump", 6.0, 3.0))
+    rs = ruleset(market_spec("jump", "jump", 6.0, 3.0))
     bits = np.full(2, DAY)
     fired = rs.on_slice(signals([0, 1], jump_z=[7.0, 2.0]), bits)
     assert [f.rows.tolist() for f in fired] == [[0]] and fired[0].episodes.tolist() == [1]
@@ -54,8 +57,8 @@ def test_fires_once_per_crossing_and_rearms_past_the_rearm_level():
 
 def test_near_limit_fires_below_and_limit_locked_on_the_flag():
     rs = ruleset(
-        MarketRule("near", "near_limit", 0.01, 0.015),
-        MarketRule("locked", "limit_locked", 0.5, 0.5, "critical"),
+        market_spec("near", "near_limit", 0.01, 0.015),
+        market_spec("locked", "limit_locked", 0.5, 0.5, "critical"),
     )
     fired = rs.on_slice(
         signals([0, 1, 2], near=[0.005, np.nan, 0.2], locked=[True, False, False]),
@@ -65,7 +68,7 @@ def test_near_limit_fires_below_and_limit_locked_on_the_flag():
 
 
 def test_session_restricted_rule_skips_contracts_outside_its_sessions():
-    rs = ruleset(MarketRule("night-jump", "jump", 6.0, 3.0, sessions=("night",)))
+    rs = ruleset(market_spec("night-jump", "jump", 6.0, 3.0, sessions=("night",)))
     sig = signals([0, 2], jump_z=[10.0, 10.0])
     fired = rs.on_slice(sig, np.array([NIGHT, DAY]))
     assert fired[0].rows.tolist() == [0]
@@ -75,13 +78,13 @@ def test_session_restricted_rule_skips_contracts_outside_its_sessions():
 
 
 def test_product_filter_accepts_products_and_instruments():
-    rs = ruleset(MarketRule("metals", "jump", 6.0, 3.0, products=("cu", "IF2601")))
+    rs = ruleset(market_spec("metals", "jump", 6.0, 3.0, products=("cu", "IF2601")))
     fired = rs.on_slice(signals([0, 1, 2], jump_z=[9.0, 9.0, 9.0]), np.full(3, DAY))
     assert fired[0].rows.tolist() == [1, 2]
 
 
 def test_stale_with_per_contract_thresholds():
-    rs = ruleset(MarketRule("stale", "stale", 30.0, 5.0))
+    rs = ruleset(market_spec("stale", "stale", 30.0, 5.0))
     rows = np.array([0, 1])
     ages = np.array([12.0, 12.0])
     scale = np.array([1.0, 30.0 / 10.0])  # cu: own threshold of 10 s
@@ -90,7 +93,7 @@ def test_stale_with_per_contract_thresholds():
 
 
 def test_feed_silence_is_one_alert_and_only_in_session():
-    state = SilenceState(MarketRule("silent", "feed_silent", 10.0, 2.0, "critical"))
+    state = SilenceState(market_spec("silent", "feed_silent", 10.0, 2.0, "critical"))
     assert not state.check(60.0, in_session=False)
     assert state.check(11.0, in_session=True)
     assert not state.check(30.0, in_session=True)  # the same silence: no second alert
@@ -100,10 +103,10 @@ def test_feed_silence_is_one_alert_and_only_in_session():
 
 def test_rules_are_validated():
     with pytest.raises(ValueError, match="kind"):
-        MarketRule("x", "moon", 1.0, 0.5)
+        market_spec("x", "moon", 1.0, 0.5)
     with pytest.raises(ValueError, match="unknown session"):
-        MarketRule("x", "jump", 6.0, 3.0, sessions=("lunch",))
+        market_spec("x", "jump", 6.0, 3.0, sessions=("lunch",))
     with pytest.raises(ValueError, match="rearm"):
-        MarketRule("x", "near_limit", 0.01, 0.005)  # below-threshold rule re-arms above
+        market_spec("x", "near_limit", 0.01, 0.005)  # below-threshold rule re-arms above
     with pytest.raises(ValueError, match="window_s"):
-        MarketRuleSet([MarketRule("v", "volatility", 1.0, 0.5, window_s=120)], (60, 300))
+        MarketRuleSet([market_spec("v", "volatility", 1.0, 0.5, window_s=120)], (60, 300))

@@ -1,4 +1,4 @@
-"""The threshold bank: exactly rules.threshold's hysteresis, for many rules at once, step by
+"""The threshold bank: exactly the scalar reference hysteresis (tests.rules.scalar_hysteresis), for many rules at once, step by
 step or over a path of steps, and a screen that never misses a transition."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from rules.engine.evaluator import RuleEngine
 from rules.engine.kinds.threshold import ThresholdBank
 from rules.engine.spec import RuleSpec
-from rules.threshold import HysteresisState, ThresholdRule, evaluate
+from tests.rules.scalar_hysteresis import HysteresisState, ThresholdRule, evaluate
 
 
 def bank_of(op: str, rng: np.random.Generator, n_rules: int = 12) -> list[RuleSpec]:
@@ -33,10 +33,11 @@ def sequence(rng: np.random.Generator, steps: int, n: int) -> list[tuple[np.ndar
     return out
 
 
+@pytest.mark.parametrize("n_rules", [12, 1])  # 1: the element-wise path of one-rule banks
 @pytest.mark.parametrize("op", [">", ">=", "<", "<="])
-def test_bank_equals_the_scalar_hysteresis(op):
+def test_bank_equals_the_scalar_hysteresis(op, n_rules):
     rng = np.random.default_rng(1)
-    specs = bank_of(op, rng)
+    specs = bank_of(op, rng, n_rules)
     bank = ThresholdBank(specs)
     scalar = [
         (ThresholdRule(s.id, "m", op, s.threshold, s.rearm_level), HysteresisState()) for s in specs

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rules.engine.kinds.behaviour import BehaviourKind
 from rules.engine.kinds.change import ChangeKind
 from rules.engine.kinds.composite import CompositeKind
-from rules.engine.kinds.market import JumpKind, VolatilityKind
+from rules.engine.kinds.fundflow import FundFlowKind
+from rules.engine.kinds.market import MARKET_KIND_LIST
 from rules.engine.kinds.session import SessionKind
 from rules.engine.kinds.threshold import ThresholdKind
 from rules.engine.template import RuleKind
@@ -17,8 +18,8 @@ KINDS: dict[str, RuleKind] = {
         ChangeKind(),
         SessionKind(),
         BehaviourKind(),
-        VolatilityKind(),
-        JumpKind(),
+        FundFlowKind(),
+        *MARKET_KIND_LIST,
         CompositeKind(),
     )
 }

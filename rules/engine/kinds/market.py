@@ -1,13 +1,21 @@
-"""volatility and jump: market rules on a contract's statistics, evaluated by the MarketFeed
-(and by the backtest) with rules.market_stats and rules.market_rules.
+"""Market kinds: rules on a contract's statistics (rules.market_stats), evaluated by the
+MarketFeed and by the backtest through rules.engine.kinds.market_set.
 
-- volatility: annualized realized volatility over `window_s` (one of the feed's volatility
-  windows) above the threshold;
-- jump: the largest move over the feed's jump window, in multiples of its expected size.
+| kind          | compared value                                            | fires when  |
+| ------------- | --------------------------------------------------------- | ----------- |
+| jump          | largest |move over N s| / expected size in the slice       | > threshold |
+| near_limit    | smallest distance to the limit price, fraction of price   | < threshold |
+| limit_locked  | 1 while the contract is locked at a limit                 | > threshold |
+| volume_spike  | volume of the spike window / baseline expectation         | > threshold |
+| oi_spike      | |open-interest change| of the window / baseline expectation | > threshold |
+| volatility    | annualized realized volatility over `window_s`            | > threshold |
+| stale         | seconds without a tick, live contracts in their session   | > threshold |
+| feed_silent   | seconds without any tick from the whole feed, in session  | > threshold |
 
-`products` restricts a rule to product codes or instrument ids; `sessions` to named sessions.
-A rule set's market rules are added to the feed's own (config `[[market.rules]]`); hot reload
-replaces them, and rules that did not change keep their per-contract arming state.
+A kind is one line of MARKET_KIND_LIST: its name, operator, parameters, scope and the slice
+signal it compares. Each kind fixes its operator (`op` may be left out of a rules file). `products` restricts a
+rule to product codes or instrument ids; `sessions` to named sessions: outside them a contract
+is not evaluated and keeps its arming state. Hysteresis is the engine's one ThresholdBank.
 """
 
 from __future__ import annotations
@@ -16,12 +24,25 @@ from typing import Any
 
 from rules.engine.spec import RuleSpec, check_common
 from rules.engine.template import Param, RuleKind
-from rules.market_rules import MarketRule, MarketRuleSet
+from rules.sessions import label_mask
+
+PRODUCTS = Param("products", tuple, None, "only these products or instruments")
 
 
-class _MarketKind(RuleKind):
-    scopes = ("contract",)
+class MarketKind(RuleKind):
+    """A market kind: one per statistic, all alike but for their operator and parameters."""
+
+    scopes: tuple[str, ...] = ("contract",)
     needs_metric = False
+    op = ">"
+
+    def __init__(self, name: str, op: str = ">", params: tuple[Param, ...] = (PRODUCTS,),
+                 scope: str = "contract", signal: str = "") -> None:  # fmt: skip
+        self.name = name
+        self.op = op
+        self.signal = signal  # the rules.market_stats.SliceSignals field a tick kind compares
+        self.params = params
+        self.scopes = (scope,)
 
     def place(self, spec: RuleSpec) -> str:
         return "market"
@@ -29,65 +50,64 @@ class _MarketKind(RuleKind):
     def check(self, spec: RuleSpec, metrics: Any) -> None:
         check_common(spec)
         if spec.scope not in self.scopes:
-            raise ValueError(f"scope: kind {self.name!r} runs on contracts, got {spec.scope!r}")
-        if not spec.op.startswith(">"):
-            raise ValueError(f"op: kind {self.name!r} fires above its threshold, use '>'")
-        try:
-            MarketRule(**market_rule(spec))
-        except ValueError as exc:
-            raise ValueError(str(exc).split(": ", 1)[-1]) from None
+            raise ValueError(
+                f"scope: kind {self.name!r} runs on {self.scopes[0]}s, got {spec.scope!r}"
+            )
+        if spec.op != self.op:
+            raise ValueError(
+                f"op: kind {self.name!r} fires {self.op!r} its threshold, got {spec.op!r}"
+            )
 
 
-class VolatilityKind(_MarketKind):
-    name = "volatility"
-    params = (
-        Param(
-            "window_s", int, 300, "realized-volatility window (one of market.stats.vol_windows_s)"
+MARKET_KIND_LIST: tuple[MarketKind, ...] = (
+    MarketKind("jump", signal="jump_z"),
+    MarketKind("near_limit", "<", signal="near_limit"),
+    MarketKind("limit_locked", signal="locked"),
+    MarketKind("volume_spike", signal="volume_ratio"),
+    MarketKind("oi_spike", signal="oi_ratio"),
+    MarketKind(
+        "volatility",
+        params=(
+            Param(
+                "window_s",
+                int,
+                300,
+                "realized-volatility window (one of market.stats.vol_windows_s)",
+            ),
+            PRODUCTS,
         ),
-        Param("products", tuple, None, "only these products or instruments"),
-    )
+        signal="rv",  # by window: rv[window_s]
+    ),
+    MarketKind("stale"),
+    MarketKind("feed_silent", params=(), scope="feed"),
+)
+KIND_OF = {k.name: k for k in MARKET_KIND_LIST}
+MARKET_KINDS = tuple(KIND_OF)
+TICK_KINDS = tuple(k.name for k in MARKET_KIND_LIST if k.signal)  # on every slice of ticks
+CHECK_KINDS = tuple(k.name for k in MARKET_KIND_LIST if not k.signal)  # on the feed's timer
+OP_OF = {k.name: k.op for k in MARKET_KIND_LIST}
+SCOPE_OF = {k.name: k.scopes[0] for k in MARKET_KIND_LIST}
 
 
-class JumpKind(_MarketKind):
-    name = "jump"
-    params = (Param("products", tuple, None, "only these products or instruments"),)
-
-
-def market_rule(spec: RuleSpec) -> dict[str, Any]:
-    """The MarketRule record of a volatility or jump rule."""
-    return {
-        "id": spec.id,
-        "kind": spec.kind,
-        "threshold": float(spec.threshold),
-        "rearm": float(spec.rearm_level),
-        "severity": spec.severity,
-        "sessions": tuple(spec.sessions),
-        "products": tuple(spec.param("products") or ()),
-        "window_s": int(spec.param("window_s", 0) or 0),
-        "description": spec.description,
-    }
-
-
-def carry_over(
-    old: MarketRuleSet, rules: list[MarketRule], vol_windows: tuple[int, ...],
-    names: list[str], products: list[str],
-) -> MarketRuleSet:  # fmt: skip
-    """A new MarketRuleSet for a feed's known contracts; rules equal to an old one keep its
-    per-contract arming state and episodes (hot reload fires nothing twice)."""
-    new = MarketRuleSet(rules, vol_windows)
-    if names:
-        new.add_rows(list(names), list(products))
-    before = {r: i for i, r in enumerate(old.rules)}
-    for i, rule in enumerate(new.rules):
-        j = before.get(rule)
-        if j is not None:
-            new._state[i] = old._state[j]
-    return new
-
-
-def market_rules_from(records: list[dict[str, Any]]) -> list[MarketRule]:
-    return [
-        MarketRule(**{**r, "sessions": tuple(r.get("sessions") or ()),
-                      "products": tuple(r.get("products") or ())})
-        for r in records
-    ]  # fmt: skip
+def market_spec(
+    id: str, kind: str, threshold: float, rearm: float, severity: str = "warning",
+    sessions: tuple[str, ...] = (), products: tuple[str, ...] = (), window_s: int = 0,
+    description: str = "",
+) -> RuleSpec:  # fmt: skip
+    """A market rule as a spec, from the fields the config's `[[market.rules]]` used; checked
+    by its kind (ValueError 'key: why')."""
+    if kind not in OP_OF:
+        raise ValueError(f"kind: {kind!r} is not one of {MARKET_KINDS}")
+    params: dict[str, Any] = {}
+    if products:
+        params["products"] = tuple(products)
+    if kind == "volatility":
+        params["window_s"] = int(window_s)
+    spec = RuleSpec(
+        id=id, kind=kind, metric=kind, scope=SCOPE_OF[kind], op=OP_OF[kind],
+        threshold=float(threshold), rearm=float(rearm), severity=severity,
+        description=description, sessions=tuple(sessions), params=params,
+    )  # fmt: skip
+    label_mask(spec.sessions)
+    KIND_OF[kind].check(spec, ())
+    return spec

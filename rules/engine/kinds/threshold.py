@@ -5,8 +5,8 @@ an account's value tells with one `searchsorted` how many of the bank's rules it
 bank of 1,000 rules costs about what one rule costs while nothing crosses; only (rule, key)
 pairs that breach or could re-arm are looked at one by one. Arming state is a bool matrix
 (rule × key); episode numbers, which change only when a rule fires, are kept per fired pair.
-Semantics are exactly rules.threshold.evaluate's (tested against it): fire once on crossing,
-re-arm only once the value is strictly back on the safe side of `rearm`.
+The one hysteresis of the engine (market, book and fund-flow rules use it too): fire once on
+crossing, re-arm only once the value is strictly back on the safe side of `rearm`.
 
 Scopes: accounts (AccountShard), hierarchy nodes (Hierarchy), and commodity / business-unit
 exposure (ExposureBook limits, rules.exposure's metrics).
@@ -38,16 +38,6 @@ class ThresholdKind(RuleKind):
 
     def build(self, specs: list[RuleSpec]) -> KeyedGroup:
         return ThresholdBank(specs)
-
-
-def book_limit(spec: RuleSpec) -> dict[str, Any]:
-    """An exposure-scope threshold rule as the ExposureBook's limit record."""
-    return {
-        "id": spec.id, "metric": spec.metric, "op": spec.op, "threshold": spec.threshold,
-        "rearm": spec.rearm_level, "severity": spec.severity,
-        "commodities": tuple(spec.param("commodities") or ()), "scope": spec.scope,
-        "description": spec.description,
-    }  # fmt: skip
 
 
 class ThresholdBank(KeyedGroup):
@@ -99,6 +89,8 @@ class ThresholdBank(KeyedGroup):
 
     def evaluate_values(self, raw: np.ndarray, rows: np.ndarray) -> list[Fired]:
         self.resize(int(rows.max()) + 1 if rows.size else 0)
+        if len(self.specs) == 1:
+            return self._evaluate_one(raw, rows)
         v = self.sign * raw
         nb = self._breach_counts(v)
         f_rule, f_row, f_at = _pairs(nb, rows, self.t_order, np.zeros_like(nb))
@@ -130,6 +122,35 @@ class ThresholdBank(KeyedGroup):
                 episodes[j] = ep[row] = ep.get(row, 0) + 1
             out.append(Fired(self.specs[int(r)], fired_rows, raw[f_at[sel]], episodes))
         return out
+
+    def _evaluate_one(self, raw: np.ndarray, rows: np.ndarray) -> list[Fired]:
+        at, episodes = self.step_one(raw, rows)
+        if not at.size:
+            return []
+        return [Fired(self.specs[0], rows[at], raw[at], episodes)]
+
+    def step_one(self, raw: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A bank of one rule (market and book rules), element-wise: the positions in `rows`
+        that fire now and their episode numbers (the same transitions as the sorted path)."""
+        v = raw if self.sign > 0 else -raw
+        t = self.t_sorted[0]
+        armed = self.armed[0, rows]
+        fire = armed & ((v > t) if self.strict else (v >= t))  # NaN: neither fires nor re-arms
+        rearm = ~armed & (v < self.r_sorted[0])
+        if rearm.any():
+            back = rows[rearm]
+            self.armed[0, back] = True
+            self.disarmed[back] = 0
+        at = np.flatnonzero(fire)
+        episodes = np.empty(at.size, dtype=np.int64)
+        if at.size:
+            fired_rows = rows[at]
+            self.armed[0, fired_rows] = False
+            self.disarmed[fired_rows] = 1
+            ep = self.ep[0]
+            for j, row in enumerate(fired_rows.tolist()):
+                episodes[j] = ep[row] = ep.get(row, 0) + 1
+        return at, episodes
 
     def evaluate_path(
         self, values: np.ndarray, rows: np.ndarray, steps: np.ndarray, ts: np.ndarray
@@ -196,6 +217,11 @@ class ThresholdBank(KeyedGroup):
         starts = self._clear_starts(np.where(np.isnan(a), np.inf, a))
         out |= some_disarmed & (starts < len(self.specs))
         return out
+
+    def rearm(self, rows: np.ndarray) -> None:
+        """Re-arm every rule of the bank for `rows` (point events: each judged alone)."""
+        self.armed[:, rows] = True
+        self.disarmed[rows] = 0
 
     def export(self, rule_id: str) -> Any:
         i = self.index[rule_id]

@@ -1,4 +1,5 @@
-"""Threshold rule with hysteresis, vectorized over keys.
+"""The scalar reference of the engine's hysteresis (what rules/threshold.py was before the
+engine's ThresholdBank became the one hysteresis): the bank is tested against it.
 
 A key fires once when its value crosses the threshold and re-arms only after the value falls
 back past a lower (or, for `<` rules, higher) re-arm level, so a metric that flaps around the line

@@ -1,0 +1,65 @@
+"""One TOML config file, validated once at load into frozen, typed objects.
+
+An error names the file, the dotted key and why (unknown key with a did-you-mean, wrong type,
+bad value), so a broken config fails at start-up and never half-way through a trading day.
+Secrets are never in here: channels name the environment variables that hold them.
+
+One module per group of tables (market, tables, notify, approval), the loader, and `legacy`:
+the old rule spellings (`[[rules]]`, `[[market.rules]]`, `[[books.limits]]`,
+`[accounts.fund_flow]`) as rule-engine rules, with a deprecation message each.
+"""
+
+from __future__ import annotations
+
+from infra.config.approval import (
+    ApprovalConfig,
+    ApprovalPolicyConfig,
+    ApprovalStageConfig,
+    ApprovalUserConfig,
+    EmergencyConfig,
+    SimConfig,
+)
+from infra.config.errors import SEVERITIES, ConfigError
+from infra.config.loader import Config, default, from_dict, load
+from infra.config.market import (
+    DEFAULT_MARKET_RULES,
+    ClusterConfig,
+    FeedConfig,
+    MarketConfig,
+    MarketRuleConfig,
+    MarketStatsConfig,
+)
+from infra.config.notify import (
+    CHANNEL_KEYS,
+    CHANNEL_TYPES,
+    ChainConfig,
+    ChannelConfig,
+    ContactConfig,
+    LevelConfig,
+    NotifierConfig,
+    OperatorConfig,
+    RosterConfig,
+    RouteConfig,
+    SinkConfig,
+    StepConfig,
+)
+from infra.config.tables import (
+    AccountsConfig,
+    AuditConfig,
+    BooksConfig,
+    ExposureLimitConfig,
+    FundFlowConfig,
+    OrdersConfig,
+    RuleConfig,
+)
+
+__all__ = [
+    "CHANNEL_KEYS", "CHANNEL_TYPES", "DEFAULT_MARKET_RULES", "SEVERITIES", "AccountsConfig",
+    "ApprovalConfig", "ApprovalPolicyConfig", "ApprovalStageConfig", "ApprovalUserConfig",
+    "AuditConfig", "BooksConfig", "ChainConfig", "ChannelConfig", "ClusterConfig", "Config",
+    "ConfigError", "ContactConfig", "EmergencyConfig", "ExposureLimitConfig", "FeedConfig",
+    "FundFlowConfig", "LevelConfig", "MarketConfig", "MarketRuleConfig",
+    "MarketStatsConfig", "NotifierConfig", "OperatorConfig", "OrdersConfig", "RosterConfig",
+    "RouteConfig", "RuleConfig", "SimConfig", "SinkConfig", "StepConfig", "default",
+    "from_dict", "load",
+]  # fmt: skip

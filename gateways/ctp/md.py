@@ -71,7 +71,7 @@ class CtpMarketGateway:
         self.instruments: set[str] = set(cfg.instruments)
         self.stats: dict[str, Any] = {
             "ticks": 0, "frames": 0, "bad_snapshots": 0, "connects": 0, "disconnects": 0,
-            "logins": 0, "login_failures": 0, "api_restarts": 0, "last_error": "",
+            "logins": 0, "login_failures": 0, "subscribed": 0, "api_restarts": 0, "last_error": "",
         }  # fmt: skip
         self.quarantine: deque[dict[str, Any]] = deque(maxlen=QUARANTINE_SIZE)
         self.connected = False
@@ -201,7 +201,10 @@ class CtpMarketGateway:
 
     def _subscribe(self, instruments: list[str]) -> None:
         if self._api is not None and instruments:
-            self._api.SubscribeMarketData(instruments, len(instruments))
+            # this SWIG binding takes the names as bytes (a list of str is refused)
+            names = [i.encode("ascii") for i in instruments]
+            self._api.SubscribeMarketData(names, len(names))
+            self.stats["subscribed"] += len(instruments)
 
     # -- flusher / watchdog ----------------------------------------------------------------
     def flush(self) -> int:

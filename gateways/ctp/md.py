@@ -10,7 +10,8 @@ Connection: all fronts are registered (the API itself rotates through them and r
 on every (re)connect the gateway logs in again and re-subscribes everything. When no front has
 answered for `reconnect_after_s`, the API is released and created anew with the next front
 first, waiting longer each time (doubling up to `backoff_max_s`), so a front that hangs
-half-open does not keep the feed dark.
+half-open does not keep the feed dark. (With several fronts registered the library's Release()
+takes about 5 s: it waits for its own reconnect cycle.)
 """
 
 from __future__ import annotations

@@ -127,7 +127,9 @@ class TraderSession:
         self._td = load()[1]
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self, connect: bool = True) -> TraderSession:
+    def start(self, connect: bool = True, thread: bool = True) -> TraderSession:
+        """Create the TraderApi and connect (`connect`), and run the session's own thread
+        (`thread`; without it the owner calls `step()`)."""
         if connect:
             self.flow_dir.mkdir(parents=True, exist_ok=True)  # the library crashes without it
             api = self._td.CThostFtdcTraderApi.CreateFtdcTraderApi(str(self.flow_dir) + "/")
@@ -140,10 +142,11 @@ class TraderSession:
             self.state = "connecting"
             api.Init()
         self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._loop, name=f"ctp-td-{self.cfg.name}", daemon=True
-        )
-        self._thread.start()
+        if thread:
+            self._thread = threading.Thread(
+                target=self._loop, name=f"ctp-td-{self.cfg.name}", daemon=True
+            )
+            self._thread.start()
         return self
 
     def stop(self) -> None:
@@ -304,7 +307,9 @@ class TraderSession:
             snap = snapshot_record(self.account_id, self.cfg.group_path, self.figures,
                                    self.positions, self._yd_open)  # fmt: skip
             self._out.append(snap)
-            self._out.extend(self._held or [])
+            for rec in self._held or []:
+                rec["commission"] = self.fee(rec)
+                self._out.append(rec)
             self._held = None
             self.state = "ready"
             self._schedule_reconcile()
@@ -352,26 +357,30 @@ class TraderSession:
                 return ref
         return f"ctp:{str(f.OrderRef).strip()}"
 
-    def on_trade(self, f: Any) -> None:
-        instrument = str(f.InstrumentID)
+    def fee(self, rec: dict[str, Any]) -> float:
+        """Commission of a trade record from this investor's rates (instrument, else product)."""
+        instrument = rec["instrument"]
         rates = self.commission_rates.get(instrument) or self.commission_rates.get(
             product_of(instrument)
         )
-        mult = self.instruments.get(instrument, {}).get("multiplier") or self.multiplier_of(
-            instrument
-        )
+        spec = self.instruments.get(instrument, {})
+        mult = spec.get("multiplier") or self.multiplier_of(instrument)
+        return commission_of(rates, rec["offset"], rec["price"], rec["volume"], mult)
+
+    def on_trade(self, f: Any) -> None:
         try:
             rec = trade_record(f, self.ref_of(f), 0.0)
-            rec["commission"] = commission_of(
-                rates, rec["offset"], rec["price"], rec["volume"], mult
-            )
         except (ValueError, KeyError) as exc:
             self.stats["bad_records"] += 1
             self.stats["last_error"] = f"trade: {exc}"
             return
         with self._lock:
             self.stats["trades"] += 1
-            (self._held if self._held is not None else self._out).append(rec)
+            if self._held is not None:
+                self._held.append(rec)  # fee when released: the rates are not known yet
+            else:
+                rec["commission"] = self.fee(rec)
+                self._out.append(rec)
         if self.order_listener is not None:
             self.order_listener.on_ctp_trade(self, f, rec)
 

@@ -33,3 +33,51 @@ def rsp(apis):
         return fill(td.CThostFtdcRspInfoField(), ErrorID=code, ErrorMsg=msg)
 
     return make
+
+
+@pytest.fixture
+def bus():
+    """A real account bus and a client reading every bucket."""
+    from gateways.accounts.bus import AccountBus, AccountBusClient
+    from rules.sharding import BUCKETS
+    from tests.zmq_util import free_tcp_endpoint
+
+    endpoints = (free_tcp_endpoint(), free_tcp_endpoint(), free_tcp_endpoint())
+    with AccountBus(*endpoints) as running:
+        with AccountBusClient(running.pub_endpoint, running.snapshot_endpoint,
+                              list(range(BUCKETS))) as client:  # fmt: skip
+            yield running, client
+
+
+def read_records(client, n, timeout=5.0):
+    """Records from the bus until there are n (or the deadline)."""
+    from tests.zmq_util import wait_until
+
+    got: list[dict] = []
+    wait_until(lambda: bool(got.extend(client.poll(20))) or len(got) >= n, timeout=timeout)
+    return got
+
+
+class Recorder:
+    """Stands at the network edge, where no front is reachable offline: every request the
+    session makes is still made on the real API (which answers -1: not connected), and
+    recorded with its struct; the return code the front would give is scripted."""
+
+    def __init__(self, session_api=lambda: None):
+        self.calls: list[tuple[str, object, int]] = []
+        self.codes: dict[str, list[int]] = {}
+        self.api = session_api
+
+    def __call__(self, name, req, rid):
+        api = self.api()
+        if api is not None:
+            assert getattr(api, name)(req, rid) == -1  # the real call accepts the struct
+        self.calls.append((name, req, rid))
+        codes = self.codes.get(name)
+        return codes.pop(0) if codes else 0
+
+    def last(self, name):
+        return next(c for c in reversed(self.calls) if c[0] == name)
+
+    def names(self):
+        return [c[0] for c in self.calls]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateways import ctp
+from gateways.ctp.config import Credentials
 
 REASON = ctp.unavailable_reason()
 needs_ctp = pytest.mark.skipif(bool(REASON), reason=f"CTP library cannot load: {REASON}")
@@ -81,3 +82,28 @@ class Recorder:
 
     def names(self):
         return [c[0] for c in self.calls]
+
+
+@pytest.fixture
+def session(apis, bus, tmp_path):
+    """A real TraderSession (real TraderApi on an unreachable front) publishing to the bus;
+    `s.test` holds the request recorder, the events raised and fengkong's figures to compare."""
+    from gateways.ctp.spi import BusPush
+    from gateways.ctp.trader import TraderSession
+    from tests.ctp import world
+
+    bus_, _client = bus
+    push = BusPush(bus_.inbound_endpoint)
+    events: list = []
+    own: dict = {}
+    holder: dict = {}
+    rec = Recorder(lambda: holder["s"].api)
+    s = TraderSession(world.investor(), push, tmp_path, credentials=Credentials(world.SECRET_PW, world.SECRET_AC),
+                      own_view=lambda a: own.get(a), on_events=events.extend,
+                      send_request=rec)  # fmt: skip
+    holder["s"] = s
+    s.start(connect=True, thread=False)  # a real TraderApi on an unreachable front
+    s.test = {"rec": rec, "events": events, "own": own}
+    yield s
+    s.stop()
+    push.close()

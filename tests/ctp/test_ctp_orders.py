@@ -12,7 +12,7 @@ import pytest
 from gateways.ctp.orders import CtpOrderRouter
 from gateways.orders.bridge import BridgeClient
 from tests.ctp.conftest import fill
-from tests.ctp.test_ctp_trader import initial_answers, log_in, session  # noqa: F401 (fixture)
+from tests.ctp.world import initial_answers, log_in
 from tests.zmq_util import free_tcp_endpoint, wait_until
 
 

@@ -459,6 +459,15 @@ class Config:
     # `fengkong rules apply FILE` replaces it on a running system.
     rules_files: tuple[str, ...] = ()
     source: str = "<defaults>"
+    # Optional edges' own tables ([ctp], [backoffice]) by name, as their validators made them.
+    edges: dict[str, Any] = field(default_factory=dict)
+
+
+# Validators of the optional edges' tables, registered by the application layer (infra imports
+# no gateway): name -> fn(raw table, Config) -> the validated object (raises ValueError naming
+# the key). A table whose validator is not registered is kept raw; its edge validates on start.
+EDGE_VALIDATORS: dict[str, Any] = {}
+EDGE_TABLES = ("ctp", "backoffice")
 
 
 CHANNEL_TYPES = ("wecom", "twilio_sms", "twilio_voice", "email")
@@ -626,12 +635,18 @@ def _validate_notifier(n: NotifierConfig) -> None:
 
 
 def from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
+    edges = {k: data[k] for k in EDGE_TABLES if k in data}
     try:
-        cfg = _build(Config, {**data, "source": source}, "")
+        cfg = _build(
+            Config, {**{k: v for k, v in data.items() if k not in edges}, "source": source}, ""
+        )
         _validate(cfg)
-    except ConfigError as exc:
+        for name, table in edges.items():
+            check = EDGE_VALIDATORS.get(name)
+            edges[name] = check(table, cfg) if check else table
+    except (ConfigError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    return cfg
+    return dataclasses.replace(cfg, edges=edges) if edges else cfg
 
 
 def load(path: str | Path) -> Config:

@@ -163,6 +163,8 @@ def parse(data: dict[str, Any], feeds: tuple[str, ...] = ()) -> CtpConfig:
     if not isinstance(data, dict):
         fail("ctp", "expected a table")
     cfg: CtpConfig = build(CtpConfig, data, "ctp")
+    # relative to where the config is loaded, not to wherever a Ray worker happens to run
+    cfg = dataclasses.replace(cfg, flow_dir=str(Path(cfg.flow_dir).expanduser().resolve()))
     if cfg.md is not None:
         _fronts(cfg.md.fronts, "ctp.md.fronts")
         if feeds and cfg.md.feed not in feeds:
@@ -221,3 +223,15 @@ def credentials(
     return Credentials(
         password or str(table.get("password", "")), auth or str(table.get("auth_code", ""))
     )
+
+
+def validate_table(table: dict[str, Any], cfg: Any) -> CtpConfig:
+    """The config loader's hook (`infra.config.EDGE_VALIDATORS["ctp"]`)."""
+    return parse(table, tuple(f.name for f in cfg.market.feeds))
+
+
+def register() -> None:
+    """Let the config loader validate [ctp] here (called by the application layer)."""
+    from infra.config import EDGE_VALIDATORS
+
+    EDGE_VALIDATORS["ctp"] = validate_table

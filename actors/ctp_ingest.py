@@ -1,4 +1,4 @@
-"""The CTP edge as a placed actor: it owns the MdApi and TraderApi sessions of a config's
+"""The CTP edge (and the back-office folder watcher) as placed actors: it owns the MdApi and TraderApi sessions of a config's
 `[ctp]` tables (and, for `fengkong run`, the account bus) and speaks the same ZeroMQ wire
 formats the simulator does, so the rest of the system cannot tell CTP from the simulation:
 
@@ -118,6 +118,42 @@ class CtpIngest:
         self.push.close()
         if self.bus is not None:
             self.bus.stop()
+
+
+@ray.remote(**{**ACTOR_OPTIONS, "max_task_retries": 0})
+class BackofficeWatch:
+    """The watched folder of back-office exports ([backoffice] watch_dir) as a placed actor."""
+
+    def __init__(self, table: Any, inbound_endpoint: str) -> None:
+        from gateways.backoffice.watch import BackofficeConfig, BackofficeWatcher, parse
+        from gateways.ctp.spi import BusPush
+
+        cfg = table if isinstance(table, BackofficeConfig) else parse(table)
+        self.push = BusPush(inbound_endpoint)
+        self.watcher = BackofficeWatcher(cfg.watch_dir, self.push, cfg.scan_s).start()
+
+    def status(self) -> dict[str, Any]:
+        return {**self.watcher.stats, "problems": list(self.watcher.problems)[-20:]}
+
+    def stop(self) -> None:
+        self.watcher.stop()
+        self.push.close()
+
+
+def start_edges(cfg: Any, prefix: str, correlator: Any) -> list[Any]:
+    """The supervisor's hook: the CTP ingest and the back-office watcher the config asks for."""
+    edges = start_ctp(cfg, prefix, correlator)
+    table = getattr(cfg, "edges", {}).get("backoffice")
+    watch_dir = getattr(table, "watch_dir", None) if table is not None else None
+    if isinstance(table, dict):
+        watch_dir = table.get("watch_dir")
+    if watch_dir:
+        edges.append(
+            BackofficeWatch.options(name=actor_name(prefix, "BackofficeWatch")).remote(
+                table, cfg.accounts.inbound_endpoint
+            )
+        )
+    return edges
 
 
 def start_ctp(cfg: Any, prefix: str, correlator: Any) -> list[Any]:

@@ -18,7 +18,7 @@ from actors.account_shard import AccountShard
 from actors.audit_log import AuditLog
 from actors.common import actor_name
 from actors.correlator import Correlator
-from actors.ctp_ingest import start_ctp
+from actors.ctp_ingest import start_edges
 from actors.execution.core import executor_options
 from actors.executor import Executor
 from actors.exposure_book import ExposureBook
@@ -146,7 +146,7 @@ def start_system(
     feeds = list(by_feed.values())
     system = System(prefix, audit, notifier, executor, correlator, shards, books, feeds, hierarchy)
     system.ruleset = ruleset
-    system.edges = start_ctp(cfg, prefix, correlator)  # the CTP edge when [ctp] is configured
+    system.edges = start_edges(cfg, prefix, correlator)  # [ctp], [backoffice] when configured
     # Wait until every actor's constructor has run (sockets connected, threads started).
     ray.get([a.__ray_ready__.remote() for a in system.all()])
     return system

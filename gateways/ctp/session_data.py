@@ -12,6 +12,21 @@ from typing import Any
 from rules.model import RiskEvent
 
 DRIFT_RULE = "account.reconcile_drift"
+# The initial queries, in the order they are sent (the account last: its answer publishes the
+# snapshot, so positions and rates are known by then): name -> (request, field, extra, handler).
+QUERIES: dict[str, tuple[str, str, dict[str, str], str]] = {
+    "instruments": ("ReqQryInstrument", "CThostFtdcQryInstrumentField", {}, "_on_instruments"),
+    "margin_rates": ("ReqQryInstrumentMarginRate", "CThostFtdcQryInstrumentMarginRateField",
+                     {"HedgeFlag": "1"}, "_on_margin_rates"),
+    "commission_rates": ("ReqQryInstrumentCommissionRate",
+                         "CThostFtdcQryInstrumentCommissionRateField", {}, "_on_commission_rates"),
+    "position_details": ("ReqQryInvestorPositionDetail",
+                         "CThostFtdcQryInvestorPositionDetailField", {}, "_on_details"),
+    "positions": ("ReqQryInvestorPosition", "CThostFtdcQryInvestorPositionField", {},
+                  "_on_positions"),
+    "trading_account": ("ReqQryTradingAccount", "CThostFtdcQryTradingAccountField", {},
+                        "_on_account"),
+}  # fmt: skip
 
 
 class Fields(dict):

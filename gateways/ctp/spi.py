@@ -17,6 +17,14 @@ from gateways.ctp import load
 from infra.codec import encode_records
 
 
+def make_field(module: Any, name: str, **values: Any) -> Any:
+    """A request struct of the library (e.g. CThostFtdcInputOrderField) with its fields set."""
+    f = getattr(module, name)()
+    for key, value in values.items():
+        setattr(f, key, value)
+    return f
+
+
 def rsp_error(info: Any) -> tuple[int, str]:
     """(ErrorID, ErrorMsg) of a CThostFtdcRspInfoField, (0, '') when there is none."""
     if info is None or int(info.ErrorID) == 0:

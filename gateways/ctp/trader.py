@@ -19,6 +19,7 @@ executor's order reports. Credentials are read at login and never logged.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -40,6 +41,7 @@ from gateways.ctp.mapping import (
 )
 from gateways.ctp.queries import QueryQueue, reconcile
 from gateways.ctp.session_data import (
+    QUERIES,
     Fields,
     commission_rates,
     copy_fields,
@@ -48,25 +50,10 @@ from gateways.ctp.session_data import (
     margin_rates,
     yd_open_prices,
 )
-from gateways.ctp.spi import make_trader_spi, rsp_error
+from gateways.ctp.spi import make_field, make_trader_spi, rsp_error
 from rules.model import RiskEvent
 
 log = logging.getLogger(__name__)
-# The initial queries, in the order they are sent (the account last: its answer publishes the
-# snapshot, so positions and rates are known by then): name -> (request, field, extra, handler).
-QUERIES: dict[str, tuple[str, str, dict[str, str], str]] = {
-    "instruments": ("ReqQryInstrument", "CThostFtdcQryInstrumentField", {}, "_on_instruments"),
-    "margin_rates": ("ReqQryInstrumentMarginRate", "CThostFtdcQryInstrumentMarginRateField",
-                     {"HedgeFlag": "1"}, "_on_margin_rates"),
-    "commission_rates": ("ReqQryInstrumentCommissionRate",
-                         "CThostFtdcQryInstrumentCommissionRateField", {}, "_on_commission_rates"),
-    "position_details": ("ReqQryInvestorPositionDetail",
-                         "CThostFtdcQryInvestorPositionDetailField", {}, "_on_details"),
-    "positions": ("ReqQryInvestorPosition", "CThostFtdcQryInvestorPositionField", {},
-                  "_on_positions"),
-    "trading_account": ("ReqQryTradingAccount", "CThostFtdcQryTradingAccountField", {},
-                        "_on_account"),
-}  # fmt: skip
 
 
 class TraderSession:
@@ -97,9 +84,8 @@ class TraderSession:
         self.tick_s = tick_s
         self.send_request = send_request
         self.queries = QueryQueue(cfg.query_interval_s, cfg.query_retries)
-        self.state = (
-            "new"  # connecting, authenticating, logging_in, confirming, querying, ready, failed
-        )
+        # new, connecting, authenticating, logging_in, confirming, querying, ready, failed
+        self.state = "new"
         self.stats: dict[str, Any] = {
             "connects": 0, "disconnects": 0, "login_failures": 0, "trades": 0, "orders": 0,
             "reconciles": 0, "drifts": 0, "bad_records": 0, "last_error": "",
@@ -121,15 +107,14 @@ class TraderSession:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_reconcile = float("inf")
-        self._request_id = 0
+        self._ids = itertools.count(1)
         self.api: Any = None
         self.spi = make_trader_spi(self)
         self._td = load()[1]
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, connect: bool = True, thread: bool = True) -> TraderSession:
-        """Create the TraderApi and connect (`connect`), and run the session's own thread
-        (`thread`; without it the owner calls `step()`)."""
+        """Connect a new TraderApi; run the session's thread (else the owner calls step())."""
         if connect:
             self.flow_dir.mkdir(parents=True, exist_ok=True)  # the library crashes without it
             api = self._td.CThostFtdcTraderApi.CreateFtdcTraderApi(str(self.flow_dir) + "/")
@@ -186,22 +171,16 @@ class TraderSession:
         return -1 if self.api is None else int(getattr(self.api, name)(req, rid))
 
     def _next_id(self) -> int:
-        self._request_id += 1
-        return self._request_id
+        return next(self._ids)
 
     def _field(self, name: str, **values: Any) -> Any:
-        f = getattr(self._td, name)()
-        for key, value in values.items():
-            setattr(f, key, value)
-        return f
+        return make_field(self._td, name, **values)
 
     def _fail(self, what: str, info: Any) -> bool:
         code, msg = rsp_error(info)
         if code:
             self.stats["last_error"] = f"{what}: {code} {msg}"
-            log.error(
-                "CTP %s (%s) %s refused: %s %s", self.cfg.name, self.account_id, what, code, msg
-            )
+            log.error("CTP %s %s refused: %s %s", self.cfg.name, what, code, msg)
         return bool(code)
 
     # -- session chain ---------------------------------------------------------------------
@@ -412,7 +391,7 @@ class TraderSession:
         with self._lock:
             self.queries.answer(request_id, None, code or -1, msg, True)
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> dict[str, Any]:  # what `fengkong ctp status` shows: no credentials
         return {
             "name": self.cfg.name, "account_id": self.account_id, "state": self.state,
             "trading_day": self.trading_day, "figures": dict(self.figures),

@@ -72,3 +72,15 @@ def test_credentials_from_env_then_secrets_file_and_never_in_repr(tmp_path, monk
     assert "from-env" not in repr(c) and "AC-file" not in repr(c) and "from-env" not in repr(cfg)
     with pytest.raises(CtpConfigError, match="ctp.secrets_file: .* not found"):
         credentials(inv, str(tmp_path / "missing.toml"), "simnow")
+
+
+def test_the_example_config_loads():
+    from gateways.backoffice.watch import register as register_backoffice
+
+    register()
+    register_backoffice()
+    cfg = config_mod.load("examples/ctp.toml")
+    ctp = cfg.edges["ctp"]
+    assert ctp.md.feed == "ctp" and [i.name for i in ctp.investors] == ["simnow"]
+    assert not ctp.orders.enabled
+    assert cfg.edges["backoffice"].watch_dir == ""

@@ -5,8 +5,7 @@ settlement bill → initial queries (trading account, positions, position detail
 the investor's margin and commission rates), paced by `queries.QueryQueue` → publishes the
 account's start-of-day snapshot on the account bus → streams `OnRtnTrade` / `OnRtnOrder` as
 `trade` / `order` / `cancel` records (the private topic is subscribed with RESTART, so the day's
-trades replay onto yesterday's lots: see `mapping.snapshot_record`). Trades that arrive before
-the snapshot is out are held and sent right after it.
+trades replay onto yesterday's lots: `mapping.snapshot_record`); trades before it are held.
 
 Every `reconcile_s` it asks CTP for the trading account and positions again and compares them
 with fengkong's own figures (`own_view(account_id)`, the shard's view); a drift beyond the

@@ -162,8 +162,7 @@ class TraderSession:
         self.publish(out)
 
     def request(self, name: str, req: Any, rid: int | None = None) -> int:
-        """Call `api.<name>(req, rid)`: every request of the session and of the order router
-        goes through here (and through `send_request` when given: tests record the structs)."""
+        """api.<name>(req, rid), for the session and the router (or `send_request`: tests)."""
         rid = self._next_id() if rid is None else rid
         if self.send_request is not None:
             return int(self.send_request(name, req, rid))
@@ -281,18 +280,19 @@ class TraderSession:
             self.stats["last_error"] = "trading account query answered nothing"
             return
         self.figures = account_figures(Fields(rows[0]))
-        if self.state == "querying":
-            snap = snapshot_record(self.account_id, self.cfg.group_path, self.figures,
-                                   self.positions, self._yd_open)  # fmt: skip
-            self._out.append(snap)
-            for rec in self._held or []:
-                rec["commission"] = self.fee(rec)
-                self._out.append(rec)
-            self._held = None
-            self.state = "ready"
-            self._schedule_reconcile()
-        else:
+        first = self.state == "querying" and self._held is not None
+        self.state = "ready" if self.state == "querying" else self.state
+        if not first:  # a scheduled check, or a re-login: the stream went on, compare
             self._reconcile()
+            return
+        snap = snapshot_record(self.account_id, self.cfg.group_path, self.figures,
+                               self.positions, self._yd_open)  # fmt: skip
+        self._out.append(snap)
+        for rec in self._held or []:
+            rec["commission"] = self.fee(rec)
+            self._out.append(rec)
+        self._held = None
+        self._schedule_reconcile()
 
     # -- reconciliation --------------------------------------------------------------------
     def _schedule_reconcile(self) -> None:

@@ -119,6 +119,26 @@ def test_login_failure_and_disconnect_restart_the_chain(apis, session, rsp):
     assert session.state == "connecting"
 
 
+def test_a_relogin_reconciles_instead_of_replacing_the_account(apis, bus, session, rsp):
+    _, client = bus
+    held: list[str] = []
+    session.on_instruments = held.extend  # the market-data gateway subscribes these
+    log_in(session, apis, rsp)
+    initial_answers(session, apis, rsp)
+    session.step()
+    assert [r["type"] for r in read_records(client, 1)] == ["snapshot"]
+    assert held == ["rb2601"]
+    session.spi.OnFrontDisconnected(0x1001)
+    log_in(session, apis, rsp)
+    session.test["own"]["u1"] = {"equity": 1_004_000.0, "margin": 11_000.0,
+                                 "positions": [{"instrument": "rb2601", "direction": "long", "volume": 4.0}]}  # fmt: skip
+    initial_answers(session, apis, rsp)
+    session.step()
+    assert session.state == "ready" and session.stats["reconciles"] == 1
+    assert client.poll(300) == []  # no second snapshot: it would wipe the day's trades
+    assert session.test["events"] == []
+
+
 def test_authentication_failure_stops_before_login(apis, session, rsp):
     _, td = apis
     session.spi.OnFrontConnected()

@@ -120,3 +120,21 @@ def drift_events(
         )
         for d in drifts
     ]
+
+
+def margin_markup(
+    rates: dict[str, dict[str, float]], instruments: dict[str, dict[str, Any]]
+) -> float | None:
+    """The broker's markup over the exchange's margin rate (the account's `margin_markup`):
+    the median, over instruments with both, of the investor's rate by money minus the exchange
+    ratio CTP reports for the instrument. None when no instrument has both."""
+    diffs = sorted(
+        max(r["long_by_money"], r["short_by_money"])
+        - max(instruments[i]["long_margin_ratio"], instruments[i]["short_margin_ratio"])
+        for i, r in rates.items()
+        if i in instruments and max(r["long_by_money"], r["short_by_money"]) > 0
+    )
+    if not diffs:
+        return None
+    mid = len(diffs) // 2
+    return max(0.0, diffs[mid] if len(diffs) % 2 else (diffs[mid - 1] + diffs[mid]) / 2)

@@ -46,6 +46,7 @@ from gateways.ctp.session_data import (
     copy_fields,
     drift_events,
     instrument_specs,
+    margin_markup,
     margin_rates,
     yd_open_prices,
 )
@@ -252,9 +253,8 @@ class TraderSession:
                 self._query(name)
 
     def on_query(self, data: Any, info: Any, request_id: int, last: bool) -> None:
-        code, msg = rsp_error(info)
         with self._lock:
-            self.queries.answer(request_id, copy_fields(data), code, msg, last)
+            self.queries.answer(request_id, copy_fields(data), *rsp_error(info), last)
 
     # -- query results ---------------------------------------------------------------------
     def _on_instruments(self, rows: list[Any]) -> None:
@@ -287,7 +287,8 @@ class TraderSession:
             return
         snap = snapshot_record(self.account_id, self.cfg.group_path, self.figures,
                                self.positions, self._yd_open)  # fmt: skip
-        self._out.append(snap)
+        markup = margin_markup(self.margin_rates, self.instruments)  # the investor's rates
+        self._out.append(snap if markup is None else {**snap, "margin_markup": markup})
         for rec in self._held or []:
             rec["commission"] = self.fee(rec)
             self._out.append(rec)
@@ -380,9 +381,8 @@ class TraderSession:
             self.order_listener.on_ctp_order(self, f)
 
     def on_order_refused(self, f: Any, info: Any) -> None:
-        code, msg = rsp_error(info)
         if self.order_listener is not None and f is not None:
-            self.order_listener.on_ctp_refused(self, f, code, msg)
+            self.order_listener.on_ctp_refused(self, f, *rsp_error(info))
 
     def on_error(self, info: Any, request_id: int) -> None:
         code, msg = rsp_error(info)

@@ -51,6 +51,7 @@ def test_login_chain_snapshot_and_trades_of_every_offset_flag(apis, bus, session
     assert snap["pre_balance"] == 1_000_000.0 and snap["deposit"] == 5_000.0
     assert snap["positions"] == [{"instrument": "rb2601", "direction": "long", "volume": 4.0,
                                   "today_volume": 0.0, "cost_price": 3050.0, "open_price": 3020.0}]  # fmt: skip
+    assert snap["margin_markup"] == pytest.approx(0.02)  # investor 9% over the exchange's 7%
     assert got[1]["trade_id"] == "SHFE:100" and got[1]["offset"] == "open"
     # open fee: 0.0001 × 3060 × 1 × 10 + 1.0 per lot
     assert got[1]["commission"] == pytest.approx(3.06 + 1.0)

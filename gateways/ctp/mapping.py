@@ -149,7 +149,7 @@ def tick_row(f: Any, exchange: str = "") -> tuple[Row, date]:
     instrument = str(f.InstrumentID).strip()
     if not instrument:
         raise BadSnapshot("no InstrumentID")
-    exchange = (str(f.ExchangeID).strip() or exchange).upper()
+    exchange = (str(f.ExchangeID).strip() or exchange or "").upper()
     seconds = _seconds(str(f.UpdateTime), int(f.UpdateMillisec))
     cal, tday = tick_days(str(f.TradingDay), str(f.ActionDay), seconds, exchange)
     last = price(f.LastPrice)

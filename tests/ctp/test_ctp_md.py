@@ -151,9 +151,11 @@ def test_bad_snapshots_are_counted_and_quarantined_the_rest_goes_on(apis, gatewa
     ]
     for snap in bad:
         gw.spi.OnRtnDepthMarketData(snap)
-    gw.spi.OnRtnDepthMarketData(depth(md, LastPrice=3111.0))
+    # an instrument the contract table does not know, ExchangeID empty: still a tick
+    gw.spi.OnRtnDepthMarketData(depth(md, InstrumentID="zz2601", LastPrice=3111.0))
     got = frames(sub, 1)
     assert [float(v) for b in got for v in b.last] == [3111.0]
+    assert got[0].names() == ["zz2601"]
     assert gw.stats["bad_snapshots"] == 4
     reasons = [q["reason"] for q in gw.quarantine]
     assert "LastPrice empty" in reasons[0]

@@ -17,6 +17,7 @@ from actors.account_shard import AccountShard
 from actors.audit_log import AuditLog
 from actors.common import actor_name
 from actors.correlator import Correlator
+from actors.ctp_ingest import start_edges
 from actors.execution.core import executor_options
 from actors.executor import Executor
 from actors.exposure_book import ExposureBook
@@ -41,6 +42,7 @@ class System:
     feeds: list[Any]
     hierarchy: Any = None
     ruleset: Any = None  # the rule set it started with (rules.engine.spec.RuleSet)
+    edges: list[Any] = dataclasses.field(default_factory=list)  # e.g. CtpIngest ([ctp])
 
     def all(self) -> list[Any]:
         return [
@@ -52,6 +54,7 @@ class System:
             *self.books.values(),
             *self.feeds,
             *([self.hierarchy] if self.hierarchy is not None else []),
+            *self.edges,
         ]
 
 
@@ -143,6 +146,7 @@ def start_system(
     feeds = list(by_feed.values())
     system = System(prefix, audit, notifier, executor, correlator, shards, books, feeds, hierarchy)
     system.ruleset = ruleset
+    system.edges = start_edges(cfg, prefix, correlator)  # [ctp], [backoffice] when configured
     # Wait until every actor's constructor has run (sockets connected, threads started).
     ray.get([a.__ray_ready__.remote() for a in system.all()])
     return system
@@ -151,6 +155,11 @@ def start_system(
 def stop_system(system: System) -> None:
     """Flush the journal and kill every actor (no restart), sources first: a feed still pushing
     prices to a shard that is already gone would only log failed calls."""
+    for edge in system.edges:  # CTP sessions log out and release their APIs
+        try:
+            ray.get(edge.stop.remote(), timeout=15)
+        except Exception:
+            pass
     for feed in system.feeds:
         try:
             ray.kill(feed, no_restart=True)

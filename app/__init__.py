@@ -1,0 +1,1 @@
+"""The application layer: commands and wiring that may import every other layer."""

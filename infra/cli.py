@@ -384,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     from infra.rules_cli import add_parsers as add_rules_parsers
 
     add_rules_parsers(sub, common, _load_config)  # rules, silence, backtest (issue 6)
+    from app.ctp_commands import add_parsers as add_edge_parsers  # replay, backoffice, ctp
+
+    add_edge_parsers(sub, common, _load_config)
     return parser
 
 

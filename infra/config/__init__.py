@@ -20,7 +20,7 @@ from infra.config.approval import (
     SimConfig,
 )
 from infra.config.errors import SEVERITIES, ConfigError
-from infra.config.loader import Config, default, from_dict, load
+from infra.config.loader import EDGE_TABLES, EDGE_VALIDATORS, Config, default, from_dict, load
 from infra.config.market import (
     DEFAULT_MARKET_RULES,
     ClusterConfig,
@@ -54,7 +54,7 @@ from infra.config.tables import (
 )
 
 __all__ = [
-    "CHANNEL_KEYS", "CHANNEL_TYPES", "DEFAULT_MARKET_RULES", "SEVERITIES", "AccountsConfig",
+    "CHANNEL_KEYS", "CHANNEL_TYPES", "DEFAULT_MARKET_RULES", "EDGE_TABLES", "EDGE_VALIDATORS", "SEVERITIES", "AccountsConfig",
     "ApprovalConfig", "ApprovalPolicyConfig", "ApprovalStageConfig", "ApprovalUserConfig",
     "AuditConfig", "BooksConfig", "ChainConfig", "ChannelConfig", "ClusterConfig", "Config",
     "ConfigError", "ContactConfig", "EmergencyConfig", "ExposureLimitConfig", "FeedConfig",

@@ -8,7 +8,7 @@ import dataclasses
 import sys
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,15 @@ class Config:
     # `fengkong rules apply FILE` replaces it on a running system.
     rules_files: tuple[str, ...] = ()
     source: str = "<defaults>"
+    # Optional edges' own tables ([ctp], [backoffice]) by name, as their validators made them.
+    edges: dict[str, Any] = field(default_factory=dict)
+
+
+# Validators of the optional edges' tables, registered by the application layer (infra imports
+# no gateway): name -> fn(raw table, Config) -> the validated object (raises ValueError naming
+# the key). A table whose validator is not registered is kept raw; its edge validates on start.
+EDGE_VALIDATORS: dict[str, Any] = {}
+EDGE_TABLES = ("ctp", "backoffice")
 
 
 def _coerce(tp: Any, value: Any, path: str) -> Any:
@@ -184,14 +193,19 @@ def from_dict(
 ) -> Config:
     """A validated Config from parsed TOML; old rule spellings load with a one-line
     deprecation message each (infra.config.legacy; `text`: the file, for line numbers)."""
+    edges = {k: data[k] for k in EDGE_TABLES if k in data}
     try:
-        cfg = _build(Config, {**data, "source": source}, "")
+        rest = {k: v for k, v in data.items() if k not in edges}
+        cfg = _build(Config, {**rest, "source": source}, "")
         _validate(cfg)
-    except ConfigError as exc:
+        for name, table in edges.items():
+            check = EDGE_VALIDATORS.get(name)
+            edges[name] = check(table, cfg) if check else table
+    except (ConfigError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
     if deprecations:
         legacy.warn(data, source, text)
-    return cfg
+    return dataclasses.replace(cfg, edges=edges) if edges else cfg
 
 
 def load(path: str | Path, *, deprecations: bool = True) -> Config:

@@ -94,9 +94,9 @@ class AccountBook:
         self.account_keys.append([])
         for name in ("active", "by_trade", "margin_price", "single_side", "fee_multiplier"):
             setattr(self, name, grow(getattr(self, name), row + 1))
-        for cols in (self.acc, self.order_frozen):
-            for name in cols:
-                cols[name] = grow(cols[name], row + 1)
+        for columns in (self.acc, self.order_frozen):
+            for name in columns:
+                columns[name] = grow(columns[name], row + 1)
         self._marked_positions = -1  # figures must cover the new row
         return row
 

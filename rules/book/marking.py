@@ -135,9 +135,13 @@ def sum_into_figures(book: AccountBook, acc_rows: np.ndarray, pos_rows: np.ndarr
     margin = per_key_account(margin_k)
     sensitivity = per_key_account((s * w).sum(axis=1))
     dist_margin, dist_sens = margin, sensitivity
-    if (single & (m[:, 0] > 0) & (m[:, 1] > 0)).any():  # a hedged group: sides may swap
+    # A netting group holding lots on both sides: the larger side may change along the move.
+    # Decided by lots held, not margin, so an account's distance never depends on others'.
+    held = side_sums((book.pos["volume"][pos_rows] > 0).astype(np.float64), slot, n_keys)
+    hedged = single & (held[:, 0] > 0) & (held[:, 1] > 0)
+    if hedged.any():
         equity = static + a["close_profit"][:na] + profit - a["commission"][:na]
-        dist_margin, dist_sens = newton_distance(equity, notional, m, s, single, key_account, na)
+        dist_margin, dist_sens = newton_distance(equity, notional, m, s, hedged, key_account, na)
     locked = v["locked"][pos_rows]
     r = acc_rows
     figures = account_figures(

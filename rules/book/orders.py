@@ -1,6 +1,6 @@
 """Working orders: the margin and commission they freeze until filled or cancelled.
 
-An order record (the account wire format, docs/accounts-wire.md) is
+An order record (as the account bus carries it) is
 ``{"type": "order", "account_id", "order_ref", "instrument", "direction", "offset",
 "volume", "price", "status": "working" | "partial" | "filled" | "cancelled",
 "volume_left"}``. A working or partially filled order freezes, for its unfilled lots

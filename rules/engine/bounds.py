@@ -82,7 +82,8 @@ def figure_bounds(
         sides_hi = side_sums(m_hi + fixed, slot, n_keys)
         k_lo = np.where(single, sides_lo.max(axis=1), sides_lo.sum(axis=1))
         k_hi = np.where(single, sides_hi.max(axis=1), sides_hi.sum(axis=1))
-        hedged = single & (sides_hi[:, 0] > 0) & (sides_hi[:, 1] > 0)
+        lots = side_sums((book.pos["volume"][pos] > 0).astype(np.float64), slot, n_keys)
+        hedged = single & (lots[:, 0] > 0) & (lots[:, 1] > 0)
         per = [np.bincount(key_account, weights=k, minlength=na)[rows] for k in (k_lo, k_hi)]
         return (per[0], per[1]), np.bincount(key_account, weights=hedged, minlength=na)[rows] > 0
 
@@ -226,9 +227,11 @@ def figure_path(
     profit = total(units * price - f["cost_value"][pos])
     notional = total(np.abs(price) * f["abs_units"][pos])
     d_margin, d_sens = margin, sensitivity
-    if (single & (m[..., 0] > 0) & (m[..., 1] > 0)).any():
+    held = side_sums((book.pos["volume"][pos] > 0).astype(np.float64), slot, n_keys)
+    hedged = single & (held[:, 0] > 0) & (held[:, 1] > 0)  # as the book decides (marking)
+    if hedged.any():
         equity = static + a["close_profit"][rows] + profit - a["commission"][rows]
-        pairs = [newton_distance(equity[i], notional[i], m[i], sens[i], single, local_key_account, r)
+        pairs = [newton_distance(equity[i], notional[i], m[i], sens[i], hedged, local_key_account, r)
                  for i in range(s)]  # fmt: skip
         d_margin = np.stack([p[0] for p in pairs])
         d_sens = np.stack([p[1] for p in pairs])

@@ -272,3 +272,31 @@ def test_settlement_refuses_a_held_contract_without_a_price(table):
     _settle(book, "20251103", "20251104", {RB: 3500.0})
     with pytest.raises(BookError, match="trading day 20251104"):
         _settle(book, "20251103", "20251104", {RB: 3500.0})
+
+
+def test_gfex_lock_by_volume_fees_across_the_settlement(table):
+    book = AccountBook(table)
+    book.apply_snapshot({"account_id": "G", "pre_balance": 100_000})
+    # lock: long 2 si2601 @12,000, short 1 si2603 @12,100; fee 5 per lot → 15
+    _trade(book, "G", "si2601", "long", "open", 2, 12_000)
+    _trade(book, "G", "si2603", "short", "open", 1, 12_100)
+    book.set_prices(["si2601", "si2603"], np.array([12_050.0, 12_080.0]))
+    v = book.account_view("G")
+    # long 12,050 × 2 × 5 × 11% = 13,255 > short 12,080 × 5 × 11% = 6,644 → 13,255
+    assert v["margin"] == pytest.approx(13_255, abs=CENT)
+    # profit (12,050 − 12,000) × 10 − (12,080 − 12,100) × 5 = 500 + 100
+    assert v["equity"] == pytest.approx(100_000 + 600 - 15, abs=CENT)
+    _settle(book, "20251103", "20251104", {"si2601": 12_040.0, "si2603": 12_090.0})
+    # settled: 100,000 + (12,040 − 12,000) × 10 + (12,100 − 12,090) × 5 − 15 = 100,435
+    assert book.account_view("G")["pre_balance"] == pytest.approx(100_435, abs=CENT)
+    book.apply_transfer("G", 10_000, deposit=True)
+    # day two: close the long 2 (GFEX, yesterday's lots): (12,060 − 12,040) × 10 = 200 ; fee 10
+    _trade(book, "G", "si2601", "short", "close", 2, 12_060)
+    book.set_prices(["si2601", "si2603"], np.array([12_060.0, 12_070.0]))
+    v = book.account_view("G")
+    assert v["close_profit"] == pytest.approx(200, abs=CENT)
+    assert v["position_profit"] == pytest.approx((12_090 - 12_070) * 5, abs=CENT)  # 100
+    assert v["equity"] == pytest.approx(100_435 + 10_000 + 200 + 100 - 10, abs=CENT)
+    assert v["margin"] == pytest.approx(12_070 * 5 * 0.11, abs=CENT)  # only the short: 6,638.50
+    assert v["available"] == pytest.approx(110_725 - 6_638.50, abs=CENT)
+    assert v["risk_degree"] == pytest.approx(6_638.50 / 110_725, rel=1e-12)

@@ -23,6 +23,8 @@ def positions_of(book: AccountBook, row: int) -> list[dict[str, Any]]:
     sides; `margin_charged`: whether single-side margin charges it)."""
     refresh_factors(book)
     c, f, v = book.contracts, book._factor, book._value
+    excess = _side_excess(book, row)
+    group_names = {i: name for name, i in c.group_ids.items()}
     out = []
     for p in book.account_positions[row]:
         if book.pos["volume"][p] <= 0:
@@ -43,6 +45,8 @@ def positions_of(book: AccountBook, row: int) -> list[dict[str, Any]]:
             "position_profit": _at(v["profit"], p),
             "margin": _at(v["margin"], p),
             "margin_charged": bool(_at(v["charged"], p, 1.0)),
+            "margin_group": group_names[int(c.group[contract])],
+            "margin_side_excess": excess[(int(book.pos_key[p]), int(book.pos["sign"][p] < 0))],
             "multiplier": float(book.pos["multiplier"][p]),
             "margin_rate": float(book.pos["margin_rate"][p] + book.acc["margin_markup"][row]),
             "exchange_margin_rate": float(book.pos["margin_rate"][p]),
@@ -53,6 +57,23 @@ def positions_of(book: AccountBook, row: int) -> list[dict[str, Any]]:
             "exchange": spec.exchange,
             "tick_size": float(spec.tick_size),
         })  # fmt: skip
+    return out
+
+
+def _side_excess(book: AccountBook, row: int) -> dict[tuple[int, int], float]:
+    """Per (key, side) of an account: the margin closing that side can free — all of it where
+    both sides are charged, the excess over the other side where the group nets, else 0."""
+    sides: dict[tuple[int, int], float] = {}
+    for p in book.account_positions[row]:
+        key = (int(book.pos_key[p]), int(book.pos["sign"][p] < 0))
+        sides[key] = sides.get(key, 0.0) + _at(book._value["margin"], p)
+    out = {}
+    for (k, side), total in sides.items():
+        other = sides.get((k, 1 - side), 0.0)
+        if not book.key_single[k]:
+            out[(k, side)] = total
+        else:
+            out[(k, side)] = max(0.0, total - other)
     return out
 
 

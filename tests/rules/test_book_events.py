@@ -233,3 +233,22 @@ def test_incremental_marks_equal_full_re_marks(events):
         for name in FIGURES:
             np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-6,
                                        err_msg=f"{name} after {ev}")  # fmt: skip
+
+
+def test_a_reduce_plan_on_a_lock_frees_only_the_larger_sides_excess(table):
+    from rules.actions import plan_action
+
+    book = AccountBook(table)
+    book.apply_snapshot({"account_id": "R", "pre_balance": 60_000, "positions": [
+        {"instrument": "rb2601", "direction": "long", "volume": 20, "open_price": 3000},
+        {"instrument": "rb2605", "direction": "short", "volume": 10, "open_price": 3000}]})  # fmt: skip
+    book.set_prices(["rb2601", "rb2605"], np.array([3000.0, 3000.0]))
+    view = book.account_view("R")
+    # long 3000 × 20 × 10 × 7% = 42,000 charged ; short 21,000 not (its excess 0)
+    assert view["margin"] == pytest.approx(42_000, abs=CENT)
+    excess = {p["instrument"]: p["margin_side_excess"] for p in view["positions"]}
+    assert excess == {"rb2601": pytest.approx(21_000), "rb2605": 0.0}
+    plan = plan_action(view, "reduce", target=0.5)
+    # to free 42,000 − 30,000 = 12,000: 2,100 a long lot → 6 lots; the short leg frees nothing
+    assert [(leg.instrument, leg.volume) for leg in plan.legs] == [("rb2601", 6.0)]
+    assert plan.projected_risk_degree == pytest.approx((42_000 - 12_600) / 60_000)

@@ -97,7 +97,6 @@ class AccountBook:
         for columns in (self.acc, self.order_frozen):
             for name in columns:
                 columns[name] = grow(columns[name], row + 1)
-        self._marked_positions = -1  # figures must cover the new row
         return row
 
     def policy_for(self, group_path: str) -> AccountPolicy:

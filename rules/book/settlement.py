@@ -3,7 +3,7 @@
 A settlement record is ``{"type": "settlement", "trading_day": "YYYYMMDD" (the day settled),
 "next_trading_day": "YYYYMMDD", "prices": {instrument: settlement price, ...}, "ts": float}``.
 
-Every held contract must have a settlement price: one missing raises BookError naming it
+Every contract an active account holds must have a settlement price: one missing raises BookError naming it
 before anything changes (settling it at its last price would hide a missing feed; the safe
 choice is to refuse). Prices of instruments the contract table does not know are skipped.
 Then, for every account:
@@ -75,9 +75,8 @@ def parse_settlement(
             values.append(price)
     rows_a = np.asarray(rows, dtype=np.int64)
     n = book.n_positions
-    held = (
-        np.bincount(book.pos_contract[:n], weights=book.pos["volume"][:n] > 0, minlength=len(c)) > 0
-    )
+    lots = (book.pos["volume"][:n] > 0) & book.active[book.pos_account[:n]]
+    held = np.bincount(book.pos_contract[:n], weights=lots, minlength=len(c)) > 0
     held[rows_a] = False
     if held.any():
         names = ", ".join(sorted(c.names[i] for i in np.flatnonzero(held)))

@@ -68,28 +68,28 @@ def side_sums(values: np.ndarray, slot: np.ndarray, n_keys: int) -> np.ndarray:
 
 def pick_sides(
     m: np.ndarray, s: np.ndarray, single: np.ndarray, x: np.ndarray | float = 0.0
-) -> np.ndarray:
-    """Weights (0/1) per (key, side) of the sides charged when prices have moved by x.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each key's long and short side is charged ([S,] K bools each) when prices have
+    moved against the positions by x.
 
     A single-side key charges its larger side at x; on a tie, the side whose margin grows
     faster as the move continues (smaller s), so the choice holds just past x. Other keys
     charge both sides.
     """
-    x = np.asarray(x, dtype=np.float64)
-    at = m - x[..., None] * s
-    long_wins = (at[..., LONG] > at[..., SHORT]) | (
-        (at[..., LONG] == at[..., SHORT]) & (s[..., LONG] < s[..., SHORT])
-    )
-    w = np.ones_like(m)
-    w[..., LONG] = np.where(single, long_wins, 1.0)
-    w[..., SHORT] = np.where(single, ~long_wins, 1.0)
-    return w
+    at_long = m[..., LONG] - x * s[..., LONG]
+    at_short = m[..., SHORT] - x * s[..., SHORT]
+    long_wins = (at_long > at_short) | ((at_long == at_short) & (s[..., LONG] < s[..., SHORT]))
+    both = ~single
+    return both | long_wins, both | ~long_wins
 
 
-def charged(m: np.ndarray, single: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(charged margin per key, weights per (key, side)) at the current prices."""
-    w = pick_sides(m, np.zeros_like(m), single)
-    return (m * w).sum(axis=-1), w
+def charged(m: np.ndarray, single: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(charged margin per key, long charged?, short charged?) at the current prices."""
+    long_margin, short_margin = m[..., LONG], m[..., SHORT]
+    long_wins = long_margin > short_margin
+    both = ~single
+    w_long, w_short = both | long_wins, both | ~long_wins
+    return long_margin * w_long + short_margin * w_short, w_long, w_short
 
 
 def newton_distance(
@@ -100,24 +100,33 @@ def newton_distance(
     single: np.ndarray,
     key_account: np.ndarray,
     n_accounts: int,
+    base_margin: np.ndarray | float = 0.0,
+    base_sensitivity: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(margin, sensitivity) per account of the sides charged at the liquidation crossing.
 
     Feeding them to the linear formula (E − margin) / (N − sensitivity) gives the exact
     crossing of the piecewise-linear margin (module docstring). `m`, `s`: (K, 2) per key and
-    side; `key_account`: the account row of each key; `equity`, `notional`: per account row.
+    side of the netting keys; `key_account`: the account row of each key; `equity`,
+    `notional`, `base_*` (the margin and sensitivity outside those keys): per account row.
     """
-    w = pick_sides(m, s, single, 0.0)
+    ml, ms = np.ascontiguousarray(m[:, LONG]), np.ascontiguousarray(m[:, SHORT])
+    sl, ss = np.ascontiguousarray(s[:, LONG]), np.ascontiguousarray(s[:, SHORT])
+    wl, ws = pick_sides(m, s, single, 0.0)
     for _ in range(MAX_NEWTON_STEPS):
-        a = np.bincount(key_account, weights=(m * w).sum(axis=1), minlength=n_accounts)
-        b = np.bincount(key_account, weights=(s * w).sum(axis=1), minlength=n_accounts)
+        a = base_margin + np.bincount(key_account, weights=ml * wl + ms * ws, minlength=n_accounts)
+        b = base_sensitivity + np.bincount(
+            key_account, weights=sl * wl + ss * ws, minlength=n_accounts
+        )
         denom = notional - b
         with np.errstate(divide="ignore", invalid="ignore"):
-            x_new = np.where(denom > 0, np.maximum((equity - a) / denom, 0.0), 0.0)
-        w_new = pick_sides(m, s, single, x_new[key_account])
-        if np.array_equal(w_new, w):
+            x = np.where(denom > 0, np.maximum((equity - a) / denom, 0.0), 0.0)[key_account]
+        at_long, at_short = ml - x * sl, ms - x * ss
+        long_wins = (at_long > at_short) | ((at_long == at_short) & (sl < ss))
+        wl_new, ws_new = ~single | long_wins, ~single | ~long_wins
+        if np.array_equal(wl_new, wl) and np.array_equal(ws_new, ws):
             return a, b
-        w = w_new
+        wl, ws = wl_new, ws_new
     return a, b  # pragma: no cover - bounded by the number of side changes
 
 

@@ -69,6 +69,7 @@ class AccountBook:
         }  # per position, as of the last mark
         self._fig = {name: np.zeros(0) for name in FIGURES}
         self._dirty: list[int] = []  # position rows whose factors must be recomputed
+        self._pos_hedged: np.ndarray | None = None  # cache of marking.hedged_positions
         self._marked_positions = -1  # positions covered by the caches; -1: never marked
         self.full_marks = 0
         self.incremental_marks = 0

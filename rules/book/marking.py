@@ -42,6 +42,7 @@ def refresh_factors(book: AccountBook) -> None:
     rows = np.unique(np.fromiter(book._dirty, dtype=np.int64))
     rows = rows[rows < n]
     book._dirty.clear()
+    book._pos_hedged = None  # lots or policies moved: which groups are hedged may have changed
     pos, acc = book.pos, book.pos_account[rows]
     volume, today = pos["volume"][rows], pos["today_volume"][rows]
     yesterday = volume - today
@@ -100,6 +101,19 @@ def revalue(book: AccountBook, rows: np.ndarray | slice) -> None:
         )
 
 
+def hedged_positions(book: AccountBook) -> np.ndarray:
+    """Per position: is its netting group hedged (single-side, lots held on both sides)?
+    Cached between events: prices alone never change it."""
+    if book._pos_hedged is None or book._pos_hedged.shape[0] != book.n_positions:
+        n, n_keys = book.n_positions, book.n_keys
+        keys = book.pos_key[:n]
+        side = (book.pos["sign"][:n] < 0).astype(np.int64)
+        held = side_sums((book.pos["volume"][:n] > 0).astype(np.float64), 2 * keys + side, n_keys)
+        hedged = book.key_single[:n_keys] & (held[:, 0] > 0) & (held[:, 1] > 0)
+        book._pos_hedged = hedged[keys]
+    return book._pos_hedged
+
+
 def sum_into_figures(book: AccountBook, acc_rows: np.ndarray, pos_rows: np.ndarray | slice) -> None:
     """Exact sums of positions into account figures; `pos_rows` are every position of
     `acc_rows` (so each single-side group's sides are complete)."""
@@ -111,46 +125,67 @@ def sum_into_figures(book: AccountBook, acc_rows: np.ndarray, pos_rows: np.ndarr
     def per_account(values: np.ndarray) -> np.ndarray:
         return np.bincount(accounts, weights=values, minlength=na)
 
-    n_keys = book.n_keys
-    keys = book.pos_key[pos_rows]
-    side = (book.pos["sign"][pos_rows] < 0).astype(np.int64)
-    slot = 2 * keys + side
-    single = book.key_single[:n_keys]
-    key_account = book.key_account[:n_keys]
-    m = side_sums(v["margin"][pos_rows], slot, n_keys)
-    s = side_sums(v["raw_sensitivity"][pos_rows], slot, n_keys)
-    margin_k, w = charged(m, single)
-    ex_k, ew = charged(side_sums(v["exchange_margin"][pos_rows], slot, n_keys), single)
-    v["charged"][pos_rows] = w[keys, side]
-    v["ex_charged"][pos_rows] = ew[keys, side]
-    v["margin_sensitivity"][pos_rows] = v["raw_sensitivity"][pos_rows] * v["charged"][pos_rows]
-
-    def per_key_account(values: np.ndarray) -> np.ndarray:
-        return np.bincount(key_account, weights=values, minlength=na)
-
     a = book.acc
     static = a["pre_balance"][:na] + a["deposit"][:na] - a["withdraw"][:na]
     profit = per_account(v["profit"][pos_rows])
     notional = per_account(v["notional"][pos_rows])
-    margin = per_key_account(margin_k)
-    sensitivity = per_key_account((s * w).sum(axis=1))
+    margin_pos, ex_pos = v["margin"][pos_rows], v["exchange_margin"][pos_rows]
+    sens_pos = v["raw_sensitivity"][pos_rows]
+    # Both sides charged unless a netting group holds lots on both sides (hedged): then the
+    # side not charged is taken off. Decided by lots held, not margin, so an account's figures
+    # never depend on other accounts' (and the backtest's paths repeat it exactly).
+    margin, ex_margin = per_account(margin_pos), per_account(ex_pos)
+    sensitivity = per_account(sens_pos)
     dist_margin, dist_sens = margin, sensitivity
-    # A netting group holding lots on both sides: the larger side may change along the move.
-    # Decided by lots held, not margin, so an account's distance never depends on others'.
-    held = side_sums((book.pos["volume"][pos_rows] > 0).astype(np.float64), slot, n_keys)
-    hedged = single & (held[:, 0] > 0) & (held[:, 1] > 0)
-    if hedged.any():
+    v["charged"][pos_rows] = 1.0
+    v["ex_charged"][pos_rows] = 1.0
+    v["margin_sensitivity"][pos_rows] = sens_pos
+    in_h = hedged_positions(book)[pos_rows]
+    if in_h.any():
+        charged_pos = np.ones(len(margin_pos))
+        ex_charged_pos = np.ones(len(margin_pos))
+        keys = book.pos_key[pos_rows]
+        side = (book.pos["sign"][pos_rows] < 0).astype(np.int64)
+        hk, local = np.unique(keys[in_h], return_inverse=True)
+        slot, nh, k_acc = 2 * local + side[in_h], hk.size, book.key_account[hk]
+        m = side_sums(margin_pos[in_h], slot, nh)
+        e = side_sums(ex_pos[in_h], slot, nh)
+        sv = side_sums(sens_pos[in_h], slot, nh)
+        every = np.ones(nh, dtype=bool)
+        _, wl, ws = charged(m, every)
+        _, ewl, ews = charged(e, every)
+
+        def per_key(values: np.ndarray) -> np.ndarray:
+            return np.bincount(k_acc, weights=values, minlength=na)
+
+        margin = margin - per_key(m[:, 0] * ~wl + m[:, 1] * ~ws)
+        ex_margin = ex_margin - per_key(e[:, 0] * ~ewl + e[:, 1] * ~ews)
+        sensitivity = sensitivity - per_key(sv[:, 0] * ~wl + sv[:, 1] * ~ws)
+        short = side[in_h] == 1
+        charged_pos[in_h] = np.where(short, ws[local], wl[local])
+        ex_charged_pos[in_h] = np.where(short, ews[local], ewl[local])
         equity = static + a["close_profit"][:na] + profit - a["commission"][:na]
-        dist_margin, dist_sens = newton_distance(equity, notional, m, s, hedged, key_account, na)
+        base_m = per_account(margin_pos) - per_key(m[:, 0] + m[:, 1])
+        base_s = per_account(sens_pos) - per_key(sv[:, 0] + sv[:, 1])
+        dist_margin, dist_sens = newton_distance(
+            equity, notional, m, sv, every, k_acc, na, base_m, base_s
+        )
+        v["charged"][pos_rows] = charged_pos
+        v["ex_charged"][pos_rows] = ex_charged_pos
+        v["margin_sensitivity"][pos_rows] = sens_pos * charged_pos
     locked = v["locked"][pos_rows]
+    any_locked = bool(locked.any())  # rare: skip two sums when nothing is locked
+    zeros = np.zeros(len(acc_rows))
     r = acc_rows
     figures = account_figures(
         static[r], a["close_profit"][r], a["commission"][r],
         a["frozen_margin"][r] + a["frozen_commission"][r],
-        profit[r], margin[r], per_key_account(ex_k)[r], notional[r], sensitivity[r],
+        profit[r], margin[r], ex_margin[r], notional[r], sensitivity[r],
         distance_margin=dist_margin[r], distance_sensitivity=dist_sens[r],
-        locked_contracts=per_account(locked)[r],
-        locked_margin=per_account(locked * v["margin"][pos_rows] * v["charged"][pos_rows])[r],
+        locked_contracts=per_account(locked)[r] if any_locked else zeros,
+        locked_margin=per_account(locked * v["margin"][pos_rows] * v["charged"][pos_rows])[r]
+        if any_locked
+        else zeros,
     )  # fmt: skip
     for name in FIGURES:
         book._fig[name][acc_rows] = getattr(figures, name)

@@ -207,32 +207,47 @@ def figure_path(
         return np.bincount(key, weights=values.ravel(), minlength=s * r).reshape(s, r)
 
     margin_var = price * f["margin_units"][pos]
-    slot, single, key_account, n_keys = _local_keys(book, pos)
-    local_key_account = local[key_account]
-    kkey = (np.arange(s)[:, None] * r + local_key_account[None, :]).ravel()
-
-    def key_total(values: np.ndarray) -> np.ndarray:
-        return np.bincount(kkey, weights=values.ravel(), minlength=s * r).reshape(s, r)
-
-    m = side_sums(np.abs(margin_var) + f["fixed_margin"][pos], slot, n_keys)
-    sens = side_sums(np.sign(units) * margin_var, slot, n_keys)
-    ex = side_sums(
-        np.abs(price * f["ex_margin_units"][pos]) + f["ex_fixed_margin"][pos], slot, n_keys
-    )
-    margin_k, w = charged(m, single)
-    ex_k, _ = charged(ex, single)
-    margin, sensitivity = key_total(margin_k), key_total((sens * w).sum(axis=-1))
     a = book.acc
     static = a["pre_balance"][rows] + a["deposit"][rows] - a["withdraw"][rows]
     profit = total(units * price - f["cost_value"][pos])
     notional = total(np.abs(price) * f["abs_units"][pos])
+    # The book's netting, step for step (rules.book.marking.sum_into_figures).
+    margin_pos = np.abs(margin_var) + f["fixed_margin"][pos]
+    ex_pos = np.abs(price * f["ex_margin_units"][pos]) + f["ex_fixed_margin"][pos]
+    sens_pos = np.sign(units) * margin_var
+    margin, ex_margin, sensitivity = total(margin_pos), total(ex_pos), total(sens_pos)
     d_margin, d_sens = margin, sensitivity
-    held = side_sums((book.pos["volume"][pos] > 0).astype(np.float64), slot, n_keys)
-    hedged = single & (held[:, 0] > 0) & (held[:, 1] > 0)  # as the book decides (marking)
+    charged_pos = np.ones(margin_pos.shape)
+    keys = book.pos_key[pos]
+    side = (book.pos["sign"][pos] < 0).astype(np.int64)
+    held = side_sums((book.pos["volume"][pos] > 0).astype(np.float64), 2 * keys + side, book.n_keys)
+    hedged = book.key_single[: book.n_keys] & (held[:, 0] > 0) & (held[:, 1] > 0)
     if hedged.any():
+        in_h = hedged[keys]
+        hk, local_k = np.unique(keys[in_h], return_inverse=True)
+        slot, nh = 2 * local_k + side[in_h], hk.size
+        hk_acc = local[book.key_account[hk]]
+        hkey = (np.arange(s)[:, None] * r + hk_acc[None, :]).ravel()
+
+        def per_key(values: np.ndarray) -> np.ndarray:
+            return np.bincount(hkey, weights=values.ravel(), minlength=s * r).reshape(s, r)
+
+        m = side_sums(margin_pos[:, in_h], slot, nh)
+        e = side_sums(ex_pos[:, in_h], slot, nh)
+        sv = side_sums(sens_pos[:, in_h], slot, nh)
+        every = np.ones(nh, dtype=bool)
+        _, wl, ws = charged(m, every)
+        _, ewl, ews = charged(e, every)
+        margin = margin - per_key(m[..., 0] * ~wl + m[..., 1] * ~ws)
+        ex_margin = ex_margin - per_key(e[..., 0] * ~ewl + e[..., 1] * ~ews)
+        sensitivity = sensitivity - per_key(sv[..., 0] * ~wl + sv[..., 1] * ~ws)
+        short = side[in_h] == 1
+        charged_pos[:, in_h] = np.where(short[None, :], ws[:, local_k], wl[:, local_k])
         equity = static + a["close_profit"][rows] + profit - a["commission"][rows]
-        pairs = [newton_distance(equity[i], notional[i], m[i], sens[i], hedged, local_key_account, r)
-                 for i in range(s)]  # fmt: skip
+        base_m = total(margin_pos) - per_key(m[..., 0] + m[..., 1])
+        base_s = total(sens_pos) - per_key(sv[..., 0] + sv[..., 1])
+        pairs = [newton_distance(equity[i], notional[i], m[i], sv[i], every, hk_acc, r,
+                                 base_m[i], base_s[i]) for i in range(s)]  # fmt: skip
         d_margin = np.stack([p[0] for p in pairs])
         d_sens = np.stack([p[1] for p in pairs])
     contract = book.pos_contract[pos]
@@ -240,15 +255,14 @@ def figure_path(
     lower, upper = book.contracts.lower_limit[contract], book.contracts.upper_limit[contract]
     with np.errstate(invalid="ignore"):
         locked = (units != 0) & (((units > 0) & (last <= lower)) | ((units < 0) & (last >= upper)))
-    charged_pos = w.reshape(s, -1)[:, slot]
     figures = account_figures(
         static,
         a["close_profit"][rows],
         a["commission"][rows],
         a["frozen_margin"][rows] + a["frozen_commission"][rows],
-        profit, margin, key_total(ex_k), notional, sensitivity,
+        profit, margin, ex_margin, notional, sensitivity,
         distance_margin=d_margin, distance_sensitivity=d_sens,
         locked_contracts=total(locked.astype(np.float64)),
-        locked_margin=total(locked * (np.abs(margin_var) + f["fixed_margin"][pos]) * charged_pos),
+        locked_margin=total(locked * margin_pos * charged_pos),
     )  # fmt: skip
     return {m: np.broadcast_to(getattr(figures, m), (s, r)) for m in metrics if m in FIGURES}

@@ -152,7 +152,8 @@ def plan_action(
     if kind == "liquidate":
         for p in sorted(tradable, key=lambda p: (p["instrument"], p["direction"])):
             plan.legs += _close_legs(p, p["volume"], "liquidate all")
-        freed = sum(_margin_per_lot(p) * p["volume"] for p in tradable)
+        # Never more than is charged: a lock under single-side margin is charged one side.
+        freed = min(margin, sum(_margin_per_lot(p) * p["volume"] for p in tradable))
     else:
         # Free the most margin per unit of loss realised first; ties broken by name for determinism.
         ranked = sorted(
@@ -165,19 +166,29 @@ def plan_action(
         )
         to_free = margin - target * equity
         freed = 0.0
+        # Single-side margin (rules.margin): closing lots of a netting group's side frees at most
+        # what that side is charged above the other side (`margin_side_excess`, shared by the
+        # side's positions; 0 for the side not charged). Views without it free per lot.
+        room: dict[tuple[str, str], float] = {}
         for p in ranked:
             if to_free - freed <= 1e-9:
                 break
             per_lot = _margin_per_lot(p)
-            if per_lot <= 0:
+            side = (str(p.get("margin_group", p["instrument"])), p["direction"])
+            left = room.setdefault(side, float(p.get("margin_side_excess", math.inf)))
+            if per_lot <= 0 or left <= 1e-9:
                 continue
-            lots = min(p["volume"], math.ceil((to_free - freed) / per_lot - 1e-12))
+            lots = min(p["volume"], math.ceil(min(to_free - freed, left) / per_lot - 1e-12))
+            frees = min(lots * per_lot, left)
+            room[side] = left - frees
             reason = (
                 f"frees {per_lot:,.0f} margin per lot at a realised loss of {_loss_per_lot(p):,.0f} "
                 f"per lot; {lots:g} of {p['volume']:g} lots"
             )
+            if frees < lots * per_lot - 1e-9:
+                reason += f" (single-side margin: frees {frees:,.0f} in all)"
             plan.legs += _close_legs(p, float(lots), reason)
-            freed += lots * per_lot
+            freed += frees
     remaining = margin - freed
     by_name = {p["instrument"]: p for p in tradable}
     plan.notional = round(

@@ -44,8 +44,10 @@ def test_vectorized_mark_two_accounts_by_hand():
 
 
 def test_risk_degree_with_no_equity_is_infinite():
-    out = risk_degree(np.array([10.0, 0.0, 5.0]), np.array([0.0, 0.0, -1.0]))
-    assert np.isinf(out[0]) and out[1] == 0.0 and np.isinf(out[2])
+    # Behaviour changed deliberately (issue 11): equity ≤ 0 is past the liquidation line
+    # whatever the margin, so a flat account with no equity reads +inf too.
+    out = risk_degree(np.array([10.0, 0.0, 5.0, 0.0]), np.array([0.0, 0.0, -1.0, 1.0]))
+    assert np.isinf(out[0]) and np.isinf(out[1]) and np.isinf(out[2]) and out[3] == 0.0
 
 
 def test_book_same_day_deposit_short_and_partial_close(table):

@@ -203,16 +203,19 @@ def test_bad_snapshot_changes_nothing(table):
     assert holdings() == before
 
 
-def test_a_new_previous_settlement_rolls_todays_lots_into_yesterdays(table):
+def test_an_intraday_previous_settlement_correction_never_rolls_lots(table):
+    # Behaviour changed deliberately (issue 11): only a settlement record rolls the trading
+    # day; a corrected previous settlement only reprices yesterday's lots.
     book = _book(table)  # rb: 10 lots, 2 of them today's; previous settlement 3020
     book.set_prices(
         [RB, CU], np.array([3100.0, 81_000.0]), pre_settlement=np.array([3090.0, 80_500.0])
     )
     view = book.account_view("X")
     rb = next(p for p in view["positions"] if p["instrument"] == RB)
-    assert rb["today_volume"] == 0
-    # every lot now costs the new previous settlement: (3100 − 3090) × 10 × 10
-    assert rb["position_profit"] == pytest.approx(1_000)
+    assert rb["today_volume"] == 2
+    # yesterday's 8 lots now cost 3090, today's 2 still their open 3050:
+    # (3100 − 3090) × 8 × 10 + (3100 − 3050) × 2 × 10 = 800 + 1,000
+    assert rb["position_profit"] == pytest.approx(1_800)
 
 
 def test_accounts_with_an_unpriced_contract_are_known(table):

@@ -95,6 +95,8 @@ def record_problem(record: Any) -> str | None:
     if problem is not None:
         return problem
     kind = record["type"]
+    if record.get("ts") is not None and _shape_problem("ts", record["ts"], _NUMBER):
+        return f"{kind}: {_shape_problem('ts', record['ts'], _NUMBER)} (seconds since the epoch)"
     for name, shape in REQUIRED[kind]:
         if name not in record or record[name] is None:
             return f"{kind}: required field {name!r} missing"

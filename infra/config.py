@@ -170,7 +170,8 @@ class AccountsConfig:
     margin_markup: float = 0.0  # broker's markup over the exchange margin rate
     flush_ms: int = 100  # how often shards send events and exposures on
     # How account groups are marked, first match wins: {match = "grpA/*", cost = "by_date" |
-    # "by_trade", margin_price = "pre_settlement" | "last" | "average" | "open", markup = 0.02}
+    # "by_trade", margin_price = "pre_settlement" | "last" | "average" | "open", markup = 0.02,
+    # single_side = "exchange" | "off" (单边大保证金), fee_multiplier = 1.0 (over exchange fees)}
     policies: tuple[dict[str, Any], ...] = ()
     fund_flow: FundFlowConfig = field(default_factory=lambda: FundFlowConfig())
 
@@ -542,6 +543,17 @@ def _validate(cfg: Config) -> None:
     if cfg.accounts.shards < 1:
         _fail("accounts.shards", "must be at least 1")
     for i, policy in enumerate(cfg.accounts.policies):
+        keys = [f.name for f in dataclasses.fields(AccountPolicy)]  # match ... fee_multiplier
+        for key in policy:
+            if key not in keys:
+                hint = difflib.get_close_matches(key, keys, n=1)
+                _fail(f"accounts.policies[{i}].{key}",
+                      "unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else ""))  # fmt: skip
+        if policy.get("single_side", "exchange") not in ("exchange", "off"):
+            _fail(f"accounts.policies[{i}].single_side", "must be 'exchange' or 'off'")
+        fee = policy.get("fee_multiplier", 1.0)
+        if isinstance(fee, bool) or not isinstance(fee, int | float) or not 0 <= fee < 1e3:
+            _fail(f"accounts.policies[{i}].fee_multiplier", "must be a number ≥ 0 (1.0: the table)")
         try:
             AccountPolicy(**policy)
         except (TypeError, ValueError) as exc:

@@ -39,6 +39,7 @@ from infra.specs import load_contract_table
 from infra.stats import LatencyRing
 from rules.contracts import UnknownContract, product_of
 from rules.market_rules import Fired, MarketRule, MarketRuleSet, SilenceState
+from rules.market_signals import nonpositive_events
 from rules.market_stats import MarketStats, SliceSignals, StatsParams
 from rules.model import PriceUpdate, RiskEvent
 from rules.sessions import SessionCalendar
@@ -179,7 +180,7 @@ class MarketFeed:
         if bad.any():
             self._reject(
                 "bad_price",
-                f"{int(bad.sum())} ticks with NaN/inf/non-positive last",
+                f"{int(bad.sum())} ticks with NaN/inf last",
                 int(bad.sum()),
             )
         if len(batch) == 0:
@@ -273,6 +274,7 @@ class MarketFeed:
                 sub.pending[touched] = True
                 sub.arrival[touched] = np.minimum(sub.arrival[touched], now)
             events = self._evaluate(signals, now, batch.sent_ts)
+            events += nonpositive_events(signals, self.names, self.products, now, self.owned)
             self._queue(events)
         self.counts["ticks"] += int(rows.shape[0])
         self._m_ticks.inc(int(rows.shape[0]), tags=self._tags)

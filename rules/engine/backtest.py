@@ -43,6 +43,7 @@ from rules.engine.kinds.session import SessionGate
 from rules.engine.spec import RuleSet
 from rules.engine.template import Fired
 from rules.market_rules import MarketRuleSet
+from rules.market_signals import nonpositive_events
 from rules.market_stats import MarketStats, StatsParams
 from rules.model import RiskEvent
 from rules.sessions import SessionCalendar
@@ -503,6 +504,7 @@ class MarketReplay:
                 )  # fmt: skip
                 for sig in signals:
                     self._slice(rules, sig, template, out)
+                out += nonpositive_events(signals, self.names, self.products, None)
         return out
 
     def _slice(

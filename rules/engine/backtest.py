@@ -30,117 +30,30 @@ from typing import Any
 import numpy as np
 
 from rules.book import ACCOUNT_COLUMNS, AccountBook
-from rules.contracts import ContractTable, UnknownContract, product_of
-from rules.engine.alerts import alert_labels, make_alert, trading_day
+from rules.contracts import ContractTable
+from rules.engine.backtest_alerts import alert_record, alerts_of, beijing_iso
+from rules.engine.backtest_market import MarketReplay
+from rules.engine.backtest_steps import Steps, Ticks, _holders, coalesce
 from rules.engine.bounds import figure_bounds, figure_path
 from rules.engine.evaluator import RuleEngine
-from rules.engine.hygiene import Item, Pipeline, Silences
 from rules.engine.kinds import kind_of
 from rules.engine.kinds.change import BEIJING_S, ChangeRule
 from rules.engine.kinds.composite import CompositeMatcher
-from rules.engine.kinds.market import market_rule, market_rules_from
 from rules.engine.kinds.session import SessionGate
 from rules.engine.spec import RuleSet
 from rules.engine.template import Fired
-from rules.market_rules import MarketRuleSet
-from rules.market_signals import nonpositive_events
-from rules.market_stats import MarketStats, StatsParams
+from rules.market_stats import StatsParams
 from rules.model import RiskEvent
 from rules.sessions import SessionCalendar
 
-
-@dataclass
-class Ticks:
-    """Time-ordered ticks as columns; `idx` indexes `instruments`."""
-
-    instruments: list[str]
-    idx: np.ndarray
-    ts: np.ndarray
-    last: np.ndarray
-    volume: np.ndarray
-    open_interest: np.ndarray
-    bid: np.ndarray
-    ask: np.ndarray
-    upper: np.ndarray
-    lower: np.ndarray
-    pre_settlement: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.ts.shape[0])
-
-
-@dataclass
-class Steps:
-    """Coalesced price changes of the book's contracts: per step, the last tick of each
-    contract whose price moved (CSR: updates of step k are start[k]:start[k+1])."""
-
-    contract: np.ndarray
-    last: np.ndarray
-    upper: np.ndarray
-    lower: np.ndarray
-    pre: np.ndarray
-    start: np.ndarray
-    ts: np.ndarray  # per step: data time of its latest update (when it is evaluated)
-    structural: np.ndarray  # per step: a new settlement price changes cost factors
-
-    def __len__(self) -> int:
-        return int(self.ts.shape[0])
+__all__ = ["Backtest", "MarketReplay", "Result", "Steps", "Ticks", "alert_record", "beijing_iso",
+           "coalesce"]  # fmt: skip
 
 
 @dataclass
 class Result:
     alerts: list[dict[str, Any]]
     stats: dict[str, Any] = field(default_factory=dict)
-
-
-def coalesce(ticks: Ticks, book: AccountBook, step_s: float) -> Steps:
-    """Per step of `step_s` data seconds, the latest tick of each book contract that changed
-    its price (or its previous settlement) — what a feed's coalesced update would carry."""
-    lookup = np.array([book.contracts.index.get(n, -1) for n in ticks.instruments] or [-1])
-    rows = lookup[ticks.idx] if len(ticks) else np.zeros(0, dtype=np.int64)
-    keep = np.flatnonzero(rows >= 0)
-    c = rows[keep]
-    step = np.floor(ticks.ts[keep] / step_s).astype(np.int64)
-    key = step * max(len(book.contracts), 1) + c
-    _, first_rev = np.unique(key[::-1], return_index=True)
-    sel = keep[len(key) - 1 - first_rev]  # last tick of each (step, contract), by key order
-    c, step = rows[sel], np.floor(ticks.ts[sel] / step_s).astype(np.int64)
-    last, pre = ticks.last[sel], ticks.pre_settlement[sel]
-    by_contract = np.lexsort((step, c))
-    prev_last = np.full(sel.shape[0], np.nan)
-    prev_pre = np.full(sel.shape[0], np.nan)
-    same = np.zeros(sel.shape[0], dtype=bool)
-    same[by_contract[1:]] = c[by_contract[1:]] == c[by_contract[:-1]]
-    prev_last[by_contract[1:]] = last[by_contract[:-1]]
-    ffill_pre = _ffill_by_group(pre[by_contract], c[by_contract])
-    prev_pre[by_contract[1:]] = ffill_pre[:-1]
-    prev_last[~same] = np.nan
-    prev_pre[~same] = np.nan
-    pre_moved = np.isfinite(pre) & (pre != prev_pre)
-    moved = (last != prev_last) | pre_moved
-    order = np.flatnonzero(moved)  # still in (step, contract) order
-    step = step[order]
-    if step.size == 0:
-        empty = np.zeros(0)
-        return Steps(empty.astype(np.int64), empty, empty, empty, empty, np.zeros(1, np.int64),
-                     empty, empty.astype(bool))  # fmt: skip
-    edges = np.flatnonzero(np.diff(step)) + 1
-    start = np.concatenate([[0], edges, [step.size]]).astype(np.int64)
-    ts = np.maximum.reduceat(ticks.ts[sel][order], start[:-1])
-    structural = np.logical_or.reduceat(pre_moved[order], start[:-1])
-    return Steps(c[order], last[order], ticks.upper[sel][order], ticks.lower[sel][order],
-                 pre[order], start, ts, structural)  # fmt: skip
-
-
-def _ffill_by_group(values: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Forward-fill NaNs within runs of equal `group` (values sorted by group, then time)."""
-    n = values.shape[0]
-    idx = np.where(np.isfinite(values), np.arange(n), -1)
-    starts = np.r_[True, group[1:] != group[:-1]] if n else np.zeros(0, dtype=bool)
-    run_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0)) if n else idx
-    idx = np.maximum.accumulate(idx)
-    out = np.where(idx >= run_start, values[np.maximum(idx, 0)], np.nan) if n else values
-    return out
 
 
 class Backtest:
@@ -425,149 +338,8 @@ class Backtest:
         )
 
     def _alerts(self, events: Iterable[RiskEvent]) -> list[dict[str, Any]]:
-        h = self.ruleset.hygiene
-        specs = self.ruleset.by_id()
-
-        def repeat_of(rule_id: str) -> float:
-            s = specs.get(rule_id)
-            return float(s.repeat_s) if s is not None and s.repeat_s is not None else h.repeat_s
-
-        pipeline = Pipeline(h, self.ruleset.inhibit, Silences(), repeat_of)
-        out: list[dict[str, Any]] = []
-        batch: list[tuple[RiskEvent, Item]] = []
-
-        def drain() -> None:
-            if not batch:
-                return
-            items = [it for _, it in batch]
-            pipeline.admit(items, batch[0][0].ts)
-            for ev, it in batch:
-                if it.reason != "DUPLICATE":
-                    out.append(alert_record(ev, it.alert.alert_id, it.reason))
-            batch.clear()
-
-        for ev in events:
-            if batch and ev.ts != batch[0][0].ts:
-                drain()
-            a = make_alert(ev, ev.ts)
-            batch.append((ev, Item(a, alert_labels(a))))
-        drain()
-        return out
-
-
-class MarketReplay:
-    """The MarketFeed's statistics and rules over recorded ticks (data time throughout)."""
-
-    def __init__(self, specs: list[Any], table: ContractTable, calendar: SessionCalendar,
-                 params: StatsParams) -> None:  # fmt: skip
-        self.rules = market_rules_from([market_rule(s) for s in specs])
-        self.table, self.calendar, self.params = table, calendar, params
-        self.names: list[str] = []
-        self.products: list[str] = []
-        self.by_minute: dict[int, np.ndarray] = {}
-
-    def run(self, ticks: Ticks) -> list[RiskEvent]:
-        rules = MarketRuleSet(self.rules, self.params.vol_windows_s)
-        stats = MarketStats(self.params)
-        row_of = np.full(len(ticks.instruments), -1, dtype=np.int64)
-        templates, sizes, limits = [], [], []
-        for i, name in enumerate(ticks.instruments):
-            try:
-                spec = self.table.spec(product_of(name))
-            except (UnknownContract, ValueError):
-                continue  # no spec: the feed would quarantine it
-            row_of[i] = len(self.names)
-            self.names.append(name)
-            self.products.append(spec.product)
-            templates.append(self.calendar.template(spec.product))
-            sizes.append(spec.tick_size)
-            limits.append(spec.limit_rate)
-        if not self.names:
-            return []
-        stats.add_rows(np.array(sizes), np.array(limits))
-        rules.add_rows(self.names, self.products)
-        template = np.array(templates, dtype=np.int64)
-        rows = row_of[ticks.idx]
-        ok = np.flatnonzero(rows >= 0)
-        seconds = np.floor(ticks.ts[ok])
-        cuts = np.flatnonzero(np.diff(seconds)) + 1
-        bounds = [0, *cuts[100::100].tolist(), ok.size]  # batches of 100 data seconds
-        out: list[RiskEvent] = []
-        with np.errstate(invalid="ignore", divide="ignore"):  # first ticks: no volatility yet
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-                sel = ok[a:b]
-                signals = stats.update(
-                    rows[sel], ticks.last[sel], ticks.ts[sel], volume=ticks.volume[sel],
-                    open_interest=ticks.open_interest[sel], bid=ticks.bid[sel],
-                    ask=ticks.ask[sel], upper=ticks.upper[sel], lower=ticks.lower[sel],
-                    pre_settlement=ticks.pre_settlement[sel],
-                )  # fmt: skip
-                for sig in signals:
-                    self._slice(rules, sig, template, out)
-                out += nonpositive_events(signals, self.names, self.products, None)
-        return out
-
-    def _slice(
-        self, rules: MarketRuleSet, sig: Any, template: np.ndarray, out: list[RiskEvent]
-    ) -> None:
-        bits = np.zeros(sig.rows.shape[0], dtype=np.int64)
-        if any(r.sessions for r in self.rules):  # labels hold for whole minutes (SessionGate)
-            minute = int(sig.second // 60)
-            if minute not in self.by_minute:
-                self.by_minute[minute] = self.calendar.template_states(float(minute * 60))[3].copy()
-            bits = self.by_minute[minute][template[sig.rows]]
-        for f in rules.on_slice(sig, bits):
-            for j in range(f.rows.shape[0]):
-                row, pick = int(f.rows[j]), int(f.picks[j])
-                ts = float(sig.ts[pick])
-                out.append(RiskEvent(
-                    rule_id=f.rule.id, kind=f"market.{f.rule.kind}", key=self.names[row],
-                    severity=f.rule.severity, value=float(f.values[j]),
-                    threshold=float(f.rule.threshold), ts=ts, ingress_ts=ts,
-                    episode=int(f.episodes[j]), dimension="market",
-                    attributes={"product": self.products[row], "price": float(sig.last[pick])},
-                ))  # fmt: skip
+        return alerts_of(self.ruleset, events)
 
 
 def _order(e: RiskEvent) -> tuple[float, str, str, str]:
     return (e.ts, e.dimension, e.rule_id, e.key)
-
-
-def _holders(book: AccountBook) -> tuple[np.ndarray, np.ndarray]:
-    """Per contract row, the account rows holding it (CSR)."""
-    n = book.n_positions
-    held = np.flatnonzero(book.pos["volume"][:n] > 0)
-    c, a = book.pos_contract[held], book.pos_account[held]
-    order = np.lexsort((a, c))
-    c, a = c[order], a[order]
-    starts = np.searchsorted(c, np.arange(len(book.contracts) + 1))
-    return starts.astype(np.int64), a.astype(np.int64)
-
-
-def alert_record(ev: RiskEvent, alert_id: str, suppressed: str = "") -> dict[str, Any]:
-    """One line of alerts.jsonl: deterministic (data time only)."""
-    rec: dict[str, Any] = {
-        "time": beijing_iso(ev.ts),
-        "ts": round(ev.ts, 3),
-        "trading_day": trading_day(ev.ts),
-        "rule": ev.rule_id,
-        "key": ev.key,
-        "severity": ev.severity,
-        "value": ev.value,
-        "threshold": ev.threshold,
-        "kind": ev.kind,
-        "dimension": ev.dimension,
-        "episode": ev.episode,
-        "alert_id": alert_id,
-    }
-    if suppressed:
-        rec["suppressed"] = suppressed
-    if ev.dimension == "composite":
-        rec["components"] = [(c["rule_id"], c["key"]) for c in ev.attributes.get("components", [])]
-    return rec
-
-
-def beijing_iso(ts: float) -> str:
-    ms = int(round(ts * 1000))
-    t = time.gmtime(ms // 1000 + 8 * 3600)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{ms % 1000:03d}+08:00"

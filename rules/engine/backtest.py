@@ -16,6 +16,13 @@ known, rules.engine.bounds turns it into a range per account figure, and each ru
 which accounts could fire or re-arm within it. Only those are marked and evaluated step by
 step — with the live code; the others provably change no rule state. `screen=False` runs every
 step for every re-marked account; a test holds the two to identical output on real data.
+Rules on limit-locked holdings (`locked_contracts`, `locked_margin`) cannot be bounded by a
+price range (they move with the limit state), so a rule set using them runs unscreened.
+
+Multi-day ticks: at the first step of each new trading day (night trading belongs to the next
+day) the day before is settled at each contract's last price of that day — the price the book
+carries then (a file's settlement column is not read) — through AccountBook.apply_settlement as a
+shard applies one from the account bus; every account is judged again.
 
 Pure: numpy and stdlib; files are read and written by infra.backtest.
 """
@@ -31,6 +38,7 @@ import numpy as np
 
 from rules.book import ACCOUNT_COLUMNS, AccountBook
 from rules.contracts import ContractTable
+from rules.engine.alerts import trading_day
 from rules.engine.backtest_alerts import alert_record, alerts_of, beijing_iso
 from rules.engine.backtest_market import MarketReplay
 from rules.engine.backtest_steps import Steps, Ticks, _holders, coalesce
@@ -45,6 +53,8 @@ from rules.engine.template import Fired
 from rules.market_stats import StatsParams
 from rules.model import RiskEvent
 from rules.sessions import SessionCalendar
+
+STEPWISE_METRICS = frozenset({"locked_contracts", "locked_margin"})
 
 __all__ = ["Backtest", "MarketReplay", "Result", "Steps", "Ticks", "alert_record", "beijing_iso",
            "coalesce"]  # fmt: skip
@@ -87,6 +97,13 @@ class Backtest:
         self.counts: dict[str, int] = {"account_steps_exact": 0, "blocks": 0, "blocks_exact": 0}
         self._holders = _holders(book)
         self._metrics = {g.metric for g in self.engine.groups}
+        # Limit-locked holdings move with the limit state, not linearly with prices: the
+        # screen cannot bound them, so a rule set using them runs every step exactly.
+        self.unscreened = sorted(self._metrics & STEPWISE_METRICS)
+        if self.unscreened:
+            self.screen = False
+        self._settle_at: dict[int, tuple[str, str, float]] = {}
+        self.settlements: list[dict[str, Any]] = []
 
     # ---- sources --------------------------------------------------------------------------
 
@@ -104,6 +121,7 @@ class Backtest:
         book = self.book
         self.engine.resize(book.n_accounts)
         steps = coalesce(ticks, book, self.step_s)
+        self._settle_at = settlement_steps(steps)
         t1 = time.perf_counter()
         fired: list[tuple[float, Fired]] = []
         if self.screen:
@@ -135,6 +153,8 @@ class Backtest:
             "events": len(events),
             **self.counts,
             "not_replayed": self.not_replayed,
+            "settlements": [s["trading_day"] for s in self.settlements],
+            **({"unscreened_metrics": self.unscreened} if self.unscreened else {}),
             "seconds": {"coalesce": t1 - t0, "accounts": t2 - t1, "market": t3 - t2,
                         "alerts": t4 - t3},
         }  # fmt: skip
@@ -150,14 +170,34 @@ class Backtest:
         return np.flatnonzero(self.book.active[: self.book.n_accounts])
 
     def _stepwise(self, steps: Steps, fired: list[tuple[float, Fired]]) -> None:
-        """The live path: every step re-marks the holders of changed contracts."""
+        """The live path: every step re-marks the holders of changed contracts (everyone
+        after a settlement, as a shard does when the settlement arrives)."""
         for k in range(len(steps)):
+            settled = self._settle(k)
             contracts = self._apply(steps, steps.start[k], steps.start[k + 1])
             rows = self.book.mark_contracts(contracts)
+            if settled:
+                self.book.mark()
+                rows = self._universe()
             self.counts["account_steps_exact"] += int(rows.size)
             ts = float(steps.ts[k])
             got = self.engine.evaluate(self._column, rows, ts, universe=self._universe)
             fired.extend((ts, f) for f in got)
+
+    def _settle(self, k: int) -> bool:
+        """At the first step of a new trading day, settle the day before at each contract's
+        last price (what the book carries now): every account rolls (rules.book)."""
+        days = self._settle_at.get(k)
+        if days is None:
+            return False
+        last = self.book.contracts.last[: len(self.book.contracts)]
+        names = self.book.contracts.names
+        prices = {names[c]: float(last[c]) for c in np.flatnonzero(np.isfinite(last)).tolist()}
+        rec = {"type": "settlement", "trading_day": days[0], "next_trading_day": days[1],
+               "prices": prices, "ts": days[2]}  # fmt: skip
+        self.book.apply_settlement(rec)
+        self.settlements.append(rec)
+        return True
 
     def _edges(self, steps: Steps) -> list[list[Any]]:
         """Per step, the groups that evaluate every account there (RuleEngine.edge), found
@@ -167,6 +207,8 @@ class Backtest:
         if not n:
             return out
         out[0] = list(self.engine.groups)
+        for k in self._settle_at:  # after a settlement every account is judged again
+            out[k] = list(self.engine.groups)
         gate = self.engine.gate
         for g in self.engine.groups:
             hit = np.zeros(n, dtype=bool)
@@ -185,6 +227,7 @@ class Backtest:
         cut = np.zeros(n, dtype=bool)
         if n:
             cut |= steps.structural
+            cut[list(self._settle_at)] = True
             cut |= np.array([bool(e) for e in edges])
             cut[:: self.block_steps] = True
         starts = np.flatnonzero(cut).tolist()
@@ -203,6 +246,7 @@ class Backtest:
                     book.mark()
                     if k0:
                         self.engine.observe(self._column, self._universe(), float(steps.ts[k0 - 1]))
+                self._settle(k0)
                 self._apply(steps, a0, int(steps.start[k0 + 1]))
                 book.mark()
                 everyone = self._universe()
@@ -211,7 +255,7 @@ class Backtest:
                     g.last_ts = ts0
                     got = self.engine.evaluate_group(g, self._column, everyone, ts0)
                     fired.extend((ts0, f) for f in got)
-            elif steps.structural[k0]:
+            elif self._settle(k0) or steps.structural[k0]:
                 self._apply(steps, a0, int(steps.start[k0 + 1]))
             per_group = self._uncertain(steps, k0, k1, a0, a1)
             if per_group:
@@ -339,6 +383,18 @@ class Backtest:
 
     def _alerts(self, events: Iterable[RiskEvent]) -> list[dict[str, Any]]:
         return alerts_of(self.ruleset, events)
+
+
+def settlement_steps(steps: Steps) -> dict[int, tuple[str, str, float]]:
+    """Steps that open a new trading day (rules.engine.alerts.trading_day: night trading
+    belongs to the next day): step → (day settled, next day, data time of its last step)."""
+    if len(steps) < 2:
+        return {}
+    hours = np.floor(steps.ts / 3600.0)  # Beijing time is UTC+8: a day rolls on the hour
+    uniq, inverse = np.unique(hours, return_inverse=True)
+    day_of = np.array([trading_day(h * 3600.0) for h in uniq.tolist()])[inverse]
+    at = np.flatnonzero(day_of[1:] != day_of[:-1]) + 1
+    return {int(k): (str(day_of[k - 1]), str(day_of[k]), float(steps.ts[k - 1])) for k in at}
 
 
 def _order(e: RiskEvent) -> tuple[float, str, str, str]:

@@ -16,8 +16,7 @@ known, rules.engine.bounds turns it into a range per account figure, and each ru
 which accounts could fire or re-arm within it. Only those are marked and evaluated step by
 step — with the live code; the others provably change no rule state. `screen=False` runs every
 step for every re-marked account; a test holds the two to identical output on real data.
-Rules on limit-locked holdings (`locked_contracts`, `locked_margin`) cannot be bounded by a
-price range (they move with the limit state), so a rule set using them runs unscreened.
+Rules on `locked_contracts` / `locked_margin` run unscreened: a price range cannot bound them.
 
 Multi-day ticks: at the first step of each new trading day (night trading belongs to the next
 day) the day before is settled at each contract's last price of that day — the price the book

@@ -16,7 +16,8 @@ known, rules.engine.bounds turns it into a range per account figure, and each ru
 which accounts could fire or re-arm within it. Only those are marked and evaluated step by
 step — with the live code; the others provably change no rule state. `screen=False` runs every
 step for every re-marked account; a test holds the two to identical output on real data.
-Rules on `locked_contracts` / `locked_margin` run unscreened: a price range cannot bound them.
+Limit-locked metrics (locked_contracts, ...) have no price bound: they run step by step on holders
+of a contract that reaches a limit in the block.
 
 Multi-day ticks: at the first step of each new trading day (night trading belongs to the next
 day) the day before is settled at each contract's last price of that day — the price the book
@@ -37,23 +38,30 @@ import numpy as np
 
 from rules.book import ACCOUNT_COLUMNS, AccountBook
 from rules.contracts import ContractTable
-from rules.engine.alerts import trading_day
-from rules.engine.backtest_alerts import alert_record, alerts_of, beijing_iso
+from rules.engine.backtest_alerts import account_events, alert_record, alerts_of, beijing_iso
 from rules.engine.backtest_market import MarketReplay
-from rules.engine.backtest_steps import Steps, Ticks, _holders, coalesce
+from rules.engine.backtest_steps import (
+    Steps,
+    Ticks,
+    _holders,
+    coalesce,
+    limit_candidates,
+    settlement_steps,
+)
 from rules.engine.bounds import figure_bounds, figure_path
 from rules.engine.evaluator import RuleEngine
 from rules.engine.kinds import kind_of
 from rules.engine.kinds.change import BEIJING_S, ChangeRule
 from rules.engine.kinds.composite import CompositeMatcher
 from rules.engine.kinds.session import SessionGate
+from rules.engine.metrics import DERIVED_METRICS, derived_metric
 from rules.engine.spec import RuleSet
 from rules.engine.template import Fired
 from rules.market_stats import StatsParams
 from rules.model import RiskEvent
 from rules.sessions import SessionCalendar
 
-STEPWISE_METRICS = frozenset({"locked_contracts", "locked_margin"})
+STEPWISE_METRICS = frozenset({"locked_contracts", "locked_margin", "locked_risk_degree"})
 
 __all__ = ["Backtest", "MarketReplay", "Result", "Steps", "Ticks", "alert_record", "beijing_iso",
            "coalesce"]  # fmt: skip
@@ -96,11 +104,9 @@ class Backtest:
         self.counts: dict[str, int] = {"account_steps_exact": 0, "blocks": 0, "blocks_exact": 0}
         self._holders = _holders(book)
         self._metrics = {g.metric for g in self.engine.groups}
-        # Limit-locked holdings move with the limit state, not linearly with prices: the
-        # screen cannot bound them, so a rule set using them runs every step exactly.
-        self.unscreened = sorted(self._metrics & STEPWISE_METRICS)
-        if self.unscreened:
-            self.screen = False
+        # Limit-locked holdings move with the limit state, not linearly with prices: no bound,
+        # so the screen runs these groups step by step on the accounts that could lock.
+        self.locked_groups = [g for g in self.engine.groups if g.metric in STEPWISE_METRICS]
         self._settle_at: dict[int, tuple[str, str, float]] = {}
         self.settlements: list[dict[str, Any]] = []
 
@@ -109,6 +115,8 @@ class Backtest:
     def _column(self, metric: str, rows: np.ndarray) -> np.ndarray:
         if metric in ACCOUNT_COLUMNS:
             return self.book.acc[metric][rows]
+        if metric in DERIVED_METRICS:
+            return derived_metric(metric, self.book.figures, rows)
         return getattr(self.book.figures, metric)[rows]
 
     # ---- run ------------------------------------------------------------------------------
@@ -153,7 +161,6 @@ class Backtest:
             **self.counts,
             "not_replayed": self.not_replayed,
             "settlements": [s["trading_day"] for s in self.settlements],
-            **({"unscreened_metrics": self.unscreened} if self.unscreened else {}),
             "seconds": {"coalesce": t1 - t0, "accounts": t2 - t1, "market": t3 - t2,
                         "alerts": t4 - t3},
         }  # fmt: skip
@@ -260,7 +267,23 @@ class Backtest:
             if per_group:
                 self.counts["blocks_exact"] += 1
                 self._exact(steps, k0, k1, a0, a1, per_group, fired)
+            self._locked_steps(steps, k0, k1, fired)
             self._apply_final(steps, a0, a1)
+
+    def _locked_steps(
+        self, steps: Steps, k0: int, k1: int, fired: list[tuple[float, Fired]]
+    ) -> None:
+        """Limit-locked groups, live step by step on the holders of a contract whose price
+        reaches a limit within the block (the others hold nothing locked all along)."""
+        if not self.locked_groups:
+            return
+        cand = limit_candidates(self.book, self._holders, steps, k0, k1)
+        for k in range(k0, k1) if cand.size else ():
+            self._apply(steps, steps.start[k], steps.start[k + 1])
+            self.book.mark_accounts(cand)
+            ts = float(steps.ts[k])
+            for g in self.locked_groups:
+                fired.extend((ts, f) for f in self.engine.evaluate_group(g, self._column, cand, ts))
 
     def _exact(self, steps: Steps, k0: int, k1: int, a0: int, a1: int,
                per_group: list[tuple[Any, np.ndarray]], fired: list[tuple[float, Fired]]) -> None:  # fmt: skip
@@ -329,6 +352,8 @@ class Backtest:
         for g in self.engine.groups:
             if g.sessions and not any(self.engine.gate.active(g.sessions, float(t)) for t in times):
                 continue
+            if g in self.locked_groups:
+                continue  # step by step in _locked_steps
             if g.metric not in bounds:
                 # account columns (no transfers in a replay) and behaviour counts (no order
                 # stream) stand still: only a new window moves them, and an edge evaluated that
@@ -350,27 +375,7 @@ class Backtest:
     # ---- events and alerts ----------------------------------------------------------------
 
     def _account_events(self, fired: list[tuple[float, Fired]]) -> list[RiskEvent]:
-        book = self.book
-        out = []
-        for ts, f in fired:
-            spec = f.spec
-            kind = (
-                f"account.{spec.metric}"
-                if spec.kind in ("threshold", "session")
-                else f"account.{spec.kind}.{spec.metric}"
-            )
-            for row, value, episode in zip(
-                f.rows.tolist(), f.values.tolist(), f.episodes.tolist(), strict=True
-            ):
-                out.append(RiskEvent(
-                    rule_id=spec.id, kind=kind, key=book.account_ids[row], severity=spec.severity,
-                    value=float(value), threshold=spec.threshold, ts=ts, ingress_ts=ts,
-                    episode=int(episode), dimension="account",
-                    attributes={"group_path": book.group_paths[row],
-                                "instruments": book.instruments_held(row)},
-                    action=dict(spec.action) if spec.action else None,
-                ))  # fmt: skip
-        return out
+        return account_events(self.book, fired)
 
     def market_events(self, ticks: Ticks) -> list[RiskEvent]:
         """Market rules over every tick: rules.market_stats and rules.market_rules, as a feed."""
@@ -382,18 +387,6 @@ class Backtest:
 
     def _alerts(self, events: Iterable[RiskEvent]) -> list[dict[str, Any]]:
         return alerts_of(self.ruleset, events)
-
-
-def settlement_steps(steps: Steps) -> dict[int, tuple[str, str, float]]:
-    """Steps that open a new trading day (rules.engine.alerts.trading_day: night trading
-    belongs to the next day): step → (day settled, next day, data time of its last step)."""
-    if len(steps) < 2:
-        return {}
-    hours = np.floor(steps.ts / 3600.0)  # Beijing time is UTC+8: a day rolls on the hour
-    uniq, inverse = np.unique(hours, return_inverse=True)
-    day_of = np.array([trading_day(h * 3600.0) for h in uniq.tolist()])[inverse]
-    at = np.flatnonzero(day_of[1:] != day_of[:-1]) + 1
-    return {int(k): (str(day_of[k - 1]), str(day_of[k]), float(steps.ts[k - 1])) for k in at}
 
 
 def _order(e: RiskEvent) -> tuple[float, str, str, str]:

@@ -13,6 +13,7 @@ from typing import Any
 from rules.engine.alerts import alert_labels, make_alert, trading_day
 from rules.engine.hygiene import Item, Pipeline, Silences
 from rules.engine.spec import RuleSet
+from rules.engine.template import Fired
 from rules.model import RiskEvent
 
 
@@ -77,3 +78,27 @@ def beijing_iso(ts: float) -> str:
     ms = int(round(ts * 1000))
     t = time.gmtime(ms // 1000 + 8 * 3600)
     return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{ms % 1000:03d}+08:00"
+
+
+def account_events(book: Any, fired: list[tuple[float, Fired]]) -> list[RiskEvent]:
+    """RiskEvents of the fired account rules, as an AccountShard raises them."""
+    out = []
+    for ts, f in fired:
+        spec = f.spec
+        kind = (
+            f"account.{spec.metric}"
+            if spec.kind in ("threshold", "session")
+            else f"account.{spec.kind}.{spec.metric}"
+        )
+        for row, value, episode in zip(
+            f.rows.tolist(), f.values.tolist(), f.episodes.tolist(), strict=True
+        ):
+            out.append(RiskEvent(
+                rule_id=spec.id, kind=kind, key=book.account_ids[row], severity=spec.severity,
+                value=float(value), threshold=spec.threshold, ts=ts, ingress_ts=ts,
+                episode=int(episode), dimension="account",
+                attributes={"group_path": book.group_paths[row],
+                            "instruments": book.instruments_held(row)},
+                action=dict(spec.action) if spec.action else None,
+            ))  # fmt: skip
+    return out

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rules.book import AccountBook
+from rules.engine.alerts import trading_day
 
 
 @dataclass
@@ -111,3 +112,41 @@ def _holders(book: AccountBook) -> tuple[np.ndarray, np.ndarray]:
     c, a = c[order], a[order]
     starts = np.searchsorted(c, np.arange(len(book.contracts) + 1))
     return starts.astype(np.int64), a.astype(np.int64)
+
+
+def settlement_steps(steps: Steps) -> dict[int, tuple[str, str, float]]:
+    """Steps that open a new trading day (rules.engine.alerts.trading_day: night trading
+    belongs to the next day): step → (day settled, next day, data time of its last step)."""
+    if len(steps) < 2:
+        return {}
+    hours = np.floor(steps.ts / 3600.0)  # Beijing time is UTC+8: a day rolls on the hour
+    uniq, inverse = np.unique(hours, return_inverse=True)
+    day_of = np.array([trading_day(h * 3600.0) for h in uniq.tolist()])[inverse]
+    at = np.flatnonzero(day_of[1:] != day_of[:-1]) + 1
+    return {int(k): (str(day_of[k - 1]), str(day_of[k]), float(steps.ts[k - 1])) for k in at}
+
+
+def limit_candidates(
+    book: AccountBook, holders: tuple[np.ndarray, np.ndarray], steps: Steps, k0: int, k1: int
+) -> np.ndarray:
+    """Accounts holding a contract whose price within steps k0..k1 (or carried into them)
+    comes within a tick of a daily limit: the only ones whose limit-locked holdings can be
+    non-zero there (a position is locked at the limit against it: long at the lower, short
+    at the upper; either side is taken, so the set is a superset)."""
+    nc = len(book.contracts)
+    a0, a1 = int(steps.start[k0]), int(steps.start[k1])
+    carried = book.contracts.last[:nc]
+    p_lo, p_hi = carried.copy(), carried.copy()
+    np.fmin.at(p_lo, steps.contract[a0:a1], steps.last[a0:a1])
+    np.fmax.at(p_hi, steps.contract[a0:a1], steps.last[a0:a1])
+    tick = np.array([s.tick_size for s in book.contracts.specs[:nc]])
+    with np.errstate(invalid="ignore"):
+        near = (p_lo <= book.contracts.lower_limit[:nc] + tick) | (
+            p_hi >= book.contracts.upper_limit[:nc] - tick
+        )
+    starts, accounts = holders
+    mask = np.zeros(book.n_accounts, dtype=bool)
+    for c in np.flatnonzero(near).tolist():
+        if c + 1 < len(starts):
+            mask[accounts[starts[c] : starts[c + 1]]] = True
+    return np.flatnonzero(mask & book.active[: book.n_accounts])

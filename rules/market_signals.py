@@ -24,9 +24,9 @@ NONPOSITIVE_RULE = "market.nonpositive_price"
 def log_returns(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(ln(p / q) where both are positive and finite, else 0; the mask of returns that exist)."""
     ok = (p > 0) & (q > 0) & np.isfinite(p) & np.isfinite(q)
-    r = np.zeros(p.shape[0])
-    np.log(p / q, out=r, where=ok)
-    return r, ok
+    r = np.ones(p.shape[0])
+    np.divide(p, q, out=r, where=ok)
+    return np.log(r, out=np.zeros(p.shape[0]), where=ok), ok
 
 
 def relative_moves(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -34,7 +34,8 @@ def relative_moves(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     or when q is unknown (NaN)."""
     out = np.full(p.shape[0], np.nan)
     pos = (p > 0) & (q > 0)
-    np.log(p / q, out=out, where=pos)
+    ratio = np.divide(p, q, out=np.ones(p.shape[0]), where=pos)
+    np.log(ratio, out=out, where=pos)
     other = ~pos & (q != 0) & np.isfinite(q) & np.isfinite(p)
     np.divide(p - q, np.abs(q), out=out, where=other)
     return out

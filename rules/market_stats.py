@@ -238,8 +238,10 @@ class MarketStats:
         covered = np.clip(sec - first + 1, 1, None).astype(float)
         base = self._window(p.jump_baseline_s, u)
         var_per_s = base[:, 1] / np.minimum(covered, p.jump_baseline_s)
-        # Never below one tick: a flat market's first move is large, not infinitely large.
-        sigma_n = np.fmax(np.sqrt(var_per_s * p.jump_window_s), self.tick[u] / np.abs(self.last[u]))
+        # Never below one tick (of |price|; at 0 infinite): a flat market's first move is large.
+        with np.errstate(divide="ignore"):
+            one_tick = self.tick[u] / np.abs(self.last[u])
+        sigma_n = np.fmax(np.sqrt(var_per_s * p.jump_window_s), one_tick)
         sigma_n[(base[:, 2] < p.jump_min_returns) | (first < 0)] = np.nan
         ref_ok = (first >= 0) & (sec - p.jump_window_s > first)
         ref_u = np.where(ref_ok, self.ref[u, (sec - p.jump_window_s) % self._ring], np.nan)

@@ -45,10 +45,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sim = dataclasses.replace(sim, auto_approve_as="")
     cfg = dataclasses.replace(cfg, sim=sim)
     if args.shards is not None:
-        cfg = dataclasses.replace(
-            cfg, accounts=dataclasses.replace(cfg.accounts, shards=args.shards)
-        )
-    summary = run_demo(cfg, address=args.address)
+        accounts = dataclasses.replace(cfg.accounts, shards=args.shards)
+        cfg = dataclasses.replace(cfg, accounts=accounts)
+    summary = run_demo(cfg, address=args.address, roll_day_at_s=args.roll_day_at)
     return 0 if summary.get("journal_chain_ok") else 1
 
 
@@ -284,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accounts", type=int, help="number of simulated accounts")
     p.add_argument("--shards", type=int, help="number of account shards")
     p.add_argument("--no-approve", action="store_true", help="leave proposals pending for the CLI")
+    p.add_argument("--roll-day-at", type=float, help="second at which the trading day settles")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="run the actors of a config on a (joined) Ray cluster")

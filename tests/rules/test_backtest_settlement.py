@@ -4,9 +4,12 @@ the day, and the screened replay still equals every step."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from infra import backtest
 from rules.book import AccountBook
 from rules.engine.backtest import Backtest, Ticks, coalesce, settlement_steps
 from tests.rules.test_rule_backtest import ACCOUNT_RULES, TABLE, random_book, synthetic_ticks
@@ -57,3 +60,22 @@ def test_multi_day_replay_settles_once_at_the_days_last_prices():
     for i, name in enumerate(ticks.instruments):
         last_monday = ticks.last[monday & (ticks.idx == i)][-1]
         assert rec["prices"][name] == last_monday, name
+
+
+IF_HOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "ticks" / "CFFEX.IF_HOT_ticks_20210104-20210118_wtpy.csv.gz"  # fmt: skip
+
+
+@needs_book
+@pytest.mark.skipif(not IF_HOT.exists(), reason=f"real multi-day IF ticks not found at {IF_HOT}")
+def test_fengkong_backtest_settles_each_day_of_a_multi_day_file(tmp_path):
+    accounts, positions = tmp_path / "accounts.csv", tmp_path / "positions.csv"
+    accounts.write_text("account_id,group_path,pre_balance\nL,g/s/u,900000\nS,g/s/u,900000\n")
+    positions.write_text("account_id,contract,direction,volume,cost_price\n"
+                         "L,IF2101,long,4,5200\nS,IF2102,short,4,5200\n")  # fmt: skip
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rules]]\nid = "warn"\nthreshold = 0.8\nrearm = 0.75\n')
+    # IF2101 expires on 2021-01-15: the book still has IF2102 ticks on the 18th to settle the 15th
+    summary = backtest.run([IF_HOT], accounts, positions, [rules], tmp_path / "out", parallel=False)
+    assert summary["inputs"]["settlements"] == ["20210104", "20210105", "20210106", "20210107",
+                                                "20210108", "20210111", "20210112", "20210113",
+                                                "20210114", "20210115"]  # fmt: skip

@@ -21,6 +21,7 @@ import ray
 from actors.common import ACTOR_OPTIONS, BoundedSender
 from actors.shard_rules import AccountRules
 from gateways.accounts.bus import AccountBusClient
+from gateways.accounts.wire import record_problem
 from infra import metrics
 from infra.specs import load_contract_table
 from rules.account_math import FIGURES
@@ -83,6 +84,7 @@ class AccountShard(AccountRules):
         self.counts: collections.Counter = collections.Counter()
         self.quarantine: collections.deque = collections.deque(maxlen=200)
         self.last_mark_ms = 0.0
+        self._settled: set[int] = set()  # rows rolled by settlements of the current batch
         self._exposure_sent: dict[str, float] = {}
         self._m_marked = metrics.counter("accounts_marked_total", "account re-marks")
         self._m_events = metrics.counter("risk_events_total", "risk events emitted")
@@ -125,6 +127,8 @@ class AccountShard(AccountRules):
             try:
                 with self._lock:
                     touched = {self._apply(rec) for rec in records} - {-1}
+                    touched |= self._settled  # a settlement rolls every account
+                    self._settled = set()
                     # Transfers and fills move risk too: evaluate now, not at the next tick.
                     rows = np.fromiter(touched, dtype=np.int64)
                     self.book.mark_accounts(rows)
@@ -143,7 +147,14 @@ class AccountShard(AccountRules):
         kind = rec.get("type")
         row = -1
         try:
-            if kind == "snapshot":
+            problem = record_problem(rec)  # the wire format (docs/accounts-wire.md)
+            if problem is not None:
+                raise BookError(problem)
+            if kind == "settlement":  # every account: today's lots become yesterday's
+                self._settled.update(self.book.apply_settlement(rec).tolist())
+                self._audit_buf.append({"kind": "settlement", "actor": self.name,
+                                        "key": str(rec["trading_day"]), **_plain(rec)})  # fmt: skip
+            elif kind == "snapshot":
                 row = self.book.apply_snapshot(rec)
                 ledger = self.ledgers[row] = FlowLedger()
                 ledger.seed(rec.get("flow_history", ()))
@@ -174,14 +185,18 @@ class AccountShard(AccountRules):
                 row = self.book.remove(rec["account_id"])
             elif kind in ("order", "cancel"):  # the order stream, for behaviour rules
                 row = self._activity(self.book.row_of(str(rec["account_id"])), rec)
+                if kind == "order" and "status" in rec:  # frozen margin and commission
+                    self.book.apply_order(rec)
             else:
                 raise BookError(f"unknown event type {kind!r}")
             self.counts[f"events_{kind}"] += 1
         except (BookError, UnknownContract, KeyError, ValueError, TypeError) as exc:
             self.counts["events_rejected"] += 1
-            self.quarantine.append(
-                {"ts": time.time(), "reason": f"{type(exc).__name__}: {exc}", "record": _plain(rec)}
-            )
+            reason = f"{type(exc).__name__}: {exc}"
+            self.quarantine.append({"ts": time.time(), "reason": reason, "record": _plain(rec)})
+            self._audit_buf.append({"kind": "account_event_rejected", "actor": self.name,
+                                    "key": str(rec.get("account_id", "")), "reason": reason,
+                                    "record": _plain(rec)})  # fmt: skip
         self.engine.resize(self.book.n_accounts)
         return row
 

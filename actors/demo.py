@@ -28,6 +28,7 @@ from infra.audit import AuditStore
 from infra.cluster import dashboard_hint, start_ray
 from infra.config import ChannelConfig, Config
 from infra.specs import load_contract_table
+from rules.engine.alerts import next_trading_day, trading_day
 
 DEMO_PHONE = "+8613800138000"
 APPROVAL_EVERY_S = 10.0
@@ -125,6 +126,16 @@ def start_simulation(cfg: Config) -> tuple[Simulation, Config, list[str]]:
     return Simulation(sink, bus, exchange, accounts, orders), cfg, commodities
 
 
+def roll_day(sim: Simulation, out: TextIO) -> bool:
+    """The simulated trading day rolls (`fengkong demo --roll-day-at S`): the exchange settles
+    at its last prices and the accounts' source sends the settlement over the account bus."""
+    day = trading_day(time.time())
+    record = sim.accounts.settle(sim.exchange.settle(), day, next_trading_day(day))
+    print(f"*** settlement of {day}: {len(record['prices'])} prices, next day "
+          f"{record['next_trading_day']}", file=out)  # fmt: skip
+    return True
+
+
 def gather(system: System) -> dict[str, Any]:
     """One snapshot of the figures the progress line and the summary show."""
     refs = {
@@ -174,7 +185,8 @@ def fresh_journal(path: str) -> str:
     return str(run)
 
 
-def run_demo(cfg: Config, out: TextIO = sys.stdout, address: str | None = None) -> dict[str, Any]:
+def run_demo(cfg: Config, out: TextIO = sys.stdout, address: str | None = None,
+             roll_day_at_s: float | None = None) -> dict[str, Any]:  # fmt: skip
     """Run the demo for cfg.sim.duration_s; returns the summary it prints."""
     started = time.time()
     cfg = dataclasses.replace(
@@ -196,7 +208,7 @@ def run_demo(cfg: Config, out: TextIO = sys.stdout, address: str | None = None) 
             f"{', '.join(cfg.sim.shock_products)} at t={cfg.sim.shock_at_s:.0f}s",
             file=out,
         )
-        summary = _loop(cfg, sim, system, out, started)
+        summary = _loop(cfg, sim, system, out, started, roll_day_at_s)
         summary["dashboard_url"] = url
         return summary
     finally:
@@ -208,10 +220,12 @@ def run_demo(cfg: Config, out: TextIO = sys.stdout, address: str | None = None) 
 
 
 def _loop(
-    cfg: Config, sim: Simulation, system: System, out: TextIO, started: float
-) -> dict[str, Any]:
+    cfg: Config, sim: Simulation, system: System, out: TextIO, started: float,
+    roll_day_at_s: float | None = None,
+) -> dict[str, Any]:  # fmt: skip
     t0 = time.time()
     shocked = False
+    rolled = roll_day_at_s is None
     next_approval = cfg.sim.shock_at_s + 8
     prev_ticks, prev_t = 0, t0
     figures: dict[str, Any] = {}
@@ -226,6 +240,8 @@ def _loop(
                 file=out,
             )
             shocked = True
+        if not rolled and elapsed >= float(roll_day_at_s or 0.0):
+            rolled = roll_day(sim, out)
         if shocked and cfg.sim.auto_approve_as and elapsed >= next_approval:
             # The demo's risk desk decides in batches, as after a market-wide shock.
             results = ray.get(system.executor.approve_all_pending.remote(cfg.sim.auto_approve_as))

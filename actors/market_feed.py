@@ -42,6 +42,7 @@ from infra.stats import LatencyRing
 from rules.contracts import UnknownContract, product_of
 from rules.engine.kinds import kind_of
 from rules.engine.kinds.market_set import Fired, MarketRuleSet, SilenceState
+from rules.market_signals import nonpositive_events
 from rules.market_stats import MarketStats, SliceSignals, StatsParams
 from rules.model import PriceUpdate, RiskEvent
 from rules.sessions import SessionCalendar
@@ -188,7 +189,7 @@ class MarketFeed:
         if bad.any():
             self._reject(
                 "bad_price",
-                f"{int(bad.sum())} ticks with NaN/inf/non-positive last",
+                f"{int(bad.sum())} ticks with NaN/inf last",
                 int(bad.sum()),
             )
         if len(batch) == 0:
@@ -282,6 +283,7 @@ class MarketFeed:
                 sub.pending[touched] = True
                 sub.arrival[touched] = np.minimum(sub.arrival[touched], now)
             events = self._evaluate(signals, now, batch.sent_ts)
+            events += nonpositive_events(signals, self.names, self.products, now, self.owned)
             self._queue(events)
         self.counts["ticks"] += int(rows.shape[0])
         self._m_ticks.inc(int(rows.shape[0]), tags=self._tags)

@@ -24,6 +24,7 @@ from rules.engine.evaluator import RuleEngine
 from rules.engine.kinds import kind_of
 from rules.engine.kinds.behaviour import SelfTradeDetector
 from rules.engine.kinds.session import SessionGate
+from rules.engine.metrics import DERIVED_METRICS, derived_metric
 from rules.engine.spec import RuleSet
 from rules.engine.template import Fired
 from rules.fundflow import book_transfer
@@ -89,6 +90,8 @@ class AccountRules:
     def _column(self, metric: str, rows: np.ndarray) -> np.ndarray:
         if metric in ACCOUNT_COLUMNS:
             return self.book.acc[metric][rows]
+        if metric in DERIVED_METRICS:  # e.g. locked_risk_degree (rules.engine.metrics)
+            return derived_metric(metric, self.book.figures, rows)
         return getattr(self.book.figures, metric)[rows]
 
     def _activity(self, row: int, rec: dict[str, Any]) -> int:

@@ -7,6 +7,7 @@ constructor arguments (Ray re-runs them on restart), so restarts need no re-wiri
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 

@@ -180,7 +180,7 @@ def _fast_short(path: Path, text: str, day: date) -> dict[str, np.ndarray] | Non
     h, m, s = v[:, 0], v[:, 1], v[:, 2]
     last = v[:, 7]
     if not (np.all((h >= 0) & (h < 24) & (h == np.floor(h)) & (m >= 0) & (m < 60) & (m == np.floor(m))
-                   & (s >= 0) & (s < 61)) and np.all((last > 0) & (last < 1e12))):  # fmt: skip
+                   & (s >= 0) & (s < 61)) and np.all(np.abs(last) < 1e12)):  # fmt: skip
         return None
     seconds = h * 3600 + m * 60 + s
     prev = previous_weekday(day)
@@ -190,8 +190,8 @@ def _fast_short(path: Path, text: str, day: date) -> dict[str, np.ndarray] | Non
     )
     nan = np.full(n, np.nan)
 
-    def price(x: np.ndarray) -> np.ndarray:
-        return np.where((x > 0) & (x < 1e12), x, np.nan)
+    def price(x: np.ndarray) -> np.ndarray:  # as gateways.market.tick_rows._price
+        return np.where((x != 0) & (np.abs(x) < 1e12), x, np.nan)
 
     def number(x: np.ndarray) -> np.ndarray:
         return np.where(np.abs(x) < 1e15, x, np.nan)
@@ -254,7 +254,8 @@ def _cached(path: Path, cache: Path | None, trading_day: str | None, info: Count
             info["skipped_files"] += 1
             return None
         info["rows_cached"] += z["ts"].shape[0]
-        return list(z["instruments"]), z["idx"], {k: z[k] for k in FIELDS}
+        # plain str, not numpy.str_: names enter alert ids (composite hashes) and JSON
+        return [str(n) for n in z["instruments"].tolist()], z["idx"], {k: z[k] for k in FIELDS}
     got = _read_one(path, trading_day, info)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = cache / f"{key}.tmp.npz"

@@ -1,8 +1,7 @@
 """The `fengkong` command: the operator's entry point.
 
-A composition root: it parses arguments and calls into the layers; the work lives there.
-Commands that act on a running system (approve, reject, proposals) join its Ray cluster;
-commands that read history (alerts, audit) read the journal file, running system or not.
+A composition root: it parses arguments and calls into the layers; the work lives there. Commands
+that act on a running system join its Ray cluster; those that read history read the journal.
 """
 
 from __future__ import annotations
@@ -46,10 +45,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sim = dataclasses.replace(sim, auto_approve_as="")
     cfg = dataclasses.replace(cfg, sim=sim)
     if args.shards is not None:
-        cfg = dataclasses.replace(
-            cfg, accounts=dataclasses.replace(cfg.accounts, shards=args.shards)
-        )
-    summary = run_demo(cfg, address=args.address)
+        accounts = dataclasses.replace(cfg.accounts, shards=args.shards)
+        cfg = dataclasses.replace(cfg, accounts=accounts)
+    summary = run_demo(cfg, address=args.address, roll_day_at_s=args.roll_day_at)
     return 0 if summary.get("journal_chain_ok") else 1
 
 
@@ -190,6 +188,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     import ray
 
     from actors.common import actor_name
+    from infra.account_notes import account_text, risk_text
     from rules.sharding import shard_of
 
     shards = _shards(args)
@@ -198,7 +197,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
             print("fengkong accounts show ID", file=sys.stderr)
             return 2
         view = ray.get(shards[shard_of(args.id, len(shards))].account.remote(args.id))
-        print(json.dumps(view, indent=2, ensure_ascii=False, default=str))
+        print(account_text(view))
         try:
             store = _journal(args)
             for r in store.query(key=args.id)[-args.events :]:
@@ -228,7 +227,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     for r in rows[: args.top]:
         print(
             f"{r['account_id']:<12}{r['group_path']:<22}{r['equity']:>16,.2f}{r['margin']:>16,.2f}"
-            f"{r['risk_degree']:>8.1%}{r['liquidation_distance']:>9.2%}"
+            f"{risk_text(r['risk_degree']):>8}{r['liquidation_distance']:>9.2%}"
         )
     return 0
 
@@ -284,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accounts", type=int, help="number of simulated accounts")
     p.add_argument("--shards", type=int, help="number of account shards")
     p.add_argument("--no-approve", action="store_true", help="leave proposals pending for the CLI")
+    p.add_argument("--roll-day-at", type=float, help="second at which the trading day settles")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="run the actors of a config on a (joined) Ray cluster")

@@ -118,12 +118,13 @@ def decode_ticks(payload: bytes) -> TickBatch:
 
 
 def split_bad_ticks(batch: TickBatch) -> tuple[TickBatch, np.ndarray]:
-    """Separate ticks with a non-finite or non-positive last price.
+    """Separate ticks with a non-finite last price (NaN, inf). Zero and negative prices are
+    prices (crude oil settled at −37.63 on 2020-04-20): they stay in the batch.
 
     Returns the good ticks and a boolean mask of the bad rows (to count and quarantine);
     the good rest of the batch goes on.
     """
-    bad = ~np.isfinite(batch.last) | (batch.last <= 0)
+    bad = ~np.isfinite(batch.last)
     if not bad.any():
         return batch, bad
     keep = ~bad

@@ -363,7 +363,7 @@ def limit_prices(
     limit_rate: np.ndarray | float,
     tick_size: np.ndarray | float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Daily limit prices: pre-settlement x (1 +/- rate), the upper rounded down and the lower up
+    """Daily limit prices: pre-settlement ± |pre-settlement| x rate, the upper rounded down and the lower up
     to the tick, so both are prices the exchange accepts. Vectorized; arguments broadcast.
 
     A tiny tolerance keeps exact multiples exact (3500 x 1.05 is 3675.0000000000005 in floats).
@@ -376,7 +376,8 @@ def limit_prices(
     if np.any(~(rate >= 0)):
         raise ValueError("limit_rate must be non-negative")
     eps = 1e-9
-    upper = np.floor(pre * (1.0 + rate) / tick + eps) * tick
-    lower = np.ceil(pre * (1.0 - rate) / tick - eps) * tick
+    # pre ± |pre| × rate: a negative settlement (WTI, 2020-04-20) keeps upper above lower
+    upper = np.floor(np.where(pre >= 0, pre * (1.0 + rate), pre - pre * rate) / tick + eps) * tick
+    lower = np.ceil(np.where(pre >= 0, pre * (1.0 - rate), pre + pre * rate) / tick - eps) * tick
     # Snap away float noise (5737.800000000001) so limits compare equal to exchange prices.
     return np.round(upper, 9), np.round(lower, 9)

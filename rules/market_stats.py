@@ -14,84 +14,34 @@ covers between W − W/buckets and W seconds of data; that granularity (2 s for 
 30 buckets) is what makes a window an O(buckets) sum instead of a scan of every return.
 
 Realized volatility is annualized over the window's length in seconds (trading time: 250 days
-of 4 hours), so a window that spans the lunch break or the night understates it.
-
-Time is the data's own (the exchange time of the ticks): a replay computes the same figures as
-the live run it records. Pure: numpy and stdlib only.
+of 4 hours), so a window that spans the lunch break or the night understates it. Any finite price is a price, zero and negative included (WTI settled at −37.63 on 2020-04-20):
+returns touching a price ≤ 0 leave the volatility windows, jumps fall back to the simple move,
+limit distances are fractions of |price| (rules.market_signals says exactly how). A contract
+entering a price ≤ 0 raises `nonpositive` once per episode; the episode ends when a whole slice
+trades at least a tick above zero (hysteresis). Time is the data's own (the exchange time of
+the ticks): a replay computes the same figures as the live run. Pure: numpy and stdlib only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from rules.contracts import limit_prices
+from rules.market_signals import (
+    SliceSignals,
+    StatsParams,
+    deltas,
+    log_returns,
+    relative_moves,
+    spikes,
+)
 
 TRADING_SECONDS_PER_YEAR = 250 * 4 * 3600  # annualization on trading time, as the simulator
 _NEVER = -(1 << 40)  # bucket epoch of a bucket never written
 _FILL: dict[str, float | int | bool] = {
     "tick": 1.0, "first_sec": -1, "ticks": 0, "limit_side": 0, "locked": False,
-    "bar_epoch": -1, "bar_count": 0,
+    "bar_epoch": -1, "bar_count": 0, "nonpositive": False, "nonpositive_episode": 0,
 }  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class StatsParams:
-    """What the statistics look at. Windows in whole seconds, each a multiple of `buckets`."""
-
-    vol_windows_s: tuple[int, ...] = (60, 300, 1800)
-    buckets: int = 30
-    bar_s: int = 60
-    bar_history: int = 240
-    jump_window_s: int = 5  # a jump is a move over this many seconds ...
-    jump_baseline_s: int = 300  # ... measured against the volatility of this window
-    jump_min_move: float = 0.003  # and at least this large (log move), so a quiet market's
-    jump_min_returns: int = 20  # one-tick moves are not jumps; baseline needs this many returns
-    spike_window_s: int = 60  # volume / OI over this window ...
-    spike_baseline_s: int = 1800  # ... against the rate over this one
-    spike_min_history_s: int = 300  # the baseline needs this much history before spikes count
-    lock_s: float = 3.0  # at the limit this long counts as locked when the book does not show it
-
-    def __post_init__(self) -> None:
-        if self.buckets < 2:
-            raise ValueError("buckets must be at least 2")
-        if not self.vol_windows_s:
-            raise ValueError("vol_windows_s needs at least one window")
-        for w in self.vol_windows_s:
-            if w < self.buckets or w % self.buckets:
-                raise ValueError(
-                    f"window {w}s must be a positive multiple of buckets ({self.buckets})"
-                )
-        for name in ("jump_baseline_s", "spike_window_s", "spike_baseline_s"):
-            if getattr(self, name) not in self.vol_windows_s:
-                raise ValueError(f"{name}={getattr(self, name)} must be one of vol_windows_s")
-        if self.spike_window_s >= self.spike_baseline_s:
-            raise ValueError("spike_window_s must be shorter than spike_baseline_s")
-        if self.bar_s < 1 or self.jump_window_s < 1 or self.bar_history < 1:
-            raise ValueError("bar_s, jump_window_s and bar_history must be at least 1")
-
-
-@dataclass(slots=True)
-class SliceSignals:
-    """What one slice (≤ 1 s of data) did to the contracts that ticked in it, one value per row.
-
-    Extremes are over every tick of the slice: `jump_z` is the largest, `near_limit` the
-    smallest value any tick reached, not just the last tick's.
-    """
-
-    rows: np.ndarray
-    second: int
-    ts: np.ndarray  # exchange time of each row's last tick
-    last: np.ndarray
-    jump_z: np.ndarray  # |move over N s| / its expected size; 0 below the minimum move
-    jump_move: np.ndarray  # the log move with the largest magnitude
-    near_limit: np.ndarray  # min distance to a limit, fraction of price; nan without limits
-    limit_side: np.ndarray  # +1 at the upper limit, -1 at the lower, 0 free (last tick)
-    locked: np.ndarray  # bool
-    volume_ratio: np.ndarray  # volume of the spike window / expected from the baseline rate
-    oi_ratio: np.ndarray
-    rv: dict[int, np.ndarray] = field(default_factory=dict)  # annualized realized vol by window
 
 
 class MarketStats:
@@ -100,7 +50,7 @@ class MarketStats:
     _PER_ROW = (
         "last", "cum_volume", "open_interest", "upper", "lower", "pre_settlement", "tick",
         "limit_rate", "first_sec", "last_ts", "ticks", "limit_side", "limit_since", "locked",
-        "bar_epoch", "bar", "bar_count", "history", "ref",
+        "bar_epoch", "bar", "bar_count", "history", "ref", "nonpositive", "nonpositive_episode",
     )  # fmt: skip
 
     def __init__(self, params: StatsParams | None = None, capacity: int = 256) -> None:
@@ -125,6 +75,8 @@ class MarketStats:
         self.limit_side = np.zeros(cap, dtype=np.int8)
         self.limit_since = np.full(cap, np.nan)
         self.locked = np.zeros(cap, dtype=bool)
+        self.nonpositive = np.zeros(cap, dtype=bool)  # in a non-positive price episode
+        self.nonpositive_episode = np.zeros(cap, dtype=np.int64)
         self.bar_epoch = np.full(cap, -1, dtype=np.int64)
         self.bar = np.full((cap, 5), np.nan)  # open, high, low, close, volume of the open bar
         self.bar_count = np.zeros(cap, dtype=np.int64)
@@ -266,11 +218,9 @@ class MarketStats:
         prev = np.empty_like(ps)
         prev[1:] = ps[:-1]
         prev[starts] = self.last[u]
-        r = np.log(ps / prev)
-        ok = np.isfinite(r)
-        r = np.where(ok, r, 0.0)
-        dvol = self._deltas(volume[order], self.cum_volume[u], starts, reset_on_drop=True)
-        doi = self._deltas(oi[order], self.open_interest[u], starts, reset_on_drop=False)
+        r, ok = log_returns(ps, prev)  # a price ≤ 0 on either side: no return
+        dvol = deltas(volume[order], self.cum_volume[u], starts, reset_on_drop=True)
+        doi = deltas(oi[order], self.open_interest[u], starts, reset_on_drop=False)
         sums = np.stack(
             [
                 np.add.reduceat(r, starts),
@@ -288,12 +238,14 @@ class MarketStats:
         covered = np.clip(sec - first + 1, 1, None).astype(float)
         base = self._window(p.jump_baseline_s, u)
         var_per_s = base[:, 1] / np.minimum(covered, p.jump_baseline_s)
-        # Never below one tick: a flat market's first move is large, not infinitely large.
-        sigma_n = np.fmax(np.sqrt(var_per_s * p.jump_window_s), self.tick[u] / self.last[u])
+        # Never below one tick (of |price|; at 0 infinite): a flat market's first move is large.
+        with np.errstate(divide="ignore"):
+            one_tick = self.tick[u] / np.abs(self.last[u])
+        sigma_n = np.fmax(np.sqrt(var_per_s * p.jump_window_s), one_tick)
         sigma_n[(base[:, 2] < p.jump_min_returns) | (first < 0)] = np.nan
         ref_ok = (first >= 0) & (sec - p.jump_window_s > first)
         ref_u = np.where(ref_ok, self.ref[u, (sec - p.jump_window_s) % self._ring], np.nan)
-        move = np.log(ps / np.repeat(ref_u, sizes))
+        move = relative_moves(ps, np.repeat(ref_u, sizes))  # log, or simple across ≤ 0
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.abs(move) / np.repeat(sigma_n, sizes)
         z[~(np.abs(move) >= p.jump_min_move) | ~np.isfinite(move)] = 0.0
@@ -324,7 +276,7 @@ class MarketStats:
             )
         up_u, lo_u = self.upper[u], self.lower[u]
         with np.errstate(invalid="ignore"):
-            dist = np.fmin(np.repeat(up_u, sizes) - ps, ps - np.repeat(lo_u, sizes)) / ps
+            dist = np.fmin(np.repeat(up_u, sizes) - ps, ps - np.repeat(lo_u, sizes)) / np.abs(ps)
         near = np.fmin.reduceat(dist, starts)
         last_u = ps[ends]
         eps = self.tick[u] / 2
@@ -342,6 +294,13 @@ class MarketStats:
 
         self._bars(u, sec, ps, starts, ends, sums[:, 3])
 
+        # Non-positive prices: once per episode; it ends when a whole slice trades at least a
+        # tick above zero (hysteresis: prices hovering at zero are one episode).
+        lowest = np.minimum.reduceat(ps, starts)
+        entered = (lowest <= 0) & ~self.nonpositive[u]
+        self.nonpositive_episode[u[entered]] += 1
+        self.nonpositive[u] = (lowest <= 0) | (self.nonpositive[u] & (lowest < self.tick[u]))
+
         # State after the slice.
         self.last[u] = last_u
         for src, dst in ((volume, self.cum_volume), (oi, self.open_interest)):
@@ -358,7 +317,7 @@ class MarketStats:
             w: np.sqrt(s[:, 1] * TRADING_SECONDS_PER_YEAR / np.minimum(covered, w))
             for w, s in windows.items()
         }
-        vol_ratio, oi_ratio = self._spikes(windows, u, covered)
+        vol_ratio, oi_ratio = spikes(self.p, windows, u, covered)
         return SliceSignals(
             rows=u,
             second=sec,
@@ -372,43 +331,14 @@ class MarketStats:
             volume_ratio=vol_ratio,
             oi_ratio=oi_ratio,
             rv=rv,
+            nonpositive=entered,
+            nonpositive_episode=self.nonpositive_episode[u].copy(),
         )
-
-    @staticmethod
-    def _deltas(
-        values: np.ndarray, before: np.ndarray, starts: np.ndarray, reset_on_drop: bool
-    ) -> np.ndarray:
-        """Tick-to-tick change of a cumulative column (volume restarts at a new trading day)."""
-        prev = np.empty_like(values)
-        prev[1:] = values[:-1]
-        prev[starts] = before
-        d = values - prev
-        if reset_on_drop:
-            d = np.where(d < 0, values, d)
-        return np.nan_to_num(d, nan=0.0)
 
     def _window(self, w: int, u: np.ndarray) -> np.ndarray:
         """(r, r², count, volume, OI change, Σ|bucket OI change|) over window `w` for rows `u`,
         as of the data clock."""
         return self.totals[w][u]
-
-    def _spikes(
-        self, windows: dict[int, np.ndarray], u: np.ndarray, covered: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        p = self.p
-        short, long_ = windows[p.spike_window_s], windows[p.spike_baseline_s]
-        history = np.minimum(covered, p.spike_baseline_s) - p.spike_window_s
-        enough = history >= p.spike_min_history_s
-        history = np.maximum(history, 1.0)
-        expected_vol = np.maximum((long_[:, 3] - short[:, 3]) / history * p.spike_window_s, 1.0)
-        vol_ratio = np.where(enough, short[:, 3] / expected_vol, 0.0)
-        # OI: the absolute net change of the short window against the mean absolute net change
-        # per bucket of the long window, scaled to the short window.
-        abs_long = long_[:, 5]
-        oi_short = np.abs(short[:, 4])
-        expected_oi = np.maximum((abs_long - oi_short) / history * p.spike_window_s, 1.0)
-        oi_ratio = np.where(enough, oi_short / expected_oi, 0.0)
-        return vol_ratio, oi_ratio
 
     def _bars(
         self,

@@ -24,8 +24,21 @@ def severity_rank(severity: str) -> int:
 
 def stable_id(*parts: object, length: int = 16) -> str:
     """Deterministic id from its parts: a retry of the same thing gets the same id."""
-    digest = hashlib.sha1("|".join(str(p) for p in parts).encode()).hexdigest()
+    digest = hashlib.sha1("|".join(str(_plain(p)) for p in parts).encode()).hexdigest()
     return digest[:length]
+
+
+def _plain(part: object) -> object:
+    """numpy scalars and str subclasses as the plain Python value: `str(('r', np.str_('x')))`
+    is not `str(('r', 'x'))`, and an id must not depend on where a name came from."""
+    if isinstance(part, str):
+        return str.__str__(part)
+    if isinstance(part, tuple | list):
+        return type(part)(_plain(p) for p in part)
+    item = getattr(part, "item", None)  # numpy scalar (rules/ stays free of a numpy import here)
+    if item is not None and callable(item) and not hasattr(part, "__len__"):
+        return item()
+    return part
 
 
 @dataclass(slots=True)

@@ -143,6 +143,14 @@ class SimAccountSource:
             ]
         )
 
+    def settle(self, prices: Mapping[str, float], trading_day: str, next_trading_day: str) -> dict:
+        """The day boundary: one settlement record for every account (docs/accounts-wire.md)."""
+        record = {"type": "settlement", "trading_day": trading_day,
+                  "next_trading_day": next_trading_day,
+                  "prices": {k: float(v) for k, v in prices.items()}, "ts": time.time()}  # fmt: skip
+        self.send([record])
+        return record
+
     # -- background stream -----------------------------------------------------------------
     def start(self) -> SimAccountSource:
         """Emit random small deposits/withdrawals at `event_rate_hz` until stop()."""

@@ -23,127 +23,46 @@ own are placed like this: ≥ 18:00 is the night before the trading day (the pre
 Friday night for a Monday), < 06:00 is the morning after that night, the rest is the trading day
 itself. Holidays are ignored — good enough to order a replay.
 
-Bad rows (unparsable time, LastPrice unparsable, NaN or ≤ 0) are counted in `stats["bad_rows"]`,
-the first few as "file:line: why" in `rejects`, and skipped. Bid/ask/limit values that are ≤ 0,
-NaN or absurd (CTP writes DBL_MAX for "none") become NaN instead of rejecting the row.
+Bad rows (unparsable time, LastPrice unparsable, NaN or infinite) are counted in
+`stats["bad_rows"]`, the first few as "file:line: why" in `rejects`, and skipped; a LastPrice of
+zero or below is a price like any other (gateways.market.tick_rows has the row rules).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import heapq
-import io
-import re
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 import zmq
 
-from infra.codec import encode_ticks
-from rules.model import TickBatch
-
-BEIJING = timezone(timedelta(hours=8))
-SHORT_COLUMNS = (
-    "UpdateTime",
-    "BidPrice1",
-    "BidVolume1",
-    "AskPrice1",
-    "AskVolume1",
-    "LastPrice",
-    "Volume",
-    "OpenInterest",
+from gateways.market.tick_rows import (  # noqa: F401 (re-exported: the readers' helpers)
+    _DAY,
+    _NAME,
+    BEIJING,
+    MAX_REJECTS,
+    SHORT_COLUMNS,
+    BadRow,
+    Row,
+    _chain_first,
+    _day,
+    _epoch,
+    _last,
+    _number,
+    _open_text,
+    _price,
+    _seconds,
+    calendar_day,
+    previous_weekday,
+    to_batch,
 )
-MAX_REJECTS = 20
-_NAME = re.compile(r"^(?P<instrument>[A-Za-z]+\d{3,4})(?:_(?P<day>\d{8}))?")
-_DAY = re.compile(r"(?<!\d)(\d{8})(?!\d)")
-
-
-class Row(NamedTuple):
-    ts: float
-    instrument: str
-    last: float
-    volume: float
-    open_interest: float
-    bid: float
-    ask: float
-    upper: float
-    lower: float
-    pre_settlement: float
-
-
-class BadRow(ValueError):
-    pass
-
-
-def _price(text: str | None) -> float:
-    """An optional price: NaN when missing, ≤ 0 or absurd."""
-    try:
-        value = float(text) if text not in (None, "") else float("nan")
-    except ValueError:
-        return float("nan")
-    return value if 0 < value < 1e12 else float("nan")
-
-
-def _number(text: str | None) -> float:
-    try:
-        value = float(text) if text not in (None, "") else float("nan")
-    except ValueError:
-        return float("nan")
-    return value if abs(value) < 1e15 else float("nan")
-
-
-def _seconds(update_time: str) -> float:
-    try:
-        hh, mm, ss = update_time.strip().split(":")
-        h, m, s = int(hh), int(mm), float(ss)
-    except ValueError:
-        raise BadRow(f"UpdateTime {update_time!r} is not HH:MM:SS[.fff]") from None
-    if not (0 <= h < 24 and 0 <= m < 60 and 0 <= s < 61):
-        raise BadRow(f"UpdateTime {update_time!r} out of range")
-    return h * 3600 + m * 60 + s
-
-
-def _day(text: str) -> date:
-    try:
-        return datetime.strptime(text.strip(), "%Y%m%d").date()
-    except ValueError:
-        raise BadRow(f"day {text!r} is not YYYYMMDD") from None
-
-
-def previous_weekday(day: date) -> date:
-    day -= timedelta(days=1)
-    while day.weekday() >= 5:
-        day -= timedelta(days=1)
-    return day
-
-
-def calendar_day(trading_day: date, seconds: float) -> date:
-    """The calendar day of a row that only knows its trading day (see the module docstring)."""
-    if seconds >= 18 * 3600:
-        return previous_weekday(trading_day)
-    if seconds < 6 * 3600:
-        return previous_weekday(trading_day) + timedelta(days=1)
-    return trading_day
-
-
-def _epoch(day: date, seconds: float) -> float:
-    midnight = datetime(day.year, day.month, day.day, tzinfo=BEIJING).timestamp()
-    return midnight + seconds
-
-
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(
-            gzip.open(path, "rb"), encoding="utf-8", errors="replace", newline=""
-        )
-    return open(path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115
+from infra.codec import encode_ticks
 
 
 class CsvReplayPublisher:
@@ -398,44 +317,6 @@ class CsvReplayPublisher:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _last(text: str | None) -> float:
-    try:
-        value = float(text) if text not in (None, "") else float("nan")
-    except ValueError:
-        raise BadRow(f"LastPrice {text!r} is not a number") from None
-    if not (0 < value < 1e12):
-        raise BadRow(f"LastPrice {text!r} is NaN or not positive")
-    return value
-
-
-def _chain_first(first: list[str], reader: Any) -> Iterator[tuple[int, list[str]]]:
-    yield 1, first
-    yield from enumerate(reader, start=2)
-
-
-def to_batch(rows: list[Row]) -> TickBatch:
-    """Columnar TickBatch of rows (instrument names interned per batch)."""
-    names: dict[str, int] = {}
-    idx = np.fromiter(
-        (names.setdefault(r.instrument, len(names)) for r in rows), np.uint32, len(rows)
-    )
-    cols = np.array([r[2:] for r in rows], dtype=np.float64).reshape(len(rows), 8)
-    ts = np.fromiter((r.ts for r in rows), np.float64, len(rows))
-    return TickBatch(
-        instruments=list(names),
-        instrument_idx=idx,
-        last=cols[:, 0].copy(),
-        volume=cols[:, 1].copy(),
-        open_interest=cols[:, 2].copy(),
-        bid=cols[:, 3].copy(),
-        ask=cols[:, 4].copy(),
-        exchange_ts=ts,
-        upper_limit=cols[:, 5].copy(),
-        lower_limit=cols[:, 6].copy(),
-        pre_settlement=cols[:, 7].copy(),
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

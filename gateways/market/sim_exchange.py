@@ -83,6 +83,7 @@ class SimExchange:
         specs = [table.spec(i) for i in self.instruments]  # UnknownContract for a bad id
         self.products = [s.product for s in specs]
         self.tick = np.array([s.tick_size for s in specs])
+        self.limit_rate = np.array([s.limit_rate for s in specs])
         ref = np.array(
             [
                 s.reference_price * _perturbation(i)
@@ -140,6 +141,16 @@ class SimExchange:
     def prices(self) -> dict[str, float]:
         with self._lock:
             return dict(zip(self.instruments, self._last.tolist(), strict=True))
+
+    def settle(self) -> dict[str, float]:
+        """The simulated trading day rolls: today's last prices become the settlement prices
+        (the next day's previous settlement, its limits from them); returns them, for the
+        accounts' settlement record (SimAccountSource.settle)."""
+        with self._lock:
+            self._pre = self._last.copy()
+            self._upper, self._lower = limit_prices(self._pre, self.limit_rate, self.tick)
+            self._locked[:] = 0
+            return dict(zip(self.instruments, self._pre.tolist(), strict=True))
 
     def pre_settlement(self, instrument: str) -> float:
         return float(self._pre[self.index[instrument]])

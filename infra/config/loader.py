@@ -123,6 +123,15 @@ def _validate(cfg: Config) -> None:
     if cfg.accounts.shards < 1:
         fail("accounts.shards", "must be at least 1")
     for i, policy in enumerate(cfg.accounts.policies):
+        keys = [f.name for f in dataclasses.fields(AccountPolicy)]  # match ... fee_multiplier
+        for key in policy:
+            if key not in keys:
+                fail(f"accounts.policies[{i}].{key}", "unknown key" + hint(key, keys))
+        if policy.get("single_side", "exchange") not in ("exchange", "off"):
+            fail(f"accounts.policies[{i}].single_side", "must be 'exchange' or 'off'")
+        fee = policy.get("fee_multiplier", 1.0)
+        if isinstance(fee, bool) or not isinstance(fee, int | float) or not 0 <= fee < 1e3:
+            fail(f"accounts.policies[{i}].fee_multiplier", "must be a number ≥ 0 (1.0: the table)")
         try:
             AccountPolicy(**policy)
         except (TypeError, ValueError) as exc:

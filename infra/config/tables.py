@@ -15,7 +15,8 @@ class AccountsConfig:
     margin_markup: float = 0.0  # broker's markup over the exchange margin rate
     flush_ms: int = 100  # how often shards send events and exposures on
     # How account groups are marked, first match wins: {match = "grpA/*", cost = "by_date" |
-    # "by_trade", margin_price = "pre_settlement" | "last" | "average" | "open", markup = 0.02}
+    # "by_trade", margin_price = "pre_settlement" | "last" | "average" | "open", markup = 0.02,
+    # single_side = "exchange" | "off" (单边大保证金), fee_multiplier = 1.0 (over exchange fees)}
     policies: tuple[dict[str, Any], ...] = ()
     fund_flow: FundFlowConfig = field(default_factory=lambda: FundFlowConfig())
 

@@ -24,6 +24,14 @@ def trading_day(ts: float) -> str:
     return time.strftime("%Y%m%d", time.gmtime(beijing))
 
 
+def next_trading_day(day: str) -> str:
+    """The weekday after `day` (YYYYMMDD); exchange holidays need rules.sessions."""
+    t = time.mktime(time.strptime(day, "%Y%m%d")) + 36 * 3600
+    while time.localtime(t).tm_wday >= 5:
+        t += 24 * 3600
+    return time.strftime("%Y%m%d", time.localtime(t))
+
+
 def alert_id(ev: RiskEvent) -> str:
     return stable_id(ev.rule_id, ev.key, trading_day(ev.ts), ev.episode)
 

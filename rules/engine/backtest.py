@@ -16,6 +16,13 @@ known, rules.engine.bounds turns it into a range per account figure, and each ru
 which accounts could fire or re-arm within it. Only those are marked and evaluated step by
 step — with the live code; the others provably change no rule state. `screen=False` runs every
 step for every re-marked account; a test holds the two to identical output on real data.
+Limit-locked metrics (locked_contracts, ...) have no price bound: they run step by step on holders
+of a contract that reaches a limit in the block.
+
+Multi-day ticks: at the first step of each new trading day (night trading belongs to the next
+day) the day before is settled at each contract's last price of that day — the price the book
+carries then (a file's settlement column is not read) — through AccountBook.apply_settlement as a
+shard applies one from the account bus; every account is judged again.
 
 Pure: numpy and stdlib; files are read and written by infra.backtest.
 """
@@ -30,115 +37,40 @@ from typing import Any
 import numpy as np
 
 from rules.book import ACCOUNT_COLUMNS, AccountBook
-from rules.contracts import ContractTable, UnknownContract, product_of
-from rules.engine.alerts import alert_labels, make_alert, trading_day
+from rules.contracts import ContractTable
+from rules.engine.backtest_alerts import account_events, alert_record, alerts_of, beijing_iso
+from rules.engine.backtest_market import MarketReplay
+from rules.engine.backtest_steps import (
+    Steps,
+    Ticks,
+    _holders,
+    coalesce,
+    limit_candidates,
+    settlement_steps,
+)
 from rules.engine.bounds import figure_bounds, figure_path
 from rules.engine.evaluator import RuleEngine
-from rules.engine.hygiene import Item, Pipeline, Silences
 from rules.engine.kinds import kind_of
 from rules.engine.kinds.change import BEIJING_S, ChangeRule
 from rules.engine.kinds.composite import CompositeMatcher
-from rules.engine.kinds.market_set import MarketRuleSet
 from rules.engine.kinds.session import SessionGate
+from rules.engine.metrics import DERIVED_METRICS, derived_metric
 from rules.engine.spec import RuleSet
 from rules.engine.template import PLACES, Fired
-from rules.market_stats import MarketStats, StatsParams
+from rules.market_stats import StatsParams
 from rules.model import RiskEvent
 from rules.sessions import SessionCalendar
 
+STEPWISE_METRICS = frozenset({"locked_contracts", "locked_margin", "locked_risk_degree"})
 
-@dataclass
-class Ticks:
-    """Time-ordered ticks as columns; `idx` indexes `instruments`."""
-
-    instruments: list[str]
-    idx: np.ndarray
-    ts: np.ndarray
-    last: np.ndarray
-    volume: np.ndarray
-    open_interest: np.ndarray
-    bid: np.ndarray
-    ask: np.ndarray
-    upper: np.ndarray
-    lower: np.ndarray
-    pre_settlement: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.ts.shape[0])
-
-
-@dataclass
-class Steps:
-    """Coalesced price changes of the book's contracts: per step, the last tick of each
-    contract whose price moved (CSR: updates of step k are start[k]:start[k+1])."""
-
-    contract: np.ndarray
-    last: np.ndarray
-    upper: np.ndarray
-    lower: np.ndarray
-    pre: np.ndarray
-    start: np.ndarray
-    ts: np.ndarray  # per step: data time of its latest update (when it is evaluated)
-    structural: np.ndarray  # per step: a new settlement price changes cost factors
-
-    def __len__(self) -> int:
-        return int(self.ts.shape[0])
+__all__ = ["Backtest", "MarketReplay", "Result", "Steps", "Ticks", "alert_record", "beijing_iso",
+           "coalesce"]  # fmt: skip
 
 
 @dataclass
 class Result:
     alerts: list[dict[str, Any]]
     stats: dict[str, Any] = field(default_factory=dict)
-
-
-def coalesce(ticks: Ticks, book: AccountBook, step_s: float) -> Steps:
-    """Per step of `step_s` data seconds, the latest tick of each book contract that changed
-    its price (or its previous settlement) — what a feed's coalesced update would carry."""
-    lookup = np.array([book.contracts.index.get(n, -1) for n in ticks.instruments] or [-1])
-    rows = lookup[ticks.idx] if len(ticks) else np.zeros(0, dtype=np.int64)
-    keep = np.flatnonzero(rows >= 0)
-    c = rows[keep]
-    step = np.floor(ticks.ts[keep] / step_s).astype(np.int64)
-    key = step * max(len(book.contracts), 1) + c
-    _, first_rev = np.unique(key[::-1], return_index=True)
-    sel = keep[len(key) - 1 - first_rev]  # last tick of each (step, contract), by key order
-    c, step = rows[sel], np.floor(ticks.ts[sel] / step_s).astype(np.int64)
-    last, pre = ticks.last[sel], ticks.pre_settlement[sel]
-    by_contract = np.lexsort((step, c))
-    prev_last = np.full(sel.shape[0], np.nan)
-    prev_pre = np.full(sel.shape[0], np.nan)
-    same = np.zeros(sel.shape[0], dtype=bool)
-    same[by_contract[1:]] = c[by_contract[1:]] == c[by_contract[:-1]]
-    prev_last[by_contract[1:]] = last[by_contract[:-1]]
-    ffill_pre = _ffill_by_group(pre[by_contract], c[by_contract])
-    prev_pre[by_contract[1:]] = ffill_pre[:-1]
-    prev_last[~same] = np.nan
-    prev_pre[~same] = np.nan
-    pre_moved = np.isfinite(pre) & (pre != prev_pre)
-    moved = (last != prev_last) | pre_moved
-    order = np.flatnonzero(moved)  # still in (step, contract) order
-    step = step[order]
-    if step.size == 0:
-        empty = np.zeros(0)
-        return Steps(empty.astype(np.int64), empty, empty, empty, empty, np.zeros(1, np.int64),
-                     empty, empty.astype(bool))  # fmt: skip
-    edges = np.flatnonzero(np.diff(step)) + 1
-    start = np.concatenate([[0], edges, [step.size]]).astype(np.int64)
-    ts = np.maximum.reduceat(ticks.ts[sel][order], start[:-1])
-    structural = np.logical_or.reduceat(pre_moved[order], start[:-1])
-    return Steps(c[order], last[order], ticks.upper[sel][order], ticks.lower[sel][order],
-                 pre[order], start, ts, structural)  # fmt: skip
-
-
-def _ffill_by_group(values: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Forward-fill NaNs within runs of equal `group` (values sorted by group, then time)."""
-    n = values.shape[0]
-    idx = np.where(np.isfinite(values), np.arange(n), -1)
-    starts = np.r_[True, group[1:] != group[:-1]] if n else np.zeros(0, dtype=bool)
-    run_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0)) if n else idx
-    idx = np.maximum.accumulate(idx)
-    out = np.where(idx >= run_start, values[np.maximum(idx, 0)], np.nan) if n else values
-    return out
 
 
 class Backtest:
@@ -167,17 +99,25 @@ class Backtest:
         self.market_specs = placed["market"]
         self.matcher = CompositeMatcher(placed["correlator"])
         # no roll-ups, exposure books or order stream in a tick replay: these rules wait
-        self.not_replayed = sorted([r.id for p in ("transfers", "hierarchy", "books") for r in placed[p]]
+        self.not_replayed = sorted([r.id for p in ("transfers", "hierarchy", "books")
+                                    for r in placed[p]]
                                    + [r.id for r in placed["account"] if r.kind == "behaviour"])  # fmt: skip
         self.counts: dict[str, int] = {"account_steps_exact": 0, "blocks": 0, "blocks_exact": 0}
         self._holders = _holders(book)
         self._metrics = {g.metric for g in self.engine.groups}
+        # Limit-locked holdings move with the limit state, not linearly with prices: no bound,
+        # so the screen runs these groups step by step on the accounts that could lock.
+        self.locked_groups = [g for g in self.engine.groups if g.metric in STEPWISE_METRICS]
+        self._settle_at: dict[int, tuple[str, str, float]] = {}
+        self.settlements: list[dict[str, Any]] = []
 
     # ---- sources --------------------------------------------------------------------------
 
     def _column(self, metric: str, rows: np.ndarray) -> np.ndarray:
         if metric in ACCOUNT_COLUMNS:
             return self.book.acc[metric][rows]
+        if metric in DERIVED_METRICS:
+            return derived_metric(metric, self.book.figures, rows)
         return getattr(self.book.figures, metric)[rows]
 
     # ---- run ------------------------------------------------------------------------------
@@ -189,6 +129,7 @@ class Backtest:
         book = self.book
         self.engine.resize(book.n_accounts)
         steps = coalesce(ticks, book, self.step_s)
+        self._settle_at = settlement_steps(steps)
         t1 = time.perf_counter()
         fired: list[tuple[float, Fired]] = []
         if self.screen:
@@ -220,6 +161,7 @@ class Backtest:
             "events": len(events),
             **self.counts,
             "not_replayed": self.not_replayed,
+            "settlements": [s["trading_day"] for s in self.settlements],
             "seconds": {"coalesce": t1 - t0, "accounts": t2 - t1, "market": t3 - t2,
                         "alerts": t4 - t3},
         }  # fmt: skip
@@ -235,14 +177,34 @@ class Backtest:
         return np.flatnonzero(self.book.active[: self.book.n_accounts])
 
     def _stepwise(self, steps: Steps, fired: list[tuple[float, Fired]]) -> None:
-        """The live path: every step re-marks the holders of changed contracts."""
+        """The live path: every step re-marks the holders of changed contracts (everyone
+        after a settlement, as a shard does when the settlement arrives)."""
         for k in range(len(steps)):
+            settled = self._settle(k)
             contracts = self._apply(steps, steps.start[k], steps.start[k + 1])
             rows = self.book.mark_contracts(contracts)
+            if settled:
+                self.book.mark()
+                rows = self._universe()
             self.counts["account_steps_exact"] += int(rows.size)
             ts = float(steps.ts[k])
             got = self.engine.evaluate(self._column, rows, ts, universe=self._universe)
             fired.extend((ts, f) for f in got)
+
+    def _settle(self, k: int) -> bool:
+        """At the first step of a new trading day, settle the day before at each contract's
+        last price (what the book carries now): every account rolls (rules.book)."""
+        days = self._settle_at.get(k)
+        if days is None:
+            return False
+        last = self.book.contracts.last[: len(self.book.contracts)]
+        names = self.book.contracts.names
+        prices = {names[c]: float(last[c]) for c in np.flatnonzero(np.isfinite(last)).tolist()}
+        rec = {"type": "settlement", "trading_day": days[0], "next_trading_day": days[1],
+               "prices": prices, "ts": days[2]}  # fmt: skip
+        self.book.apply_settlement(rec)
+        self.settlements.append(rec)
+        return True
 
     def _edges(self, steps: Steps) -> list[list[Any]]:
         """Per step, the groups that evaluate every account there (RuleEngine.edge), found
@@ -252,6 +214,8 @@ class Backtest:
         if not n:
             return out
         out[0] = list(self.engine.groups)
+        for k in self._settle_at:  # after a settlement every account is judged again
+            out[k] = list(self.engine.groups)
         gate = self.engine.gate
         for g in self.engine.groups:
             hit = np.zeros(n, dtype=bool)
@@ -270,6 +234,7 @@ class Backtest:
         cut = np.zeros(n, dtype=bool)
         if n:
             cut |= steps.structural
+            cut[list(self._settle_at)] = True
             cut |= np.array([bool(e) for e in edges])
             cut[:: self.block_steps] = True
         starts = np.flatnonzero(cut).tolist()
@@ -288,6 +253,7 @@ class Backtest:
                     book.mark()
                     if k0:
                         self.engine.observe(self._column, self._universe(), float(steps.ts[k0 - 1]))
+                self._settle(k0)
                 self._apply(steps, a0, int(steps.start[k0 + 1]))
                 book.mark()
                 everyone = self._universe()
@@ -296,13 +262,29 @@ class Backtest:
                     g.last_ts = ts0
                     got = self.engine.evaluate_group(g, self._column, everyone, ts0)
                     fired.extend((ts0, f) for f in got)
-            elif steps.structural[k0]:
+            elif self._settle(k0) or steps.structural[k0]:
                 self._apply(steps, a0, int(steps.start[k0 + 1]))
             per_group = self._uncertain(steps, k0, k1, a0, a1)
             if per_group:
                 self.counts["blocks_exact"] += 1
                 self._exact(steps, k0, k1, a0, a1, per_group, fired)
+            self._locked_steps(steps, k0, k1, fired)
             self._apply_final(steps, a0, a1)
+
+    def _locked_steps(
+        self, steps: Steps, k0: int, k1: int, fired: list[tuple[float, Fired]]
+    ) -> None:
+        """Limit-locked groups, live step by step on the holders of a contract whose price
+        reaches a limit within the block (the others hold nothing locked all along)."""
+        if not self.locked_groups:
+            return
+        cand = limit_candidates(self.book, self._holders, steps, k0, k1)
+        for k in range(k0, k1) if cand.size else ():
+            self._apply(steps, steps.start[k], steps.start[k + 1])
+            self.book.mark_accounts(cand)
+            ts = float(steps.ts[k])
+            for g in self.locked_groups:
+                fired.extend((ts, f) for f in self.engine.evaluate_group(g, self._column, cand, ts))
 
     def _exact(self, steps: Steps, k0: int, k1: int, a0: int, a1: int,
                per_group: list[tuple[Any, np.ndarray]], fired: list[tuple[float, Fired]]) -> None:  # fmt: skip
@@ -371,6 +353,8 @@ class Backtest:
         for g in self.engine.groups:
             if g.sessions and not any(self.engine.gate.active(g.sessions, float(t)) for t in times):
                 continue
+            if g in self.locked_groups:
+                continue  # step by step in _locked_steps
             if g.metric not in bounds:
                 # account columns (no transfers in a replay) and behaviour counts (no order
                 # stream) stand still: only a new window moves them, and an edge evaluated that
@@ -392,27 +376,7 @@ class Backtest:
     # ---- events and alerts ----------------------------------------------------------------
 
     def _account_events(self, fired: list[tuple[float, Fired]]) -> list[RiskEvent]:
-        book = self.book
-        out = []
-        for ts, f in fired:
-            spec = f.spec
-            kind = (
-                f"account.{spec.metric}"
-                if spec.kind in ("threshold", "session")
-                else f"account.{spec.kind}.{spec.metric}"
-            )
-            for row, value, episode in zip(
-                f.rows.tolist(), f.values.tolist(), f.episodes.tolist(), strict=True
-            ):
-                out.append(RiskEvent(
-                    rule_id=spec.id, kind=kind, key=book.account_ids[row], severity=spec.severity,
-                    value=float(value), threshold=spec.threshold, ts=ts, ingress_ts=ts,
-                    episode=int(episode), dimension="account",
-                    attributes={"group_path": book.group_paths[row],
-                                "instruments": book.instruments_held(row)},
-                    action=dict(spec.action) if spec.action else None,
-                ))  # fmt: skip
-        return out
+        return account_events(self.book, fired)
 
     def market_events(self, ticks: Ticks) -> list[RiskEvent]:
         """Market rules over every tick: rules.market_stats and the market kinds, as a feed."""
@@ -423,148 +387,8 @@ class Backtest:
         )
 
     def _alerts(self, events: Iterable[RiskEvent]) -> list[dict[str, Any]]:
-        h = self.ruleset.hygiene
-        specs = self.ruleset.by_id()
-
-        def repeat_of(rule_id: str) -> float:
-            s = specs.get(rule_id)
-            return float(s.repeat_s) if s is not None and s.repeat_s is not None else h.repeat_s
-
-        pipeline = Pipeline(h, self.ruleset.inhibit, Silences(), repeat_of)
-        out: list[dict[str, Any]] = []
-        batch: list[tuple[RiskEvent, Item]] = []
-
-        def drain() -> None:
-            if not batch:
-                return
-            items = [it for _, it in batch]
-            pipeline.admit(items, batch[0][0].ts)
-            for ev, it in batch:
-                if it.reason != "DUPLICATE":
-                    out.append(alert_record(ev, it.alert.alert_id, it.reason))
-            batch.clear()
-
-        for ev in events:
-            if batch and ev.ts != batch[0][0].ts:
-                drain()
-            a = make_alert(ev, ev.ts)
-            batch.append((ev, Item(a, alert_labels(a))))
-        drain()
-        return out
-
-
-class MarketReplay:
-    """The MarketFeed's statistics and rules over recorded ticks (data time throughout)."""
-
-    def __init__(self, specs: list[Any], table: ContractTable, calendar: SessionCalendar,
-                 params: StatsParams) -> None:  # fmt: skip
-        self.rules = list(specs)
-        self.table, self.calendar, self.params = table, calendar, params
-        self.names: list[str] = []
-        self.products: list[str] = []
-        self.by_minute: dict[int, np.ndarray] = {}
-
-    def run(self, ticks: Ticks) -> list[RiskEvent]:
-        rules = MarketRuleSet(self.rules, self.params.vol_windows_s)
-        stats = MarketStats(self.params)
-        row_of = np.full(len(ticks.instruments), -1, dtype=np.int64)
-        templates, sizes, limits = [], [], []
-        for i, name in enumerate(ticks.instruments):
-            try:
-                spec = self.table.spec(product_of(name))
-            except (UnknownContract, ValueError):
-                continue  # no spec: the feed would quarantine it
-            row_of[i] = len(self.names)
-            self.names.append(name)
-            self.products.append(spec.product)
-            templates.append(self.calendar.template(spec.product))
-            sizes.append(spec.tick_size)
-            limits.append(spec.limit_rate)
-        if not self.names:
-            return []
-        stats.add_rows(np.array(sizes), np.array(limits))
-        rules.add_rows(self.names, self.products)
-        template = np.array(templates, dtype=np.int64)
-        rows = row_of[ticks.idx]
-        ok = np.flatnonzero(rows >= 0)
-        seconds = np.floor(ticks.ts[ok])
-        cuts = np.flatnonzero(np.diff(seconds)) + 1
-        bounds = [0, *cuts[100::100].tolist(), ok.size]  # batches of 100 data seconds
-        out: list[RiskEvent] = []
-        with np.errstate(invalid="ignore", divide="ignore"):  # first ticks: no volatility yet
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-                sel = ok[a:b]
-                signals = stats.update(
-                    rows[sel], ticks.last[sel], ticks.ts[sel], volume=ticks.volume[sel],
-                    open_interest=ticks.open_interest[sel], bid=ticks.bid[sel],
-                    ask=ticks.ask[sel], upper=ticks.upper[sel], lower=ticks.lower[sel],
-                    pre_settlement=ticks.pre_settlement[sel],
-                )  # fmt: skip
-                for sig in signals:
-                    self._slice(rules, sig, template, out)
-        return out
-
-    def _slice(
-        self, rules: MarketRuleSet, sig: Any, template: np.ndarray, out: list[RiskEvent]
-    ) -> None:
-        bits = np.zeros(sig.rows.shape[0], dtype=np.int64)
-        if any(r.sessions for r in self.rules):  # labels hold for whole minutes (SessionGate)
-            minute = int(sig.second // 60)
-            if minute not in self.by_minute:
-                self.by_minute[minute] = self.calendar.template_states(float(minute * 60))[3].copy()
-            bits = self.by_minute[minute][template[sig.rows]]
-        for f in rules.on_slice(sig, bits):
-            for j in range(f.rows.shape[0]):
-                row, pick = int(f.rows[j]), int(f.picks[j])
-                ts = float(sig.ts[pick])
-                out.append(RiskEvent(
-                    rule_id=f.rule.id, kind=f"market.{f.rule.kind}", key=self.names[row],
-                    severity=f.rule.severity, value=float(f.values[j]),
-                    threshold=float(f.rule.threshold), ts=ts, ingress_ts=ts,
-                    episode=int(f.episodes[j]), dimension="market",
-                    attributes={"product": self.products[row], "price": float(sig.last[pick])},
-                ))  # fmt: skip
+        return alerts_of(self.ruleset, events)
 
 
 def _order(e: RiskEvent) -> tuple[float, str, str, str]:
     return (e.ts, e.dimension, e.rule_id, e.key)
-
-
-def _holders(book: AccountBook) -> tuple[np.ndarray, np.ndarray]:
-    """Per contract row, the account rows holding it (CSR)."""
-    n = book.n_positions
-    held = np.flatnonzero(book.pos["volume"][:n] > 0)
-    c, a = book.pos_contract[held], book.pos_account[held]
-    order = np.lexsort((a, c))
-    c, a = c[order], a[order]
-    starts = np.searchsorted(c, np.arange(len(book.contracts) + 1))
-    return starts.astype(np.int64), a.astype(np.int64)
-
-
-def alert_record(ev: RiskEvent, alert_id: str, suppressed: str = "") -> dict[str, Any]:
-    """One line of alerts.jsonl: deterministic (data time only)."""
-    rec: dict[str, Any] = {
-        "time": beijing_iso(ev.ts),
-        "ts": round(ev.ts, 3),
-        "trading_day": trading_day(ev.ts),
-        "rule": ev.rule_id,
-        "key": ev.key,
-        "severity": ev.severity,
-        "value": ev.value,
-        "threshold": ev.threshold,
-        "kind": ev.kind,
-        "dimension": ev.dimension,
-        "episode": ev.episode,
-        "alert_id": alert_id,
-    }
-    if suppressed:
-        rec["suppressed"] = suppressed
-    if ev.dimension == "composite":
-        rec["components"] = [(c["rule_id"], c["key"]) for c in ev.attributes.get("components", [])]
-    return rec
-
-
-def beijing_iso(ts: float) -> str:
-    ms = int(round(ts * 1000))
-    t = time.gmtime(ms // 1000 + 8 * 3600)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{ms % 1000:03d}+08:00"

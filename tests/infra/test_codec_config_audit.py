@@ -39,8 +39,9 @@ def test_tick_roundtrip_and_bad_prices_split():
     batch = decode_ticks(encode_ticks(_batch([3000.0, float("nan"), 3001.0, -1.0])))
     assert batch.names() == ["rb2601", "cu2601", "rb2601", "cu2601"]
     good, bad = split_bad_ticks(batch)
-    assert bad.tolist() == [False, True, False, True]
-    assert good.last.tolist() == [3000.0, 3001.0]
+    # -1.0 is a price (a non-positive price is marked, not rejected); only NaN/inf are bad
+    assert bad.tolist() == [False, True, False, False]
+    assert good.last.tolist() == [3000.0, 3001.0, -1.0]
 
 
 @pytest.mark.parametrize(

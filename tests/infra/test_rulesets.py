@@ -42,7 +42,7 @@ def test_the_shipped_default_rule_set_loads_with_every_kind():
         "account",
     )
     assert {p: len(rulesets.placed(rs, p)) for p in ("account", "hierarchy", "books", "market", "correlator")} == {
-        "account": 10, "hierarchy": 1, "books": 2, "market": 2, "correlator": 2}  # fmt: skip
+        "account": 12, "hierarchy": 1, "books": 2, "market": 2, "correlator": 2}  # fmt: skip
     assert rs.inhibit[0].id == "liquidation-mutes-warnings"
 
 

@@ -21,8 +21,8 @@ import ray
 from actors.audit_log import AuditLog
 from actors.notifier import Notifier
 from benchmarks.common import ensure_ray
-from gateways.sinks.provider_sink import DEFAULT_ACCOUNT_SID, ProviderSink
-from gateways.sinks.smtp_sink import SmtpSink
+from gateways.sim.provider_sink import DEFAULT_ACCOUNT_SID, ProviderSink
+from gateways.sim.smtp_sink import SmtpSink
 from infra import config
 from infra.audit import AuditStore
 from rules.model import Alert, stable_id

@@ -12,7 +12,7 @@ WeCom: POST /cgi-bin/webhook/send?key=KEY, HTTP 200 with errcode (0, 93000, 4000
 45009 at 20 messages per rolling 60 s per key).
 Control: GET /_sink/messages[?provider=], GET /_sink/stats, POST /_sink/reset, POST /_sink/faults.
 
-Run alone: python -m gateways.sinks.provider_sink --port 8790
+Run alone: python -m gateways.sim.provider_sink --port 8790
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
-from gateways.sinks.twilio_voice_sink import CALLS_PATH, VoiceCalls
+from gateways.sim.twilio_voice_sink import CALLS_PATH, VoiceCalls
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,9 @@ from actors.audit_log import AuditLog
 from actors.correlator import Correlator
 from actors.exposure_book import ExposureBook
 from actors.market_feed import MarketFeed
+from app import cli
 from gateways.books.topic import publish
-from infra import cli, config
+from infra import config
 from infra.specs import load_contract_table
 from rules.sessions import SessionCalendar
 from rules.var import historical_var

@@ -1,4 +1,4 @@
-"""The operator endpoint: a stdlib ThreadingHTTPServer that the Notifier runs in a thread.
+"""The operator endpoint: an HTTP edge (`gateways.http_service`) that the Notifier runs in a thread.
 
 Routes (every one authenticated; the way depends on who calls):
 - GET  /healthz                          no secret, says only that it is up
@@ -19,16 +19,15 @@ import collections
 import hmac
 import json
 import logging
-import socket
 import threading
 from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
 from twilio.request_validator import RequestValidator
 
+from gateways.http_service import HttpService, Reply
 from gateways.operator_http.links import verify_link
 
 log = logging.getLogger(__name__)
@@ -63,8 +62,12 @@ def _twiml(*says: tuple[str, str], hangup: bool = True) -> Answer:
     return 200, "text/xml; charset=utf-8", xml.encode()
 
 
-class OperatorServer:
+class OperatorServer(HttpService):
     """Serves the routes above for one backend."""
+
+    server_version = "fengkong-operator/1"
+    thread_name = "operator-http"
+    max_body = MAX_BODY
 
     def __init__(
         self,
@@ -79,39 +82,25 @@ class OperatorServer:
     ) -> None:
         if not token:
             raise ValueError("the operator endpoint needs a token")
+        super().__init__(host, port)
         self.backend = backend
         self._token = token
-        self.host, self.port = host, port
         self._public_url = public_url.rstrip("/")
         self._validators = validators
         self._on_request = on_request
         self.errors: collections.Counter[str] = collections.Counter()
         self.requests: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # ---- lifecycle ---------------------------------------------------------------------------
+    # ---- HTTP (HttpService) ------------------------------------------------------------------
 
-    def start(self) -> str:
-        if self._server is None:
-            self._server = _Server((self.host, self.port), _Handler)
-            self._server.operator = self
-            self.port = self._server.server_address[1]
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.1},
-                name=f"operator-http:{self.port}",
-                daemon=True,
-            )
-            self._thread.start()
-        return self.url
+    def respond(self, method: str, target: str, headers: Any, body: bytes, client_ip: str) -> Reply:
+        status, kind, data = self.handle(method, target, headers, body)
+        return status, {"Content-Type": kind}, data
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    def too_large(self) -> Reply:
+        status, kind, data = _error(413, "TOO_LARGE", f"body over {MAX_BODY} bytes")
+        return status, {"Content-Type": kind}, data
 
     @property
     def url(self) -> str:
@@ -247,57 +236,3 @@ def _form(body: bytes) -> dict[str, str] | None:
     except UnicodeDecodeError:
         return None
     return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True  # a restarted Notifier binds the same port again at once
-    operator: OperatorServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "fengkong-operator/1"
-    timeout = 30
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body leave in two writes; without this, Nagle's algorithm holds the body
-        # until the client's delayed ACK (~40 ms a request on keep-alive connections).
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def _serve(self, method: str) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY:
-            status, kind, body = _error(413, "TOO_LARGE", f"body over {MAX_BODY} bytes")
-            self.close_connection = True
-        else:
-            data = self.rfile.read(length) if length else b""
-            try:
-                status, kind, body = self.server.operator.handle(
-                    method, self.path, self.headers, data
-                )
-            except Exception as exc:  # a backend bug answers 500 and is logged, never hangs
-                log.exception("operator endpoint failed on %s %s", method, self.path)
-                status, kind, body = _error(500, "INTERNAL", type(exc).__name__)
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        log.debug("%s %s", self.command, urlsplit(self.path).path)

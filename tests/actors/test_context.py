@@ -16,7 +16,9 @@ from tests.zmq_util import free_tcp_endpoint
 
 HOLIDAYS = Path(__file__).resolve().parents[2] / "examples" / "holidays.json"
 BEIJING = ZoneInfo("Asia/Shanghai")
-HOLIDAY_10AM = datetime(2025, 1, 28, 10, 0, tzinfo=BEIJING).timestamp()  # a Tuesday, Spring Festival
+HOLIDAY_10AM = datetime(
+    2025, 1, 28, 10, 0, tzinfo=BEIJING
+).timestamp()  # a Tuesday, Spring Festival
 WORKDAY_10AM = datetime(2025, 1, 21, 10, 0, tzinfo=BEIJING).timestamp()  # the Tuesday before
 
 

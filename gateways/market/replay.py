@@ -62,7 +62,7 @@ SHORT_COLUMNS = (
 )
 MAX_REJECTS = 20
 _NAME = re.compile(r"^(?P<instrument>[A-Za-z]+\d{3,4})(?:_(?P<day>\d{8}))?")
-_DAY = re.compile(r"(?<!\d)(\d{8})(?!\d)")
+DAY_IN_NAME = re.compile(r"(?<!\d)(\d{8})(?!\d)")
 
 
 class Row(NamedTuple):
@@ -195,7 +195,7 @@ class CsvReplayPublisher:
             self.rejects.append(f"{where}: {why}")
 
     def _file_day(self, path: Path) -> date | None:
-        match = _DAY.search(path.name)
+        match = DAY_IN_NAME.search(path.name)
         if match:
             try:
                 return _day(match.group(1))

@@ -48,12 +48,12 @@ class OperatorBackend(Protocol):
     def provider_status(self, key: str, params: dict[str, str]) -> bool: ...
 
 
-def _json(status: int, obj: object) -> Answer:
+def json_answer(status: int, obj: object) -> Answer:
     return status, "application/json; charset=utf-8", json.dumps(obj, ensure_ascii=False).encode()
 
 
-def _error(status: int, code: str, detail: str) -> Answer:
-    return _json(status, {"error": code, "detail": detail})
+def error_answer(status: int, code: str, detail: str) -> Answer:
+    return json_answer(status, {"error": code, "detail": detail})
 
 
 def _twiml(*says: tuple[str, str], hangup: bool = True) -> Answer:
@@ -99,7 +99,7 @@ class OperatorServer(HttpService):
         return status, {"Content-Type": kind}, data
 
     def too_large(self) -> Reply:
-        status, kind, data = _error(413, "TOO_LARGE", f"body over {MAX_BODY} bytes")
+        status, kind, data = error_answer(413, "TOO_LARGE", f"body over {MAX_BODY} bytes")
         return status, {"Content-Type": kind}, data
 
     @property
@@ -132,35 +132,36 @@ class OperatorServer(HttpService):
     ) -> tuple[str, Answer]:
         parts = path.strip("/").split("/")
         if path == "/healthz":
-            return "healthz", _json(200, {"ok": True})
+            return "healthz", json_answer(200, {"ok": True})
         if parts[0] == "alerts" and len(parts) == 1:
             if method != "GET":
-                return "alerts", _error(405, "METHOD_NOT_ALLOWED", "GET /alerts")
-            return "alerts", self._bearer(headers) or self._alerts(query)
+                return "alerts", error_answer(405, "METHOD_NOT_ALLOWED", "GET /alerts")
+            return "alerts", self.bearer_denied(headers) or self._alerts(query)
         if parts[0] == "ack" and len(parts) == 2:
             alert_id = unquote(parts[1])
             if method == "POST":
-                return "ack", self._bearer(headers) or self._ack_post(alert_id, headers, body)
+                return "ack", self.bearer_denied(headers) or self._ack_post(alert_id, headers, body)
             return "ack_link", self._ack_link(alert_id, query)
         if parts[0] == "twilio" and method == "POST":
             form = _form(body)
             if form is None:
-                return "twilio", _error(400, "MALFORMED", "body is not form-encoded UTF-8")
+                return "twilio", error_answer(400, "MALFORMED", "body is not form-encoded UTF-8")
             denied = self._twilio_signed(target, headers, form)
             if parts[1:] == ["status"]:
                 return "twilio_status", denied or self._status(query, form)
             if len(parts) == 3 and parts[1] == "gather":
                 return "twilio_gather", denied or self._gather(unquote(parts[2]), form)
-        return "other", _error(404, "NOT_FOUND", f"no route {method} {path}")
+        return "other", error_answer(404, "NOT_FOUND", f"no route {method} {path}")
 
     # ---- authentication ----------------------------------------------------------------------
 
-    def _bearer(self, headers: Any) -> Answer | None:
+    def bearer_denied(self, headers: Any) -> Answer | None:
+        """None when the request carries the endpoint's token, else the 401/403 answer."""
         given = headers.get("Authorization") or ""
         if not given.startswith("Bearer "):
-            return _error(401, "UNAUTHORIZED", "Authorization: Bearer <token> required")
+            return error_answer(401, "UNAUTHORIZED", "Authorization: Bearer <token> required")
         if not hmac.compare_digest(given[7:].strip(), self._token):
-            return _error(401, "UNAUTHORIZED", "bad token")
+            return error_answer(401, "UNAUTHORIZED", "bad token")
         return None
 
     def _twilio_signed(self, target: str, headers: Any, form: dict[str, str]) -> Answer | None:
@@ -168,21 +169,21 @@ class OperatorServer(HttpService):
         url = self.url + target
         if signature and any(v.validate(url, form, signature) for v in self._validators()):
             return None
-        return _error(403, "BAD_SIGNATURE", "X-Twilio-Signature missing or invalid")
+        return error_answer(403, "BAD_SIGNATURE", "X-Twilio-Signature missing or invalid")
 
     # ---- handlers ----------------------------------------------------------------------------
 
     def _alerts(self, query: dict) -> Answer:
         state = query.get("state", "all")
         if state not in ("open", "acked", "all"):
-            return _error(400, "MALFORMED", "state must be open, acked or all")
-        return _json(200, {"alerts": self.backend.list_alerts(state)})
+            return error_answer(400, "MALFORMED", "state must be open, acked or all")
+        return json_answer(200, {"alerts": self.backend.list_alerts(state)})
 
     def _ack(self, alert_id: str, by: str, via: str) -> Answer:
         try:
-            return _json(200, self.backend.ack(alert_id, by, via))
+            return json_answer(200, self.backend.ack(alert_id, by, via))
         except UnknownAlert:
-            return _error(404, "UNKNOWN_ALERT", f"no alert {alert_id!r}")
+            return error_answer(404, "UNKNOWN_ALERT", f"no alert {alert_id!r}")
 
     def _ack_post(self, alert_id: str, headers: Any, body: bytes) -> Answer:
         by = "http"
@@ -193,17 +194,17 @@ class OperatorServer(HttpService):
             except ValueError:
                 data = None
             if not isinstance(data, dict) or not isinstance(data.get("by", ""), str):
-                return _error(400, "MALFORMED", 'body must be JSON or a form with "by"')
+                return error_answer(400, "MALFORMED", 'body must be JSON or a form with "by"')
             by = data.get("by") or by
         return self._ack(alert_id, by[:100], "http")
 
     def _ack_link(self, alert_id: str, query: dict) -> Answer:
         missing = [k for k in ("by", "exp", "sig") if not query.get(k)]
         if missing:
-            return _error(400, "MALFORMED", f"reply link lacks {missing}")
+            return error_answer(400, "MALFORMED", f"reply link lacks {missing}")
         reason = verify_link(self._token, alert_id, query["by"], query["exp"], query["sig"])
         if reason:
-            return _error(403, reason, "the reply link is not valid")
+            return error_answer(403, reason, "the reply link is not valid")
         status, _kind, body = self._ack(alert_id, query["by"], "link")
         if status != 200:
             return status, _kind, body
@@ -213,9 +214,9 @@ class OperatorServer(HttpService):
     def _status(self, query: dict, form: dict[str, str]) -> Answer:
         key = query.get("key", "")
         if not key:
-            return _error(400, "MALFORMED", "status callback without ?key=")
+            return error_answer(400, "MALFORMED", "status callback without ?key=")
         if not self.backend.provider_status(key, form):
-            return _error(404, "UNKNOWN_NOTIFICATION", f"no notification {key!r}")
+            return error_answer(404, "UNKNOWN_NOTIFICATION", f"no notification {key!r}")
         return 204, "text/plain", b""
 
     def _gather(self, alert_id: str, form: dict[str, str]) -> Answer:

@@ -125,8 +125,11 @@ class Correlator(ActorShell):
         return self.ruleset.to_bundle()
 
     def rules_info(self) -> dict[str, Any]:
-        return {"actor": "Correlator", "version": self.ruleset.version,
-                "rules": sorted(self.matcher.rules)}  # fmt: skip
+        return {
+            "actor": "Correlator",
+            "version": self.ruleset.version,
+            "rules": sorted(self.matcher.rules),
+        }
 
     # ---- events -----------------------------------------------------------------------------
 
@@ -218,9 +221,21 @@ class Correlator(ActorShell):
         records = []
         for b in batches:
             out.extend(_grouped(b))
-            records.append(entry("alert.grouped", "Correlator", b.group_key, b.group_id, {
-                "alert_ids": [a.alert_id for a in b.alerts], "members": b.members,
-                "sequence": b.sequence, "size": len(b.alerts)}, ts=now))  # fmt: skip
+            records.append(
+                entry(
+                    "alert.grouped",
+                    "Correlator",
+                    b.group_key,
+                    b.group_id,
+                    {
+                        "alert_ids": [a.alert_id for a in b.alerts],
+                        "members": b.members,
+                        "sequence": b.sequence,
+                        "size": len(b.alerts),
+                    },
+                    ts=now,
+                )
+            )
         self.counts["groups_sent"] += len(batches)
         self.counts["alerts_notified"] += len(out)
         if self.audit is not None:
@@ -232,9 +247,14 @@ class Correlator(ActorShell):
     # ---- silences ---------------------------------------------------------------------------
 
     def add_silence(
-        self, matchers: list[str], created_by: str, comment: str, duration_s: float = 3600.0,
-        starts_ts: float | None = None, ends_ts: float | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        matchers: list[str],
+        created_by: str,
+        comment: str,
+        duration_s: float = 3600.0,
+        starts_ts: float | None = None,
+        ends_ts: float | None = None,
+    ) -> dict[str, Any]:
         """Validate, journal (durably) and activate a silence; returns it."""
         now = time.time()
         start = now if starts_ts is None else float(starts_ts)
@@ -261,8 +281,18 @@ class Correlator(ActorShell):
                 ended = self.silences.expire(silence_id, now)
             except KeyError as exc:
                 return {"error": "UNKNOWN_SILENCE", "detail": str(exc.args[0])}
-        self._durable([entry("silence.expired", "Correlator", ended.id, ended.id,
-                             {"silence_id": ended.id, "by": by, "ends_ts": ended.ends_ts}, ts=now)])  # fmt: skip
+        self._durable(
+            [
+                entry(
+                    "silence.expired",
+                    "Correlator",
+                    ended.id,
+                    ended.id,
+                    {"silence_id": ended.id, "by": by, "ends_ts": ended.ends_ts},
+                    ts=now,
+                )
+            ]
+        )
         return {**ended.to_dict(), "state": ended.state(now), "expired_by": by}
 
     def list_silences(self, include_expired: bool = False) -> list[dict[str, Any]]:

@@ -126,19 +126,35 @@ class Hierarchy(ActorShell):
                 )
                 for fired in self.engine.evaluate(source, rows, now, scope=scope):
                     spec = fired.spec
-                    for row, value, episode in zip(fired.rows.tolist(), fired.values.tolist(),
-                                                   fired.episodes.tolist(), strict=True):  # fmt: skip
+                    for row, value, episode in zip(
+                        fired.rows.tolist(),
+                        fired.values.tolist(),
+                        fired.episodes.tolist(),
+                        strict=True,
+                    ):
                         node = self.node_order[row]
-                        events.append(RiskEvent(
-                            rule_id=spec.id, kind=f"{scope}.{spec.metric}", key=node,
-                            severity=spec.severity, value=float(value),
-                            threshold=spec.threshold, ts=now, ingress_ts=oldest,
-                            episode=int(episode), dimension="account",
-                            attributes={"scope": scope, "description": spec.description,
-                                        "group_path": node if scope != "strategy" else "",
-                                        **{k: v for k, v in nodes[node].items()
-                                           if isinstance(v, float)}},
-                        ))  # fmt: skip
+                        events.append(
+                            RiskEvent(
+                                rule_id=spec.id,
+                                kind=f"{scope}.{spec.metric}",
+                                key=node,
+                                severity=spec.severity,
+                                value=float(value),
+                                threshold=spec.threshold,
+                                ts=now,
+                                ingress_ts=oldest,
+                                episode=int(episode),
+                                dimension="account",
+                                attributes={
+                                    "scope": scope,
+                                    "description": spec.description,
+                                    "group_path": node if scope != "strategy" else "",
+                                    **{
+                                        k: v for k, v in nodes[node].items() if isinstance(v, float)
+                                    },
+                                },
+                            )
+                        )
         with self._lock:
             self.nodes, self.exposure = nodes, exposure
         if events and self.correlator is not None:

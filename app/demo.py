@@ -230,8 +230,10 @@ def _loop(
             # The demo's risk desk decides in batches, as after a market-wide shock.
             results = ray.get(system.executor.approve_all_pending.remote(cfg.sim.auto_approve_as))
             if results:
-                print(f"*** {cfg.sim.auto_approve_as} approved {len(results)} proposals in one "
-                      "batch", file=out)  # fmt: skip
+                print(
+                    f"*** {cfg.sim.auto_approve_as} approved {len(results)} proposals in one batch",
+                    file=out,
+                )
             next_approval = elapsed + APPROVAL_EVERY_S
         figures = gather(system)
         line, prev_ticks = progress_line(elapsed, figures, prev_ticks, now - prev_t)

@@ -75,8 +75,19 @@ def _fast_short(path: Path, text: str, day: date) -> dict[str, np.ndarray] | Non
     v = values.reshape(n, 10)
     h, m, s = v[:, 0], v[:, 1], v[:, 2]
     last = v[:, 7]
-    if not (np.all((h >= 0) & (h < 24) & (h == np.floor(h)) & (m >= 0) & (m < 60) & (m == np.floor(m))
-                   & (s >= 0) & (s < 61)) and np.all((last > 0) & (last < 1e12))):  # fmt: skip
+    if not (
+        np.all(
+            (h >= 0)
+            & (h < 24)
+            & (h == np.floor(h))
+            & (m >= 0)
+            & (m < 60)
+            & (m == np.floor(m))
+            & (s >= 0)
+            & (s < 61)
+        )
+        and np.all((last > 0) & (last < 1e12))
+    ):
         return None
     seconds = h * 3600 + m * 60 + s
     prev = previous_weekday(day)
@@ -92,9 +103,17 @@ def _fast_short(path: Path, text: str, day: date) -> dict[str, np.ndarray] | Non
     def number(x: np.ndarray) -> np.ndarray:
         return np.where(np.abs(x) < 1e15, x, np.nan)
 
-    return {"ts": base + seconds, "last": last.copy(), "volume": number(v[:, 8]),
-            "open_interest": number(v[:, 9]), "bid": price(v[:, 3]), "ask": price(v[:, 5]),
-            "upper": nan, "lower": nan, "pre_settlement": nan.copy()}  # fmt: skip
+    return {
+        "ts": base + seconds,
+        "last": last.copy(),
+        "volume": number(v[:, 8]),
+        "open_interest": number(v[:, 9]),
+        "bid": price(v[:, 3]),
+        "ask": price(v[:, 5]),
+        "upper": nan,
+        "lower": nan,
+        "pre_settlement": nan.copy(),
+    }
 
 
 def _midnight(day: date) -> float:
@@ -113,9 +132,11 @@ def _read_one(
             info["skipped_files"] += 1  # options and spreads: no futures contract in the name
             return None
         m = DAY_IN_NAME.search(path.name)
-        day = datetime.strptime(m.group(1), "%Y%m%d").date() if m else (
-            datetime.strptime(trading_day, "%Y%m%d").date() if trading_day else None
-        )  # fmt: skip
+        day = (
+            datetime.strptime(m.group(1), "%Y%m%d").date()
+            if m
+            else (datetime.strptime(trading_day, "%Y%m%d").date() if trading_day else None)
+        )
         if day is not None:
             cols = _fast_short(path, text, day)
             if cols is not None:
@@ -163,8 +184,9 @@ def _cached(path: Path, cache: Path | None, trading_day: str | None, info: Count
     return got
 
 
-def load_ticks(paths: Iterable[str | Path], cache: str | Path | None = None,
-               trading_day: str | None = None) -> tuple[Ticks, dict[str, int]]:  # fmt: skip
+def load_ticks(
+    paths: Iterable[str | Path], cache: str | Path | None = None, trading_day: str | None = None
+) -> tuple[Ticks, dict[str, int]]:
     """Every tick of the files, merged in time order (ties keep the files' order)."""
     info: Counter = Counter()
     names: dict[str, int] = {}

@@ -33,14 +33,24 @@ class ApprovalBackend(Protocol):
     def decide(self, request: dict[str, Any]) -> dict[str, Any]: ...
 
 
-REFUSAL_STATUS = {"UNKNOWN_USER": 403, "BAD_SIGNATURE": 401, "UNSIGNED_REQUEST": 401,
-                  "STALE_REQUEST": 401, "REPLAYED_REQUEST": 409, "MALFORMED": 400}  # fmt: skip
+REFUSAL_STATUS = {
+    "UNKNOWN_USER": 403,
+    "BAD_SIGNATURE": 401,
+    "UNSIGNED_REQUEST": 401,
+    "STALE_REQUEST": 401,
+    "REPLAYED_REQUEST": 409,
+    "MALFORMED": 400,
+}
 
 
 def handle_approval(
-    server: OperatorServer, method: str, path: str, headers: Any, body: bytes,
+    server: OperatorServer,
+    method: str,
+    path: str,
+    headers: Any,
+    body: bytes,
     backend: ApprovalBackend,
-) -> tuple[str, Answer] | None:  # fmt: skip
+) -> tuple[str, Answer] | None:
     """(route, answer) for the approval routes, None for any other path."""
     if path == "/proposals":
         if method != "GET":

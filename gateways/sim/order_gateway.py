@@ -203,9 +203,14 @@ class SimOrderGateway(ZmqService):
 
     # -- order handling --------------------------------------------------------------------
     def _report(
-        self, order: dict[str, Any], status: str, filled: float, remaining: float,
-        price: float = 0.0, reason: str = "",
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        order: dict[str, Any],
+        status: str,
+        filled: float,
+        remaining: float,
+        price: float = 0.0,
+        reason: str = "",
+    ) -> dict[str, Any]:
         return {
             "order_ref": order.get("order_ref"),
             "proposal_id": order.get("proposal_id", ""),

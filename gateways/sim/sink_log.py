@@ -29,6 +29,23 @@ class SinkLog:
         self.messages: list[dict] = []
         self.stats: defaultdict[str, int] = defaultdict(int)
 
+    def replayed(self, tokens: dict[str, dict], token: str | None, provider: str) -> dict | None:
+        """The resource a repeated idempotency token already created, counted as a replay
+        (the caller holds the lock); None for a new request."""
+        if token is None or token not in tokens:
+            return None
+        self.stats[f"{provider}_replayed"] += 1
+        return tokens[token]
+
+    def delivered(
+        self, record: dict, tokens: dict[str, dict], token: str | None, resource: dict
+    ) -> None:
+        """Keep a delivered message and its token's resource (the caller holds the lock)."""
+        self.messages.append(record)
+        if token is not None:
+            tokens[token] = resource
+        self.stats[f"{record['provider']}_delivered"] += 1
+
     def count(self, name: str) -> None:
         """Count under the lock (callers must not hold it)."""
         with self.lock:

@@ -78,9 +78,9 @@ class TwilioMessages:
             return invalid
         token = headers.get(TWILIO_IDEMPOTENCY_HEADER) or None
         with self.log.lock:
-            if token is not None and token in self.tokens:
-                self.log.stats["twilio_sms_replayed"] += 1
-                return json_answer(201, self.tokens[token])
+            earlier = self.log.replayed(self.tokens, token, "twilio_sms")
+            if earlier is not None:
+                return json_answer(201, earlier)
             resource = self._message_resource(form)
             record = {
                 "provider": "twilio_sms",
@@ -94,11 +94,8 @@ class TwilioMessages:
                 "status_callback": form.get("StatusCallback"),
                 "num_segments": int(resource["num_segments"]),
             }
-            self.log.messages.append(record)
             self.by_sid[record["sid"]] = record
-            if token is not None:
-                self.tokens[token] = resource
-            self.log.stats["twilio_sms_delivered"] += 1
+            self.log.delivered(record, self.tokens, token, resource)
         if form.get("StatusCallback"):
             threading.Thread(
                 target=self._status_callbacks,

@@ -109,9 +109,9 @@ class VoiceCalls:
             except ET.ParseError:
                 return err(400, 12100, "Document parse failure")
         with self._lock:
-            if token is not None and token in self.tokens:
-                self.log.stats["twilio_voice_replayed"] += 1
-                return json_fn(201, self.tokens[token])
+            earlier = self.log.replayed(self.tokens, token, "twilio_voice")
+            if earlier is not None:
+                return json_fn(201, earlier)
             resource = self._resource(one)
             record = {
                 "provider": "twilio_voice",
@@ -128,10 +128,7 @@ class VoiceCalls:
                 "gather_http_status": None,
                 "status_callback": one.get("StatusCallback"),
             }
-            if token is not None:
-                self.tokens[token] = resource
-            self.log.messages.append(record)
-            self.log.stats["twilio_voice_delivered"] += 1
+            self.log.delivered(record, self.tokens, token, resource)
         events = form.get("StatusCallbackEvent") or ["completed"]
         threading.Thread(
             target=self._run,

@@ -125,6 +125,7 @@ class BrokerBridge(ZmqService):
         self.order_endpoint, self.reports_endpoint = order_endpoint, reports_endpoint
         self.latest: dict[str, dict[str, Any]] = {}
         self.reducing: set[str] = set()
+        self._held: list[dict[str, Any]] | None = None  # reports of the frame being answered
         self.open()  # bind now: a taken port fails the constructor, not the thread
 
     def _open(self) -> None:
@@ -154,15 +155,28 @@ class BrokerBridge(ZmqService):
         with self._send_lock:
             if rec["order_ref"] and status not in ("duplicate", "unknown"):
                 self.latest[rec["order_ref"]] = rec
-            self._pub.send_multipart([REPORT_TOPIC, encode_records("order_reports", [rec])])
+            if self._held is not None:  # answering a frame: its reports leave together
+                self._held.append(rec)
+            else:
+                self._pub.send_multipart([REPORT_TOPIC, encode_records("order_reports", [rec])])
 
     def _orders(self, parts: list[bytes]) -> None:
         try:
             _kind, records = decode_records(parts[-1], "orders")
         except CodecError:
             return
-        for rec in records:
-            self._dispatch(rec)
+        # The answers to one frame go out as one frame (as the simulated gateway does), so a
+        # client sees a batch's duplicates and query answers together, never half of them.
+        with self._send_lock:
+            self._held = []
+        try:
+            for rec in records:
+                self._dispatch(rec)
+        finally:
+            with self._send_lock:
+                held, self._held = self._held, None
+                if held:
+                    self._pub.send_multipart([REPORT_TOPIC, encode_records("order_reports", held)])
 
     def _dispatch(self, rec: dict[str, Any]) -> None:
         kind, ref = rec.get("type"), rec.get("order_ref", "")

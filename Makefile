@@ -1,4 +1,5 @@
-# fengkong — the two commands a newcomer needs are `make run` and `make test`.
+# fengkong — the two commands a newcomer needs are `make run` and `make test`;
+# `make lint` checks style and the import layers (pyproject's [tool.importlinter]).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -42,6 +43,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

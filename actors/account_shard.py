@@ -13,23 +13,25 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import ray
 
 from actors.common import ACTOR_OPTIONS, BoundedSender
+from actors.context import Context
 from actors.shard_rules import AccountRules
 from gateways.accounts.bus import AccountBusClient
 from gateways.accounts.wire import record_problem
 from infra import metrics
-from infra.specs import load_contract_table
 from rules.account_math import FIGURES
 from rules.book import AccountBook, AccountPolicy, BookError
 from rules.contracts import UnknownContract
 from rules.fundflow import FlowLedger
 from rules.hierarchy import NodeIndex, exposure_rollup, level_of, node_paths, rollup
 from rules.model import PriceUpdate, RiskEvent
+from rules.sessions import LABEL_BITS, LABELS
 from rules.sharding import buckets_of_shard
 
 EVENT_RETRY_S = 0.005
@@ -37,31 +39,42 @@ ROLLUP_EVERY_S = 1.0
 ASCENDING = ("liquidation_distance", "available", "equity", "static_equity")
 
 
+@dataclass(frozen=True)
+class AccountShardSettings:
+    shard: int
+    n_shards: int
+    bus_endpoint: str  # account bus PUB (live events)
+    snapshot_endpoint: str  # account bus ROUTER (replay from a sequence)
+    margin_markup: float = 0.0  # broker's markup over the exchange margin rate
+    flush_ms: int = 100  # how often events and exposures are sent on
+    policies: tuple[dict[str, Any], ...] = ()  # `[[accounts.policies]]`, first match wins
+
+
 @ray.remote(**ACTOR_OPTIONS)
 class AccountShard(AccountRules):
     def __init__(
         self,
-        shard: int,
-        n_shards: int,
-        bus_endpoint: str,
-        snapshot_endpoint: str,
-        rules: list[dict[str, Any]] | dict[str, Any],
+        settings: AccountShardSettings,
+        *,
+        context: Context | None = None,
+        rules: list[dict[str, Any]] | dict[str, Any] | None = None,
         correlator: Any = None,
         books: dict[str, Any] | None = None,
         audit: Any = None,
-        margin_markup: float = 0.0,
-        flush_ms: int = 100,
-        contracts_overrides: tuple[str, ...] = (),
-        policies: list[dict[str, Any]] | None = None,
         hierarchy: Any = None,
     ) -> None:
+        shard, n_shards = settings.shard, settings.n_shards
+        bus_endpoint, snapshot_endpoint = settings.bus_endpoint, settings.snapshot_endpoint
+        flush_ms = settings.flush_ms
+        self.settings = settings
+        self.context = context if context is not None else Context.of()
         self.shard = shard
         self.n_shards = n_shards
         self.name = f"AccountShard.{shard}"
         self.book = AccountBook(
-            load_contract_table(contracts_overrides),
-            margin_markup,
-            [AccountPolicy(**p) for p in policies or ()],
+            self.context.contracts,
+            settings.margin_markup,
+            [AccountPolicy(**p) for p in settings.policies],
         )
         self.ledgers: dict[int, FlowLedger] = {}
         self.strategies: dict[int, str] = {}
@@ -390,6 +403,11 @@ class AccountShard(AccountRules):
                 for i, a in enumerate(self.book.account_ids)
                 if self.book.active[i]
             }
+
+    def session_labels(self, ts: float) -> list[str]:
+        """The session labels the shard's session-scoped rules see at `ts` (none on a holiday)."""
+        bits = self._gate.bits(ts)
+        return [label for label in LABELS if LABEL_BITS[label] & bits]
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -8,38 +8,40 @@ which commits before it returns; a restarted actor reads its state back with `qu
 
 from __future__ import annotations
 
-import collections
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 
 from actors.common import ACTOR_OPTIONS
-from infra import metrics
+from actors.shell import ActorShell
 from infra.audit import AuditStore
 
 
+@dataclass(frozen=True)
+class AuditLogSettings:
+    path: str  # the SQLite journal file
+    batch_ms: int = 100  # queued records are written together at most this often
+
+
 @ray.remote(**ACTOR_OPTIONS)
-class AuditLog:
-    def __init__(self, path: str, batch_ms: int = 100) -> None:
-        self.store = AuditStore(path)
-        self.path = path
-        self.batch_s = batch_ms / 1000
+class AuditLog(ActorShell):
+    def __init__(self, settings: AuditLogSettings) -> None:
+        super().__init__("AuditLog")
+        self.settings = settings
+        self.store = AuditStore(settings.path)
+        self.path = settings.path
         self._queue: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self.write_errors = 0
-        self.last_error = ""
-        self.quarantine: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
         self._write_lock = threading.Lock()  # one append at a time keeps the chain in order
-        self._stop = threading.Event()
         self.appended = 0
-        self._m_records = metrics.counter(
-            "journal_records_total", "records appended to the journal"
+        self._m_records = self.metric(
+            "counter", "journal_records_total", "records appended to the journal"
         )
-        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
-        self._thread.start()
+        self.every(settings.batch_ms / 1000, self._write, "write")
 
     def append(self, records: list[dict[str, Any]]) -> int:
         """Queue records; returns how many are queued (they land within batch_ms)."""
@@ -57,29 +59,21 @@ class AuditLog:
             if not batch:
                 return 0
             bad = [r for r in batch if not isinstance(r, dict) or "kind" not in r]
-            if bad:  # a malformed record is quarantined with its reason; the rest lands
-                self.quarantine.extend({"reason": "NO_KIND", "record": repr(r)[:500]} for r in bad)
+            for r in bad:  # a malformed record is quarantined with its reason; the rest lands
+                self.reject("NO_KIND", repr(r)[:500])
+            if bad:
                 batch = [r for r in batch if isinstance(r, dict) and "kind" in r]
             try:
                 self.store.append(batch)
             except sqlite3.Error as exc:  # locked, disk full: keep the batch, try next round
                 with self._lock:
                     self._queue[:0] = batch
-                self.write_errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.failed("write", exc)
                 return 0
             self.appended += len(batch)
             if batch:
                 self._m_records.inc(len(batch), tags={"actor": "AuditLog"})
         return len(batch)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.batch_s):
-            try:
-                self._write()
-            except Exception as exc:  # the writer must outlive any one bad batch
-                self.write_errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
 
     def durable(self, records: list[dict[str, Any]]) -> int:
         """Append and commit now (with whatever else queued, in order); returns the last seq."""
@@ -91,15 +85,13 @@ class AuditLog:
         self._write()
         return self.store.last_seq
 
-    def stats(self) -> dict[str, Any]:
+    def figures(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "appended": self.appended,
             "last_seq": self.store.last_seq,
             "queued": len(self._queue),
-            "write_errors": self.write_errors,
-            "last_error": self.last_error,
-            "quarantined": len(self.quarantine),
+            "write_errors": self.counts["write_errors"],
         }
 
     def query(self, **kwargs: Any) -> list[dict[str, Any]]:

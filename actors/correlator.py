@@ -19,12 +19,15 @@ import collections
 import dataclasses
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 
 from actors.common import ACTOR_OPTIONS, entry
+from actors.context import Context
 from actors.rule_host import bundle_of, start_ruleset
+from actors.shell import ActorShell
 from infra import metrics
 from infra.stats import LatencyRing
 from rules.engine.alerts import alert_labels, alert_title, make_alert, trading_day
@@ -42,38 +45,54 @@ GROUP_KEYS_SHOWN = 200
 SILENCE_KINDS = ("silence.added", "silence.expired")
 
 
+@dataclass(frozen=True)
+class CorrelatorSettings:
+    flush_every_s: float = FLUSH_EVERY_S  # how often due groups go to the Notifier
+    recent_alerts: int = 10_000  # alerts kept for `alerts()`
+
+
 @ray.remote(**ACTOR_OPTIONS)
-class Correlator:
+class Correlator(ActorShell):
     def __init__(
-        self, notifier: Any = None, executor: Any = None, audit: Any = None, rules: Any = None
+        self,
+        settings: CorrelatorSettings = CorrelatorSettings(),
+        *,
+        context: Context | None = None,
+        notifier: Any = None,
+        executor: Any = None,
+        audit: Any = None,
+        rules: Any = None,
     ) -> None:
+        super().__init__("Correlator", context)
+        self.settings = settings
         self.notifier = notifier
         self.executor = executor
         self.audit = audit
         self._lock = threading.RLock()
-        ruleset, _context = start_ruleset(rules, audit)
+        ruleset, _rule_context = start_ruleset(rules, audit)
         self.silences = Silences()
         self.matcher = CompositeMatcher()
         self.ruleset = RuleSet()
         self.pipeline = Pipeline(ruleset.hygiene, ruleset.inhibit, self.silences, self._repeat_of)
         self._install(ruleset)
         self._recover_silences()
-        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(
+            maxlen=settings.recent_alerts
+        )
         self.latency = LatencyRing()
         self.fire_latency = LatencyRing()  # data in → rule fired (in the shard)
         self.transit_latency = LatencyRing()  # rule fired → correlator
         self.batch_ms = LatencyRing()  # time to handle one batch of events
-        self.counts: collections.Counter = collections.Counter()
-        self._m_alerts = metrics.counter(
-            "alerts_total", "alerts raised", tag_keys=("actor", "severity")
+        self._m_alerts = self.metric(
+            "counter", "alerts_total", "alerts raised", tag_keys=("actor", "severity")
         )
-        self._m_latency = metrics.histogram(
+        self._m_latency = self.metric(
+            "histogram",
             "tick_to_alert_ms",
             "from data entering the system to its alert",
-            metrics.LATENCY_MS_BUCKETS,
+            boundaries=metrics.LATENCY_MS_BUCKETS,
         )
-        self._stop = threading.Event()
-        threading.Thread(target=self._flush_loop, name="correlator-groups", daemon=True).start()
+        self.every(settings.flush_every_s, self._flush_round, "flush")
 
     # ---- rule set ---------------------------------------------------------------------------
 
@@ -106,8 +125,11 @@ class Correlator:
         return self.ruleset.to_bundle()
 
     def rules_info(self) -> dict[str, Any]:
-        return {"actor": "Correlator", "version": self.ruleset.version,
-                "rules": sorted(self.matcher.rules)}  # fmt: skip
+        return {
+            "actor": "Correlator",
+            "version": self.ruleset.version,
+            "rules": sorted(self.matcher.rules),
+        }
 
     # ---- events -----------------------------------------------------------------------------
 
@@ -181,16 +203,12 @@ class Correlator:
 
     # ---- groups -----------------------------------------------------------------------------
 
-    def _flush_loop(self) -> None:
-        while not self._stop.wait(FLUSH_EVERY_S):
-            try:
-                self.flush_groups()
-                with self._lock:
-                    now = time.time()
-                    self.matcher.expire(now)
-                    self.pipeline.inhibit.expire(now)
-            except Exception as exc:  # keep flushing; the reason is in stats
-                self.counts[f"flush_error:{type(exc).__name__}"] += 1
+    def _flush_round(self) -> None:
+        self.flush_groups()
+        with self._lock:
+            now = time.time()
+            self.matcher.expire(now)
+            self.pipeline.inhibit.expire(now)
 
     def flush_groups(self, flush_all: bool = False) -> int:
         """Send every due group to the Notifier in one call; returns alerts sent."""
@@ -203,9 +221,21 @@ class Correlator:
         records = []
         for b in batches:
             out.extend(_grouped(b))
-            records.append(entry("alert.grouped", "Correlator", b.group_key, b.group_id, {
-                "alert_ids": [a.alert_id for a in b.alerts], "members": b.members,
-                "sequence": b.sequence, "size": len(b.alerts)}, ts=now))  # fmt: skip
+            records.append(
+                entry(
+                    "alert.grouped",
+                    "Correlator",
+                    b.group_key,
+                    b.group_id,
+                    {
+                        "alert_ids": [a.alert_id for a in b.alerts],
+                        "members": b.members,
+                        "sequence": b.sequence,
+                        "size": len(b.alerts),
+                    },
+                    ts=now,
+                )
+            )
         self.counts["groups_sent"] += len(batches)
         self.counts["alerts_notified"] += len(out)
         if self.audit is not None:
@@ -217,9 +247,14 @@ class Correlator:
     # ---- silences ---------------------------------------------------------------------------
 
     def add_silence(
-        self, matchers: list[str], created_by: str, comment: str, duration_s: float = 3600.0,
-        starts_ts: float | None = None, ends_ts: float | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        matchers: list[str],
+        created_by: str,
+        comment: str,
+        duration_s: float = 3600.0,
+        starts_ts: float | None = None,
+        ends_ts: float | None = None,
+    ) -> dict[str, Any]:
         """Validate, journal (durably) and activate a silence; returns it."""
         now = time.time()
         start = now if starts_ts is None else float(starts_ts)
@@ -246,8 +281,18 @@ class Correlator:
                 ended = self.silences.expire(silence_id, now)
             except KeyError as exc:
                 return {"error": "UNKNOWN_SILENCE", "detail": str(exc.args[0])}
-        self._durable([entry("silence.expired", "Correlator", ended.id, ended.id,
-                             {"silence_id": ended.id, "by": by, "ends_ts": ended.ends_ts}, ts=now)])  # fmt: skip
+        self._durable(
+            [
+                entry(
+                    "silence.expired",
+                    "Correlator",
+                    ended.id,
+                    ended.id,
+                    {"silence_id": ended.id, "by": by, "ends_ts": ended.ends_ts},
+                    ts=now,
+                )
+            ]
+        )
         return {**ended.to_dict(), "state": ended.state(now), "expired_by": by}
 
     def list_silences(self, include_expired: bool = False) -> list[dict[str, Any]]:
@@ -283,12 +328,11 @@ class Correlator:
         """The latest alerts; a suppressed one says why (`suppressed`, `suppressed_by`)."""
         return list(self.recent)[-limit:]
 
-    def stats(self) -> dict[str, Any]:
+    def figures(self) -> dict[str, Any]:
         with self._lock:
             waiting = self.pipeline.group.waiting()
             pending = self.matcher.pending()
         return {
-            **dict(self.counts),
             "ruleset_version": self.ruleset.version,
             "groups_waiting": waiting,
             "composite_partial": pending,

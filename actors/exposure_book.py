@@ -17,10 +17,10 @@ report (`fengkong report operating`) reads.
 
 from __future__ import annotations
 
-import collections
 import math
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,88 +28,84 @@ import numpy as np
 import ray
 
 from actors.common import ACTOR_OPTIONS, entry
+from actors.context import Context
 from actors.rule_host import bundle_of, start_ruleset
+from actors.shell import ActorShell
 from gateways.books.files import FolderWatcher, Reject, parse_rows, read_file
 from gateways.books.topic import BookTopicSubscriber
 from infra.config import BooksConfig
 from infra.config.legacy import book_limit_spec
-from infra.holidays import load_holidays
-from infra.specs import load_contract_table
 from rules.contracts import product_of
 from rules.engine.book_limits import BookLimits
 from rules.engine.kinds.session import SessionGate
 from rules.engine.spec import RuleSet
 from rules.exposure import Latches, OperatingBook, Record
 from rules.model import PriceUpdate, RiskEvent
-from rules.sessions import SessionCalendar
 
 QUARANTINE_SIZE = 500
 
 
+@dataclass(frozen=True)
+class ExposureBookSettings:
+    commodity: str
+    products: tuple[str, ...]  # the products whose prices and rows are this book's
+    books: BooksConfig = BooksConfig()  # limits, inputs, cadences (config `[books]`)
+    all_commodities: tuple[str, ...] = ()  # every book's commodity, to tell rows of no book
+    report_unrouted: bool = False  # this book reports input rows that belong to no book
+
+
 @ray.remote(**ACTOR_OPTIONS)
-class ExposureBook:
+class ExposureBook(ActorShell):
     def __init__(
         self,
-        commodity: str,
-        products: list[str],
+        settings: ExposureBookSettings,
+        *,
+        context: Context | None = None,
         correlator: Any = None,
         audit: Any = None,
-        settings: BooksConfig | None = None,
-        all_commodities: tuple[str, ...] = (),
-        report_unrouted: bool = False,
-        contracts_overrides: tuple[str, ...] = (),
-        holidays_file: str = "",
         rules: dict[str, Any] | None = None,
     ) -> None:
+        commodity = settings.commodity
+        super().__init__(f"ExposureBook.{commodity}", context, QUARANTINE_SIZE)
+        self.settings = settings
+        self.config = settings.books
         self.commodity = commodity
-        self.products = set(products)
+        self.products = set(settings.products)
         self.correlator = correlator
         self.audit = audit
-        self.settings = settings or BooksConfig()
-        self.all_commodities = set(all_commodities) | {commodity}
-        self.report_unrouted = report_unrouted
-        table = load_contract_table(contracts_overrides)
-        holidays = load_holidays(holidays_file) if holidays_file else ()
-        self.calendar = SessionCalendar.from_table(table, holidays)
+        self.all_commodities = set(settings.all_commodities) | {commodity}
+        self.report_unrouted = settings.report_unrouted
+        self.calendar = self.context.calendar
         self.book = OperatingBook(commodity)
         self.prices: dict[str, tuple[float, float]] = {}  # instrument -> (last, open interest)
         self._mine: dict[str, bool] = {}  # instrument -> one of this book's products?
-        self.main_override = self.settings.main_contracts.get(commodity, "")
+        self.main_override = self.config.main_contracts.get(commodity, "")
         # Book limits (rules.engine.book_limits): the book rules of the rule-set bundle every
         # actor is given (the journal's latest after a restart), or without one those of the
         # settings' deprecated `limits`.
         if rules is not None:
-            ruleset, context = start_ruleset(rules, audit)
+            ruleset, rule_context = start_ruleset(rules, audit)
         else:
-            ruleset = RuleSet(tuple(book_limit_spec(lim) for lim in self.settings.limits))
-            context = {}
-        shift = float(context.get("clock_shift_s", 0.0))
+            ruleset = RuleSet(tuple(book_limit_spec(lim) for lim in self.config.limits))
+            rule_context = {}
+        shift = float(rule_context.get("clock_shift_s", 0.0))
         self.limits = BookLimits(commodity, SessionGate(self.calendar, shift))
         self.limits.replace(ruleset.everything)
         self.latches = Latches()
-        self.quarantine: collections.deque[str] = collections.deque(maxlen=QUARANTINE_SIZE)
-        self.counts: collections.Counter = collections.Counter()
         self.figures_now: dict[str, Any] = {}
         self.updated_ts = 0.0
         self._dirty_since: float | None = time.time()
         self._last_snapshot = 0.0
         self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
         self._topic: BookTopicSubscriber | None = None
-        if self.settings.inputs_dir:
-            self._watcher = FolderWatcher(self.settings.inputs_dir)
-            self._spawn(self._scan_loop, "book-folder")
-        if self.settings.inputs_endpoint:
+        if self.config.inputs_dir:
+            self._watcher = FolderWatcher(self.config.inputs_dir)
+            self.every(self.config.scan_s, self._scan, "scan")
+        if self.config.inputs_endpoint:
             self._topic = BookTopicSubscriber(
-                self.settings.inputs_endpoint, [commodity], self._on_topic
+                self.config.inputs_endpoint, [commodity], self._on_topic
             ).start()
-        self._spawn(self._eval_loop, "book-eval")
-
-    def _spawn(self, target: Any, name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        self.every(self.config.eval_s, self.evaluate, "eval")
 
     # ---- inputs ---------------------------------------------------------------------------
 
@@ -157,13 +153,9 @@ class ExposureBook:
                 rejects.append(Reject(source, line, why, self.commodity))
         self._take(mine, rejects, source)  # all of it was sent on this book's topic
 
-    def _scan_loop(self) -> None:
-        while not self._stop.wait(self.settings.scan_s):
-            try:
-                for path in self._watcher.changed():
-                    self._read(path)
-            except Exception as exc:  # a bad scan must not end the watching
-                self.quarantine.append(f"{self.settings.inputs_dir}: scan failed: {exc}")
+    def _scan(self) -> None:
+        for path in self._watcher.changed():
+            self._read(path)
 
     def _read(self, path: Path) -> None:
         parsed = read_file(path)
@@ -195,7 +187,8 @@ class ExposureBook:
                 self._touch()
             if rejects:
                 self.counts["rejected"] += len(rejects)
-                self.quarantine.extend(str(r) for r in rejects)
+                for r in rejects:
+                    self.reject(str(r))
                 key = f"{Path(source).name}@{self.commodity}"
                 episode = self.counts[f"rejects:{key}"] = self.counts[f"rejects:{key}"] + 1
                 events.append(
@@ -222,14 +215,6 @@ class ExposureBook:
         name = max(self.prices, key=lambda n: (np.nan_to_num(self.prices[n][1], nan=-1.0), n))
         return name, self.prices[name][0]
 
-    def _eval_loop(self) -> None:
-        while not self._stop.wait(self.settings.eval_s):
-            try:
-                self.evaluate()
-            except Exception as exc:  # keep evaluating; the reason is visible in stats()
-                self.counts["eval_errors"] += 1
-                self.quarantine.append(f"evaluate failed: {type(exc).__name__}: {exc}")
-
     def evaluate(self, force: bool = False) -> dict[str, Any]:
         """Recompute the figures when something changed, raise events, journal snapshots."""
         now = time.time()
@@ -243,9 +228,7 @@ class ExposureBook:
             main, price = self.main_contract()
             if main and math.isfinite(price):
                 self.book.futures_close[day] = price  # today's close so far
-            figures = self.book.figures(
-                price, day, self.settings.var_window, self.settings.var_min_obs
-            )
+            figures = self.book.figures(price, day, self.config.var_window, self.config.var_min_obs)
             figures.update(main_contract=main, trading_day=day.isoformat(), ts=now)
             self.figures_now = figures
             events = self._limit_events(figures, ingress) + self._contract_events(price, ingress)
@@ -268,7 +251,7 @@ class ExposureBook:
         """Contract-performance risk: prices away from the market, counterparty exposure."""
         events = []
         market = self.book.market_price(futures_price)
-        tol = self.settings.price_tolerance
+        tol = self.config.price_tolerance
         off = {c.id: (c, d) for c, d in self.book.off_market(market, tol)}
         for cid, contract in sorted(self.book.contracts.items()):
             dev = (contract.price - market) / market if market == market and market else 0.0
@@ -291,9 +274,9 @@ class ExposureBook:
                 self._event("operating.contract_price", "operating.contract_off_market", cid,
                             "warning", dev, tol, episode, ingress, attrs)
             )  # fmt: skip
-        limits = self.settings.counterparty_limits
+        limits = self.config.counterparty_limits
         for cp, notional in sorted(self.book.counterparty_exposure(market).items()):
-            limit = float(limits.get(cp, self.settings.default_counterparty_limit))
+            limit = float(limits.get(cp, self.config.default_counterparty_limit))
             if limit <= 0:
                 continue
             key = f"{cp}@{self.commodity}"
@@ -324,7 +307,7 @@ class ExposureBook:
             self.correlator.on_events.remote(events)
 
     def _maybe_snapshot(self, now: float) -> None:
-        if self.audit is None or now - self._last_snapshot < self.settings.snapshot_s:
+        if self.audit is None or now - self._last_snapshot < self.config.snapshot_s:
             return
         self._write_snapshot(now)
 
@@ -361,16 +344,19 @@ class ExposureBook:
             "updated_ts": self.updated_ts,
         }
 
-    def stats(self) -> dict[str, Any]:
+    def figures(self) -> dict[str, Any]:
         return {
             "commodity": self.commodity,
             "inventory": len(self.book.inventory),
             "contracts": len(self.book.contracts),
             "spot_points": len(self.book.spot_points),
             "topic_frames": self._topic.frames if self._topic else 0,
-            **{k: v for k, v in self.counts.items() if not k.startswith("rejects:")},
-            "quarantine": list(self.quarantine)[-20:],
+            "quarantine": self.reasons(20),
         }
+
+    def stats(self) -> dict[str, Any]:
+        shown = super().stats()
+        return {k: v for k, v in shown.items() if not k.startswith("rejects:")}
 
     def set_rules(self, bundle: dict[str, Any]) -> dict[str, Any]:
         """Hot reload: the book rules of a rule-set bundle replace the book's; rules that did
@@ -382,6 +368,6 @@ class ExposureBook:
                 **report}  # fmt: skip
 
     def stop(self) -> None:
-        self._stop.set()
+        super().stop()
         if self._topic is not None:
             self._topic.stop()

@@ -8,16 +8,18 @@ the node-scoped threshold rules are evaluated with hysteresis like the account r
 
 from __future__ import annotations
 
-import collections
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import ray
 
 from actors.common import ACTOR_OPTIONS, BoundedSender
+from actors.context import Context
 from actors.rule_host import bundle_of, start_ruleset
+from actors.shell import ActorShell
 from rules.engine.evaluator import RuleEngine
 from rules.engine.kinds import kind_of
 from rules.engine.kinds.session import SessionGate
@@ -25,53 +27,48 @@ from rules.engine.metrics import NODE_METRICS
 from rules.engine.spec import NODE_SCOPES, RuleSet
 from rules.hierarchy import level_of, merge
 from rules.model import RiskEvent
-from rules.sessions import SessionCalendar
 
 __all__ = ["Hierarchy", "NODE_METRICS", "NODE_SCOPES"]
 
 
+@dataclass(frozen=True)
+class HierarchySettings:
+    every_s: float = 1.0  # how often the roll-ups are merged and the node rules evaluated
+
+
 @ray.remote(**ACTOR_OPTIONS)
-class Hierarchy:
+class Hierarchy(ActorShell):
     def __init__(
         self,
-        rules: list[dict[str, Any]] | dict[str, Any],
+        settings: HierarchySettings = HierarchySettings(),
+        *,
+        context: Context | None = None,
+        rules: list[dict[str, Any]] | dict[str, Any] | None = None,
         correlator: Any = None,
-        every_s: float = 1.0,
         audit: Any = None,
-        calendar: SessionCalendar | None = None,
     ) -> None:
-        ruleset, context = start_ruleset(rules, audit)
-        self.engine = RuleEngine(
-            (), SessionGate(calendar, float(context.get("clock_shift_s", 0.0)))
-        )
+        super().__init__("Hierarchy", context)
+        self.settings = settings
+        ruleset, rule_context = start_ruleset(rules, audit)
+        shift = float(rule_context.get("clock_shift_s", 0.0))
+        self.engine = RuleEngine((), SessionGate(self.context.calendar, shift))
         self.ruleset = RuleSet()
         self._install(ruleset)
         self.node_order: list[str] = []  # stable row per node for the hysteresis state
         self.correlator = correlator
-        self.every_s = every_s
         self.parts: dict[int, dict[str, Any]] = {}
         self.received: dict[int, float] = {}
         self.nodes: dict[str, dict[str, Any]] = {}
         self.exposure: dict[str, dict[str, float]] = {}
-        self.counts: collections.Counter = collections.Counter()
         self._sender = BoundedSender(1)
         self._lock = threading.Lock()
-        threading.Thread(target=self._loop, daemon=True).start()
+        self.every(settings.every_s, self.evaluate, "rollup")
 
     def on_rollup(self, part: dict[str, Any]) -> None:
         with self._lock:
             self.parts[int(part["shard"])] = part
             self.received[int(part["shard"])] = time.time()
             self.counts["rollups"] += 1
-
-    def _loop(self) -> None:
-        while True:
-            time.sleep(self.every_s)
-            try:
-                self.evaluate()
-            except Exception as exc:  # keep rolling up; the reason shows in stats
-                self.counts["errors"] += 1
-                self.counts[f"error:{type(exc).__name__}"] += 1
 
     def _install(self, ruleset: RuleSet) -> dict[str, Any]:
         report = self.engine.replace(
@@ -129,19 +126,35 @@ class Hierarchy:
                 )
                 for fired in self.engine.evaluate(source, rows, now, scope=scope):
                     spec = fired.spec
-                    for row, value, episode in zip(fired.rows.tolist(), fired.values.tolist(),
-                                                   fired.episodes.tolist(), strict=True):  # fmt: skip
+                    for row, value, episode in zip(
+                        fired.rows.tolist(),
+                        fired.values.tolist(),
+                        fired.episodes.tolist(),
+                        strict=True,
+                    ):
                         node = self.node_order[row]
-                        events.append(RiskEvent(
-                            rule_id=spec.id, kind=f"{scope}.{spec.metric}", key=node,
-                            severity=spec.severity, value=float(value),
-                            threshold=spec.threshold, ts=now, ingress_ts=oldest,
-                            episode=int(episode), dimension="account",
-                            attributes={"scope": scope, "description": spec.description,
-                                        "group_path": node if scope != "strategy" else "",
-                                        **{k: v for k, v in nodes[node].items()
-                                           if isinstance(v, float)}},
-                        ))  # fmt: skip
+                        events.append(
+                            RiskEvent(
+                                rule_id=spec.id,
+                                kind=f"{scope}.{spec.metric}",
+                                key=node,
+                                severity=spec.severity,
+                                value=float(value),
+                                threshold=spec.threshold,
+                                ts=now,
+                                ingress_ts=oldest,
+                                episode=int(episode),
+                                dimension="account",
+                                attributes={
+                                    "scope": scope,
+                                    "description": spec.description,
+                                    "group_path": node if scope != "strategy" else "",
+                                    **{
+                                        k: v for k, v in nodes[node].items() if isinstance(v, float)
+                                    },
+                                },
+                            )
+                        )
         with self._lock:
             self.nodes, self.exposure = nodes, exposure
         if events and self.correlator is not None:
@@ -163,5 +176,5 @@ class Hierarchy:
             out.append({"node": name, **figures, "exposure": exposure.get(name, {})})
         return out
 
-    def stats(self) -> dict[str, Any]:
-        return {**dict(self.counts), "shards_reporting": len(self.parts), "nodes": len(self.nodes)}
+    def figures(self) -> dict[str, Any]:
+        return {"shards_reporting": len(self.parts), "nodes": len(self.nodes)}

@@ -22,7 +22,7 @@ import collections
 import dataclasses
 import threading
 import time
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,14 +30,13 @@ import ray
 import zmq
 
 from actors.common import ACTOR_OPTIONS, BoundedSender
+from actors.context import Context
 from actors.feed_group import BackupRole, feed_event
 from actors.rule_host import bundle_of
 from infra import metrics
 from infra.codec import CodecError, decode_ticks, split_bad_ticks
 from infra.config import MarketConfig
 from infra.config.legacy import market_rule_spec
-from infra.holidays import load_holidays
-from infra.specs import load_contract_table
 from infra.stats import LatencyRing
 from rules.contracts import UnknownContract, product_of
 from rules.engine.kinds import kind_of
@@ -45,7 +44,6 @@ from rules.engine.kinds.market_set import Fired, MarketRuleSet, SilenceState
 from rules.market_signals import nonpositive_events
 from rules.market_stats import MarketStats, SliceSignals, StatsParams
 from rules.model import PriceUpdate, RiskEvent
-from rules.sessions import SessionCalendar
 
 QUARANTINE_SIZE = 200
 MAX_PENDING_EVENTS = 20_000
@@ -62,39 +60,42 @@ class _Subscriber:
         self.arrival = np.full(capacity, np.inf)
 
 
+@dataclass(frozen=True)
+class MarketFeedSettings:
+    name: str
+    endpoint: str  # the market PUB to subscribe to
+    flush_ms: int = 50  # the most a price waits before subscribers see it
+    topic: bytes = b"T"
+    role: str = "primary"  # or "backup": takes a contract over when the primary goes stale
+    market: MarketConfig = MarketConfig()  # config `[market]`: stats, rules, stale, takeover
+
+
 @ray.remote(**ACTOR_OPTIONS)
 class MarketFeed:
     def __init__(
         self,
-        name: str,
-        endpoint: str,
-        flush_ms: int = 50,
+        settings: MarketFeedSettings,
+        *,
+        context: Context | None = None,
         subscribers: list[tuple[Any, str, float]] | None = None,
-        contracts_overrides: tuple[str, ...] = (),
-        topic: bytes = b"T",
         correlator: Any = None,
-        market: MarketConfig | None = None,
-        role: str = "primary",
         primary: Any = None,
         rules: dict[str, Any] | None = None,
     ) -> None:
-        market = market or MarketConfig()
+        market, name, role, topic = settings.market, settings.name, settings.role, settings.topic
+        self.settings = settings
+        # The session clock: wall time, or (demos and tests outside trading hours) wall time
+        # shifted so that it started at `session_clock_start` (the Context carries the shift).
+        self.context = context if context is not None else Context.of_market(market)
         self.name = name
-        self.endpoint = endpoint
-        self.flush_s = flush_ms / 1000
+        self.endpoint = settings.endpoint
+        self.flush_s = settings.flush_ms / 1000
         self.check_s = market.check_ms / 1000
         self.role = role
         self.correlator = correlator
-        self.table = load_contract_table(contracts_overrides)
-        holidays = load_holidays(market.holidays_file) if market.holidays_file else ()
-        self.calendar = SessionCalendar.from_table(self.table, holidays)
-        # The session clock: wall time, or (demos and tests outside trading hours) wall time
-        # shifted so that it started at `session_clock_start`.
-        self.shift = 0.0
-        if market.session_clock_start:
-            self.shift = (
-                datetime.fromisoformat(market.session_clock_start).timestamp() - time.time()
-            )
+        self.table = self.context.contracts
+        self.calendar = self.context.calendar
+        self.shift = self.context.clock_shift_s
         self.stats_engine = MarketStats(StatsParams(**dataclasses.asdict(market.stats)))
         # The market rules of a rule-set bundle (what every actor is given); without one,
         # those of the market config (its deprecated `[[market.rules]]`, or the defaults).

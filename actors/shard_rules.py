@@ -29,17 +29,16 @@ from rules.engine.spec import RuleSet
 from rules.engine.template import Fired
 from rules.fundflow import book_transfer
 from rules.model import RiskEvent
-from rules.sessions import SessionCalendar
 
 
 class AccountRules:
     """Mixin: needs `self.book`, `self._lock`, `self._events`, `self.counts`, `self.shard`,
-    `self.ledgers` (rules.fundflow.FlowLedger per account row)."""
+    `self.ledgers` (rules.fundflow.FlowLedger per account row);
+    `self.context` (its calendar carries the exchange holidays)."""
 
     def _init_rules(self, rules: Any, audit: Any) -> None:
         ruleset, context = start_ruleset(rules, audit)
-        calendar = SessionCalendar.from_table(self.book.contracts.table)
-        self._gate = SessionGate(calendar, float(context.get("clock_shift_s", 0.0)))
+        self._gate = SessionGate(self.context.calendar, float(context.get("clock_shift_s", 0.0)))
         self.engine = RuleEngine((), self._gate)
         self.transfer_engine = RuleEngine((), self._gate)  # fund-flow rules, on transfers
         self.ruleset = RuleSet()

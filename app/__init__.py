@@ -1,1 +1,4 @@
-"""The application layer: commands and wiring that may import every other layer."""
+"""The application layer (composition root): the CLI, the demo and the supervisor.
+
+It is the only package that wires actors, gateways and infra together; nothing below imports it.
+"""

@@ -118,7 +118,7 @@ def offline_book(
     accounts: str | None, positions: str, prices: str | None
 ) -> tuple[AccountBook, str]:
     """The book of an accounts/positions file, priced from `prices` or at average cost."""
-    from infra.backtest import build_book
+    from app.backtest import build_book
 
     if not accounts:
         raise StressInputError("--positions needs --accounts too")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from infra import backtest, rulesets
+from app import backtest, rulesets
 from infra.specs import load_contract_table
 from rules.engine.backtest import Backtest
 from rules.engine.kinds import kind_of

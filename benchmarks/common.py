@@ -14,12 +14,12 @@ import numpy as np
 import ray
 import zmq
 
-from actors.demo import sink_channels
-from actors.supervisor import start_system, stop_system
+from app.demo import sink_channels
+from app.supervisor import start_system, stop_system
 from gateways.accounts.bus import AccountBus
-from gateways.accounts.sim_accounts import SimAccountSource
-from gateways.market.sim_exchange import main_instruments
-from gateways.sinks.provider_sink import ProviderSink
+from gateways.sim.accounts import SimAccountSource
+from gateways.sim.exchange import main_instruments
+from gateways.sim.provider_sink import ProviderSink
 from infra import config
 from infra.codec import encode_ticks
 from infra.specs import load_contract_table

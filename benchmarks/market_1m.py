@@ -23,7 +23,7 @@ import numpy as np
 import ray
 import zmq
 
-from actors.market_feed import MarketFeed
+from actors.market_feed import MarketFeed, MarketFeedSettings
 from infra import config
 from infra.codec import encode_ticks
 from infra.specs import load_contract_table
@@ -161,7 +161,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     market = config.from_dict({"market": {"session_clock_start": WEDNESDAY}}).market
     probe = EventProbe.remote()
     feed = MarketFeed.remote(
-        "bench", endpoint, market.flush_ms, [(probe, "on_prices", 0.0)], (), b"T", probe, market
+        MarketFeedSettings("bench", endpoint, market.flush_ms, market=market),
+        subscribers=[(probe, "on_prices", 0.0)],
+        correlator=probe,
     )
     ray.get(feed.__ray_ready__.remote())
     pub = FramePublisher(endpoint, instruments, table)

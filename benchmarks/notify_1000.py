@@ -18,11 +18,11 @@ from typing import Any
 
 import ray
 
-from actors.audit_log import AuditLog
+from actors.audit_log import AuditLog, AuditLogSettings
 from actors.notifier import Notifier
 from benchmarks.common import ensure_ray
-from gateways.sinks.provider_sink import DEFAULT_ACCOUNT_SID, ProviderSink
-from gateways.sinks.smtp_sink import SmtpSink
+from gateways.sim.provider_sink import DEFAULT_ACCOUNT_SID, ProviderSink
+from gateways.sim.smtp_sink import SmtpSink
 from infra import config
 from infra.audit import AuditStore
 from rules.model import Alert, stable_id
@@ -132,7 +132,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     smtp.start()
     tmp = Path(tempfile.mkdtemp(prefix="fk-notify-bench-"))
     settings = config.from_dict({"notifier": SETTINGS}, source="<bench>").notifier
-    audit = AuditLog.remote(str(tmp / "journal.sqlite"), 50)
+    audit = AuditLog.remote(AuditLogSettings(str(tmp / "journal.sqlite"), 50))
     notifier = Notifier.remote(_channels(sink, smtp), audit, settings)
     try:
         ray.get(notifier.__ray_ready__.remote())

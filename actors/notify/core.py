@@ -31,7 +31,8 @@ from actors.notify.lanes import DEFAULT_RATE, Lane
 from actors.notify.outbox import ACTOR, Pending, outcome_record, resume_state
 from actors.notify.pages import Page
 from actors.notify.render import render
-from gateways.channels.base import build_channel, is_loopback, resolve_secret
+from gateways.channels import build_channel
+from gateways.channels.base import is_loopback, resolve_secret
 from gateways.channels.breaker import CircuitBreaker
 from gateways.channels.ratelimit import SlidingWindow
 from gateways.operator_http import OperatorServer, UnknownAlert, sign_link

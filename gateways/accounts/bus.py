@@ -36,7 +36,6 @@ the audit journal's job.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from typing import Any
@@ -55,6 +54,7 @@ from gateways.accounts.wire import (
     record_problem,
     route_problem,
 )
+from gateways.zmq_service import ZmqService
 from infra.codec import SCHEMA_VERSION, CodecError, decode_records, encode_records
 from rules.sharding import BUCKETS, account_bucket, bucket_topic
 
@@ -66,10 +66,13 @@ HEAD_INTERVAL_S = 0.5
 QUARANTINE_SIZE = 1000
 
 
-class AccountBus:
+class AccountBus(ZmqService):
     """PULL in, sequence and log per bucket, PUB out, ROUTER for snapshots; one thread."""
 
+    thread_name = "account-bus"
+
     def __init__(self, inbound_endpoint: str, pub_endpoint: str, snapshot_endpoint: str) -> None:
+        super().__init__()
         self.inbound_endpoint = inbound_endpoint
         self.pub_endpoint = pub_endpoint
         self.snapshot_endpoint = snapshot_endpoint
@@ -83,82 +86,27 @@ class AccountBus:
         self._log: dict[int, list[dict[str, Any]]] = {}
         self._heads = np.zeros(BUCKETS, dtype=np.uint64)
         self._seq = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._sockets: list[zmq.Socket] = []
+        self._next_head = 0.0
 
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> AccountBus:
-        ctx = zmq.Context.instance()
-        self._pull = ctx.socket(zmq.PULL)
-        self._pub = ctx.socket(zmq.PUB)
+    # -- lifecycle (ZmqService) ------------------------------------------------------------
+    def _open(self) -> None:
         # One inbound frame fans out to up to BUCKETS messages; a snapshot burst of 10k accounts
         # would overrun the default HWM (1000) and drop. Clients repair drops, but rarely is better.
-        self._pub.setsockopt(zmq.SNDHWM, 200_000)
-        self._router = ctx.socket(zmq.ROUTER)
-        self._sockets = [self._pull, self._pub, self._router]
-        try:
-            self._pull.bind(self.inbound_endpoint)
-            self._pub.bind(self.pub_endpoint)
-            self._router.bind(self.snapshot_endpoint)
-        except zmq.ZMQError:
-            self._close()
-            raise
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="account-bus", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> AccountBus:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.socket(zmq.PULL, bind=self.inbound_endpoint, on_message=self._inbound)
+        self._pub = self.socket(zmq.PUB, bind=self.pub_endpoint, options={zmq.SNDHWM: 200_000})
+        self._router = self.socket(
+            zmq.ROUTER, bind=self.snapshot_endpoint, on_message=self._snapshot
+        )
+        self._next_head = time.monotonic()
 
     def heads(self) -> np.ndarray:
         """Last bseq per bucket (a copy)."""
         return self._heads.copy()
 
-    def _close(self) -> None:
-        for sock in self._sockets:
-            sock.close(linger=0)
-        self._sockets = []
-
-    # -- loop ------------------------------------------------------------------------------
-    def _run(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self._pull, zmq.POLLIN)
-        poller.register(self._router, zmq.POLLIN)
-        next_head = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                events = dict(poller.poll(50))
-                if self._pull in events:
-                    for _ in range(1000):  # drain, but let the ROUTER and heads get a turn
-                        try:
-                            parts = self._pull.recv_multipart(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
-                        self._inbound(parts[-1])
-                if self._router in events:
-                    while True:
-                        try:
-                            parts = self._router.recv_multipart(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
-                        self._snapshot(parts)
-                now = time.monotonic()
-                if now >= next_head:
-                    self._pub.send_multipart([HEAD_TOPIC, encode_heads(self._heads)])
-                    next_head = now + HEAD_INTERVAL_S
-        finally:
-            self._close()
+    def turn(self, now: float) -> None:
+        if now >= self._next_head:
+            self._pub.send_multipart([HEAD_TOPIC, encode_heads(self._heads)])
+            self._next_head = now + HEAD_INTERVAL_S
 
     def _reject(self, reason: str, item: Any) -> None:
         self.stats["rejected"] += 1
@@ -166,7 +114,8 @@ class AccountBus:
             item = item[:200]
         self.quarantine.append({"reason": reason, "item": item, "ts": time.time()})
 
-    def _inbound(self, payload: bytes) -> None:
+    def _inbound(self, parts: list[bytes]) -> None:
+        payload = parts[-1]
         try:
             _kind, records = decode_records(payload, "account_events")
         except CodecError as exc:

@@ -11,13 +11,13 @@ position in the frame (`zmq:<endpoint>:<frame>#<record>`), and the rest of the f
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import zmq
 
 from gateways.books.files import Reject, parse_rows
+from gateways.zmq_service import ZmqService
 from infra.codec import CodecError, decode_records, encode_records
 from rules.exposure import Record
 
@@ -38,8 +38,12 @@ def publish(sock: zmq.Socket, records: list[dict[str, Any]]) -> int:
     return len(by_commodity)
 
 
-class BookTopicSubscriber:
+class BookTopicSubscriber(ZmqService):
     """A SUB thread delivering (source, records, rejects) of each frame to `on_frame`."""
+
+    thread_name = "book-topic"
+    poll_ms = 100
+    join_timeout_s = 2.0
 
     def __init__(
         self,
@@ -47,31 +51,23 @@ class BookTopicSubscriber:
         commodities: list[str],
         on_frame: Callable[[str, list[tuple[int | None, Record]], list[Reject]], None],
     ) -> None:
+        super().__init__()
         self.endpoint = endpoint
         self.commodities = list(commodities)
         self.on_frame = on_frame
         self.frames = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="book-topic", daemon=True)
 
-    def start(self) -> BookTopicSubscriber:
-        self._thread.start()
-        return self
+    def _open(self) -> None:
+        self.socket(
+            zmq.SUB,
+            subscribe=[topic(c) for c in self.commodities],
+            connect=[self.endpoint],
+            on_message=self._frame,
+        )
 
-    def _run(self) -> None:
-        sock = zmq.Context.instance().socket(zmq.SUB)
-        for commodity in self.commodities:
-            sock.setsockopt(zmq.SUBSCRIBE, topic(commodity))
-        sock.connect(self.endpoint)
-        try:
-            while not self._stop.is_set():
-                if not sock.poll(100):
-                    continue
-                parts = sock.recv_multipart()
-                self.frames += 1
-                self.on_frame(self.source(), *self.parse(parts))
-        finally:
-            sock.close(linger=0)
+    def _frame(self, parts: list[bytes]) -> None:
+        self.frames += 1
+        self.on_frame(self.source(), *self.parse(parts))
 
     def source(self) -> str:
         return f"zmq:{self.endpoint}:{self.frames}"
@@ -86,8 +82,3 @@ class BookTopicSubscriber:
             return [], [Reject(source, None, str(exc))]
         parsed = parse_rows(source, list(enumerate(records, start=1)), None)
         return parsed.records, parsed.rejects
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(2)

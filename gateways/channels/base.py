@@ -11,7 +11,7 @@ import ipaddress
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -144,47 +144,3 @@ def install_log_redaction() -> None:
     logger = logging.getLogger("urllib3.connectionpool")
     if not any(isinstance(f, _RedactUrls) for f in logger.filters):
         logger.addFilter(_RedactUrls())
-
-
-def _wecom(cfg: Mapping) -> Channel:
-    from gateways.channels.wecom import WeComChannel
-
-    return WeComChannel.from_config(cfg)
-
-
-def _twilio_sms(cfg: Mapping) -> Channel:
-    from gateways.channels.twilio_sms import TwilioSmsChannel
-
-    return TwilioSmsChannel.from_config(cfg)
-
-
-def _twilio_voice(cfg: Mapping) -> Channel:
-    from gateways.channels.twilio_voice import TwilioVoiceChannel
-
-    return TwilioVoiceChannel.from_config(cfg)
-
-
-def _email(cfg: Mapping) -> Channel:
-    from gateways.channels.email import EmailChannel
-
-    return EmailChannel.from_config(cfg)
-
-
-CHANNEL_TYPES: dict[str, Callable[[Mapping], Channel]] = {
-    "wecom": _wecom,
-    "twilio_sms": _twilio_sms,
-    "twilio_voice": _twilio_voice,
-    "email": _email,
-}
-
-
-def build_channel(cfg: Mapping) -> Channel:
-    """Build a channel from its config block, dispatching on cfg["type"]."""
-    kind = cfg.get("type")
-    factory = CHANNEL_TYPES.get(kind)  # type: ignore[arg-type]
-    if factory is None:
-        raise ValueError(
-            f"channel {cfg.get('name', '?')!r}: unknown type {kind!r} "
-            f"(known: {', '.join(sorted(CHANNEL_TYPES))})"
-        )
-    return factory(cfg)

@@ -43,9 +43,9 @@ from typing import Any
 import zmq
 
 from gateways.market.tick_rows import (  # noqa: F401 (re-exported: the readers' helpers)
-    _DAY,
     _NAME,
     BEIJING,
+    DAY_IN_NAME,
     MAX_REJECTS,
     SHORT_COLUMNS,
     BadRow,
@@ -114,7 +114,7 @@ class CsvReplayPublisher:
             self.rejects.append(f"{where}: {why}")
 
     def _file_day(self, path: Path) -> date | None:
-        match = _DAY.search(path.name)
+        match = DAY_IN_NAME.search(path.name)
         if match:
             try:
                 return _day(match.group(1))

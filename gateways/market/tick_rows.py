@@ -36,7 +36,7 @@ SHORT_COLUMNS = (
 )
 MAX_REJECTS = 20
 _NAME = re.compile(r"^(?P<instrument>[A-Za-z]+\d{3,4})(?:_(?P<day>\d{8}))?")
-_DAY = re.compile(r"(?<!\d)(\d{8})(?!\d)")
+DAY_IN_NAME = re.compile(r"(?<!\d)(\d{8})(?!\d)")
 
 
 class Row(NamedTuple):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from gateways.operator_http.server import Answer, OperatorServer, _error, _json
+from gateways.operator_http.server import Answer, OperatorServer, error_answer, json_answer
 
 
 class ApprovalBackend(Protocol):
@@ -33,34 +33,46 @@ class ApprovalBackend(Protocol):
     def decide(self, request: dict[str, Any]) -> dict[str, Any]: ...
 
 
-REFUSAL_STATUS = {"UNKNOWN_USER": 403, "BAD_SIGNATURE": 401, "UNSIGNED_REQUEST": 401,
-                  "STALE_REQUEST": 401, "REPLAYED_REQUEST": 409, "MALFORMED": 400}  # fmt: skip
+REFUSAL_STATUS = {
+    "UNKNOWN_USER": 403,
+    "BAD_SIGNATURE": 401,
+    "UNSIGNED_REQUEST": 401,
+    "STALE_REQUEST": 401,
+    "REPLAYED_REQUEST": 409,
+    "MALFORMED": 400,
+}
 
 
 def handle_approval(
-    server: OperatorServer, method: str, path: str, headers: Any, body: bytes,
+    server: OperatorServer,
+    method: str,
+    path: str,
+    headers: Any,
+    body: bytes,
     backend: ApprovalBackend,
-) -> tuple[str, Answer] | None:  # fmt: skip
+) -> tuple[str, Answer] | None:
     """(route, answer) for the approval routes, None for any other path."""
     if path == "/proposals":
         if method != "GET":
-            return "proposals", _error(405, "METHOD_NOT_ALLOWED", "GET /proposals")
-        denied = server._bearer(headers)
+            return "proposals", error_answer(405, "METHOD_NOT_ALLOWED", "GET /proposals")
+        denied = server.bearer_denied(headers)
         if denied:
             return "proposals", denied
-        return "proposals", _json(
+        return "proposals", json_answer(
             200, {"proposals": backend.pending_records(), "groups": backend.group_records()}
         )
     if path != "/decisions":
         return None
     if method != "POST":
-        return "decisions", _error(405, "METHOD_NOT_ALLOWED", "POST /decisions")
+        return "decisions", error_answer(405, "METHOD_NOT_ALLOWED", "POST /decisions")
     try:
         data = json.loads(body or b"{}")
     except ValueError:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("ids", []), list):
-        return "decisions", _error(400, "MALFORMED", "body must be a JSON object with ids: [...]")
+        return "decisions", error_answer(
+            400, "MALFORMED", "body must be a JSON object with ids: [...]"
+        )
     fields = ("action", "ids", "group", "user", "reason", "request_id", "ts", "signature")
     request = {k: data[k] for k in fields if k in data}
     request["via"] = "http"
@@ -68,8 +80,8 @@ def handle_approval(
     code = result.get("refused")
     if code:
         status = REFUSAL_STATUS.get(code, 403)
-        return "decisions", _json(status, {"error": code, **result})
-    return "decisions", _json(200, result)
+        return "decisions", json_answer(status, {"error": code, **result})
+    return "decisions", json_answer(200, result)
 
 
 class ApprovalServer(OperatorServer):
@@ -87,6 +99,6 @@ class ApprovalServer(OperatorServer):
         self, method: str, path: str, query: dict, headers: Any, body: bytes, target: str
     ) -> tuple[str, Answer]:
         if path == "/healthz":
-            return "healthz", _json(200, {"ok": True})
+            return "healthz", json_answer(200, {"ok": True})
         found = handle_approval(self, method, path, headers, body, self.approvals)
-        return found or ("other", _error(404, "NOT_FOUND", f"no route {method} {path}"))
+        return found or ("other", error_answer(404, "NOT_FOUND", f"no route {method} {path}"))

@@ -1,4 +1,4 @@
-"""The operator endpoint: a stdlib ThreadingHTTPServer that the Notifier runs in a thread.
+"""The operator endpoint: an HTTP edge (`gateways.http_service`) that the Notifier runs in a thread.
 
 Routes (every one authenticated; the way depends on who calls):
 - GET  /healthz                          no secret, says only that it is up
@@ -19,16 +19,15 @@ import collections
 import hmac
 import json
 import logging
-import socket
 import threading
 from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
 from twilio.request_validator import RequestValidator
 
+from gateways.http_service import HttpService, Reply
 from gateways.operator_http.links import verify_link
 
 log = logging.getLogger(__name__)
@@ -49,12 +48,12 @@ class OperatorBackend(Protocol):
     def provider_status(self, key: str, params: dict[str, str]) -> bool: ...
 
 
-def _json(status: int, obj: object) -> Answer:
+def json_answer(status: int, obj: object) -> Answer:
     return status, "application/json; charset=utf-8", json.dumps(obj, ensure_ascii=False).encode()
 
 
-def _error(status: int, code: str, detail: str) -> Answer:
-    return _json(status, {"error": code, "detail": detail})
+def error_answer(status: int, code: str, detail: str) -> Answer:
+    return json_answer(status, {"error": code, "detail": detail})
 
 
 def _twiml(*says: tuple[str, str], hangup: bool = True) -> Answer:
@@ -63,8 +62,12 @@ def _twiml(*says: tuple[str, str], hangup: bool = True) -> Answer:
     return 200, "text/xml; charset=utf-8", xml.encode()
 
 
-class OperatorServer:
+class OperatorServer(HttpService):
     """Serves the routes above for one backend."""
+
+    server_version = "fengkong-operator/1"
+    thread_name = "operator-http"
+    max_body = MAX_BODY
 
     def __init__(
         self,
@@ -79,39 +82,25 @@ class OperatorServer:
     ) -> None:
         if not token:
             raise ValueError("the operator endpoint needs a token")
+        super().__init__(host, port)
         self.backend = backend
         self._token = token
-        self.host, self.port = host, port
         self._public_url = public_url.rstrip("/")
         self._validators = validators
         self._on_request = on_request
         self.errors: collections.Counter[str] = collections.Counter()
         self.requests: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # ---- lifecycle ---------------------------------------------------------------------------
+    # ---- HTTP (HttpService) ------------------------------------------------------------------
 
-    def start(self) -> str:
-        if self._server is None:
-            self._server = _Server((self.host, self.port), _Handler)
-            self._server.operator = self
-            self.port = self._server.server_address[1]
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.1},
-                name=f"operator-http:{self.port}",
-                daemon=True,
-            )
-            self._thread.start()
-        return self.url
+    def respond(self, method: str, target: str, headers: Any, body: bytes, client_ip: str) -> Reply:
+        status, kind, data = self.handle(method, target, headers, body)
+        return status, {"Content-Type": kind}, data
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+    def too_large(self) -> Reply:
+        status, kind, data = error_answer(413, "TOO_LARGE", f"body over {MAX_BODY} bytes")
+        return status, {"Content-Type": kind}, data
 
     @property
     def url(self) -> str:
@@ -143,35 +132,36 @@ class OperatorServer:
     ) -> tuple[str, Answer]:
         parts = path.strip("/").split("/")
         if path == "/healthz":
-            return "healthz", _json(200, {"ok": True})
+            return "healthz", json_answer(200, {"ok": True})
         if parts[0] == "alerts" and len(parts) == 1:
             if method != "GET":
-                return "alerts", _error(405, "METHOD_NOT_ALLOWED", "GET /alerts")
-            return "alerts", self._bearer(headers) or self._alerts(query)
+                return "alerts", error_answer(405, "METHOD_NOT_ALLOWED", "GET /alerts")
+            return "alerts", self.bearer_denied(headers) or self._alerts(query)
         if parts[0] == "ack" and len(parts) == 2:
             alert_id = unquote(parts[1])
             if method == "POST":
-                return "ack", self._bearer(headers) or self._ack_post(alert_id, headers, body)
+                return "ack", self.bearer_denied(headers) or self._ack_post(alert_id, headers, body)
             return "ack_link", self._ack_link(alert_id, query)
         if parts[0] == "twilio" and method == "POST":
             form = _form(body)
             if form is None:
-                return "twilio", _error(400, "MALFORMED", "body is not form-encoded UTF-8")
+                return "twilio", error_answer(400, "MALFORMED", "body is not form-encoded UTF-8")
             denied = self._twilio_signed(target, headers, form)
             if parts[1:] == ["status"]:
                 return "twilio_status", denied or self._status(query, form)
             if len(parts) == 3 and parts[1] == "gather":
                 return "twilio_gather", denied or self._gather(unquote(parts[2]), form)
-        return "other", _error(404, "NOT_FOUND", f"no route {method} {path}")
+        return "other", error_answer(404, "NOT_FOUND", f"no route {method} {path}")
 
     # ---- authentication ----------------------------------------------------------------------
 
-    def _bearer(self, headers: Any) -> Answer | None:
+    def bearer_denied(self, headers: Any) -> Answer | None:
+        """None when the request carries the endpoint's token, else the 401/403 answer."""
         given = headers.get("Authorization") or ""
         if not given.startswith("Bearer "):
-            return _error(401, "UNAUTHORIZED", "Authorization: Bearer <token> required")
+            return error_answer(401, "UNAUTHORIZED", "Authorization: Bearer <token> required")
         if not hmac.compare_digest(given[7:].strip(), self._token):
-            return _error(401, "UNAUTHORIZED", "bad token")
+            return error_answer(401, "UNAUTHORIZED", "bad token")
         return None
 
     def _twilio_signed(self, target: str, headers: Any, form: dict[str, str]) -> Answer | None:
@@ -179,21 +169,21 @@ class OperatorServer:
         url = self.url + target
         if signature and any(v.validate(url, form, signature) for v in self._validators()):
             return None
-        return _error(403, "BAD_SIGNATURE", "X-Twilio-Signature missing or invalid")
+        return error_answer(403, "BAD_SIGNATURE", "X-Twilio-Signature missing or invalid")
 
     # ---- handlers ----------------------------------------------------------------------------
 
     def _alerts(self, query: dict) -> Answer:
         state = query.get("state", "all")
         if state not in ("open", "acked", "all"):
-            return _error(400, "MALFORMED", "state must be open, acked or all")
-        return _json(200, {"alerts": self.backend.list_alerts(state)})
+            return error_answer(400, "MALFORMED", "state must be open, acked or all")
+        return json_answer(200, {"alerts": self.backend.list_alerts(state)})
 
     def _ack(self, alert_id: str, by: str, via: str) -> Answer:
         try:
-            return _json(200, self.backend.ack(alert_id, by, via))
+            return json_answer(200, self.backend.ack(alert_id, by, via))
         except UnknownAlert:
-            return _error(404, "UNKNOWN_ALERT", f"no alert {alert_id!r}")
+            return error_answer(404, "UNKNOWN_ALERT", f"no alert {alert_id!r}")
 
     def _ack_post(self, alert_id: str, headers: Any, body: bytes) -> Answer:
         by = "http"
@@ -204,17 +194,17 @@ class OperatorServer:
             except ValueError:
                 data = None
             if not isinstance(data, dict) or not isinstance(data.get("by", ""), str):
-                return _error(400, "MALFORMED", 'body must be JSON or a form with "by"')
+                return error_answer(400, "MALFORMED", 'body must be JSON or a form with "by"')
             by = data.get("by") or by
         return self._ack(alert_id, by[:100], "http")
 
     def _ack_link(self, alert_id: str, query: dict) -> Answer:
         missing = [k for k in ("by", "exp", "sig") if not query.get(k)]
         if missing:
-            return _error(400, "MALFORMED", f"reply link lacks {missing}")
+            return error_answer(400, "MALFORMED", f"reply link lacks {missing}")
         reason = verify_link(self._token, alert_id, query["by"], query["exp"], query["sig"])
         if reason:
-            return _error(403, reason, "the reply link is not valid")
+            return error_answer(403, reason, "the reply link is not valid")
         status, _kind, body = self._ack(alert_id, query["by"], "link")
         if status != 200:
             return status, _kind, body
@@ -224,9 +214,9 @@ class OperatorServer:
     def _status(self, query: dict, form: dict[str, str]) -> Answer:
         key = query.get("key", "")
         if not key:
-            return _error(400, "MALFORMED", "status callback without ?key=")
+            return error_answer(400, "MALFORMED", "status callback without ?key=")
         if not self.backend.provider_status(key, form):
-            return _error(404, "UNKNOWN_NOTIFICATION", f"no notification {key!r}")
+            return error_answer(404, "UNKNOWN_NOTIFICATION", f"no notification {key!r}")
         return 204, "text/plain", b""
 
     def _gather(self, alert_id: str, form: dict[str, str]) -> Answer:
@@ -247,57 +237,3 @@ def _form(body: bytes) -> dict[str, str] | None:
     except UnicodeDecodeError:
         return None
     return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True  # a restarted Notifier binds the same port again at once
-    operator: OperatorServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "fengkong-operator/1"
-    timeout = 30
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body leave in two writes; without this, Nagle's algorithm holds the body
-        # until the client's delayed ACK (~40 ms a request on keep-alive connections).
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def _serve(self, method: str) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY:
-            status, kind, body = _error(413, "TOO_LARGE", f"body over {MAX_BODY} bytes")
-            self.close_connection = True
-        else:
-            data = self.rfile.read(length) if length else b""
-            try:
-                status, kind, body = self.server.operator.handle(
-                    method, self.path, self.headers, data
-                )
-            except Exception as exc:  # a backend bug answers 500 and is logged, never hangs
-                log.exception("operator endpoint failed on %s %s", method, self.path)
-                status, kind, body = _error(500, "INTERNAL", type(exc).__name__)
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        log.debug("%s %s", self.command, urlsplit(self.path).path)

@@ -1,6 +1,6 @@
 """The order bridge: how fengkong's orders reach whoever executes them, and how fills come back.
 
-One wire format for the simulated exchange (`sim_gateway`) and for a broker's own process (a CTP
+One wire format for the simulated exchange (`gateways.sim.order_gateway`) and for a broker's own process (a CTP
 or vn.py program that owns the trading session), so swapping one for the other is a config change.
 
 Sockets (ZeroMQ, msgpack frames from `infra.codec.encode_records`):
@@ -34,13 +34,13 @@ it twice; answer every query; publish a report for every change of an order.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import zmq
 
+from gateways.zmq_service import ZmqService
 from infra.codec import CodecError, decode_records, encode_records
 
 REPORT_TOPIC = b"R"
@@ -57,55 +57,50 @@ ORDER_FIELDS = (
 )
 
 
-class BridgeClient:
+class BridgeClient(ZmqService):
     """The Executor's side: PUSH orders and commands, SUB reports on a thread of its own."""
+
+    thread_name = "order-reports"
+    poll_ms = 100
+    join_timeout_s = 2.0
 
     def __init__(
         self, order_endpoint: str, reports_endpoint: str, on_reports: Callable[[list[dict]], None]
     ) -> None:
-        self._ctx = zmq.Context.instance()
-        self._push = self._ctx.socket(zmq.PUSH)
-        self._push.setsockopt(zmq.LINGER, 1000)
-        self._push.connect(order_endpoint)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
+        super().__init__()
+        self.order_endpoint, self.reports_endpoint = order_endpoint, reports_endpoint
         self._on_reports = on_reports
         self.bad_frames = 0
-        self._thread = threading.Thread(
-            target=self._loop, args=(reports_endpoint,), name="order-reports", daemon=True
+        self.start()
+
+    def _open(self) -> None:
+        self._push = self.socket(zmq.PUSH, connect=[self.order_endpoint], linger=500)
+        self.socket(
+            zmq.SUB,
+            subscribe=[REPORT_TOPIC],
+            connect=[self.reports_endpoint],
+            options={zmq.RCVHWM: 100_000},
+            on_message=self._reports,
         )
-        self._thread.start()
 
     def send(self, records: list[dict[str, Any]]) -> None:
         if records:
-            with self._lock:
+            with self._send_lock:
                 self._push.send(encode_records("orders", records))
 
-    def _loop(self, endpoint: str) -> None:
-        sock = self._ctx.socket(zmq.SUB)
-        sock.setsockopt(zmq.SUBSCRIBE, REPORT_TOPIC)
-        sock.setsockopt(zmq.RCVHWM, 100_000)
-        sock.connect(endpoint)
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        try:
-            while not self._stop.is_set():
-                if not poller.poll(100):
-                    continue
-                try:
-                    _topic, payload = sock.recv_multipart()
-                    _kind, reports = decode_records(payload, "order_reports")
-                except (ValueError, CodecError):
-                    self.bad_frames += 1
-                    continue
-                self._on_reports(reports)
-        finally:
-            sock.close(linger=0)
+    def _reports(self, parts: list[bytes]) -> None:
+        _topic, payload = parts
+        _kind, reports = decode_records(payload, "order_reports")
+        self._on_reports(reports)
+
+    def on_bad_message(self, parts: list[bytes], exc: Exception) -> None:
+        if isinstance(exc, ValueError | CodecError):
+            self.bad_frames += 1
+        else:
+            super().on_bad_message(parts, exc)
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._push.close(linger=500)
+        self.stop()
 
 
 def wire_order(order: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +108,7 @@ def wire_order(order: dict[str, Any]) -> dict[str, Any]:
     return {k: order[k] for k in ORDER_FIELDS}
 
 
-class BrokerBridge:
+class BrokerBridge(ZmqService):
     """The executing side, for a broker's process: bind, decode, call the handlers, report.
 
     Subclass it and implement `on_order`, `on_cancel` (e.g. with vn.py's `send_order` /
@@ -121,21 +116,21 @@ class BrokerBridge:
     duplicates and trading states are handled here from what `report` has seen.
     """
 
+    thread_name = "broker-bridge"
+    poll_ms = 100
+    join_timeout_s = 2.0
+
     def __init__(self, order_endpoint: str, reports_endpoint: str) -> None:
-        ctx = zmq.Context.instance()
-        self._pull = ctx.socket(zmq.PULL)
-        self._pull.bind(order_endpoint)
-        self._pub = ctx.socket(zmq.PUB)
-        self._pub.bind(reports_endpoint)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
+        super().__init__()
+        self.order_endpoint, self.reports_endpoint = order_endpoint, reports_endpoint
         self.latest: dict[str, dict[str, Any]] = {}
         self.reducing: set[str] = set()
-        self._thread = threading.Thread(target=self._loop, name="broker-bridge", daemon=True)
+        self._held: list[dict[str, Any]] | None = None  # reports of the frame being answered
+        self.open()  # bind now: a taken port fails the constructor, not the thread
 
-    def start(self) -> BrokerBridge:
-        self._thread.start()
-        return self
+    def _open(self) -> None:
+        self._pull = self.socket(zmq.PULL, bind=self.order_endpoint, on_message=self._orders)
+        self._pub = self.socket(zmq.PUB, bind=self.reports_endpoint)
 
     def on_order(self, order: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -157,23 +152,31 @@ class BrokerBridge:
             "ts": time.time(),
             **extra,
         }
-        with self._lock:
+        with self._send_lock:
             if rec["order_ref"] and status not in ("duplicate", "unknown"):
                 self.latest[rec["order_ref"]] = rec
-            self._pub.send_multipart([REPORT_TOPIC, encode_records("order_reports", [rec])])
+            if self._held is not None:  # answering a frame: its reports leave together
+                self._held.append(rec)
+            else:
+                self._pub.send_multipart([REPORT_TOPIC, encode_records("order_reports", [rec])])
 
-    def _loop(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self._pull, zmq.POLLIN)
-        while not self._stop.is_set():
-            if not poller.poll(100):
-                continue
-            try:
-                _kind, records = decode_records(self._pull.recv(), "orders")
-            except CodecError:
-                continue
+    def _orders(self, parts: list[bytes]) -> None:
+        try:
+            _kind, records = decode_records(parts[-1], "orders")
+        except CodecError:
+            return
+        # The answers to one frame go out as one frame (as the simulated gateway does), so a
+        # client sees a batch's duplicates and query answers together, never half of them.
+        with self._send_lock:
+            self._held = []
+        try:
             for rec in records:
                 self._dispatch(rec)
+        finally:
+            with self._send_lock:
+                held, self._held = self._held, None
+                if held:
+                    self._pub.send_multipart([REPORT_TOPIC, encode_records("order_reports", held)])
 
     def _dispatch(self, rec: dict[str, Any]) -> None:
         kind, ref = rec.get("type"), rec.get("order_ref", "")
@@ -198,10 +201,3 @@ class BrokerBridge:
         else:
             self.latest[ref] = {**rec, "status": "submitted", "filled": 0.0}
             self.on_order(rec)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(2)
-        self._pull.close(linger=0)
-        self._pub.close(linger=0)

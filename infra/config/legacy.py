@@ -143,9 +143,7 @@ def fund_flow_specs(ff: Any) -> list[RuleSpec]:
 def legacy_specs(cfg: Any) -> dict[str, tuple[list[RuleSpec], bool]]:
     """Per old spelling: its rules, and whether they are the embedded default (not written
     in the config): a default family gives way to a rules file's rules of that family."""
-    from infra.config.loader import Config
-
-    base = Config()
+    base = type(cfg)()  # the defaults of the Config this one came from (no import of it)
     return {
         "rules": ([rule_spec(r, f"rules[{i}]") for i, r in enumerate(cfg.rules)],
                   cfg.rules == base.rules),

@@ -1,4 +1,4 @@
-"""CLI handlers for the closed loop's reports and the audit journal (infra.cli wires them).
+"""CLI handlers for the closed loop's reports and the audit journal (app.cli wires them).
 
 - `fengkong report replay --alert ID | --account A --from T --to T | --day D [--out DIR]`
 - `fengkong report kpi --from D --to D [--out DIR]`

@@ -24,7 +24,7 @@ day) the day before is settled at each contract's last price of that day — the
 carries then (a file's settlement column is not read) — through AccountBook.apply_settlement as a
 shard applies one from the account bus; every account is judged again.
 
-Pure: numpy and stdlib; files are read and written by infra.backtest.
+Pure: numpy and stdlib; files are read and written by app.backtest.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class Backtest:
 
     def run(self, ticks: Ticks, market: Any = None) -> Result:
         """Replay `ticks`; `market` are the market events if a caller computed them already
-        (infra.backtest does, in a second process, while this one replays the accounts)."""
+        (app.backtest does, in a second process, while this one replays the accounts)."""
         t0 = time.perf_counter()
         book = self.book
         self.engine.resize(book.n_accounts)
@@ -139,7 +139,7 @@ class Backtest:
         t2 = time.perf_counter()
         if market is None:
             market = self.market_events(ticks)
-        elif hasattr(market, "result"):  # computed by another process (infra.backtest)
+        elif hasattr(market, "result"):  # computed by another process (app.backtest)
             deferred = market
             try:
                 market = deferred.result.get()

@@ -1,7 +1,7 @@
 """The MarketFeed's statistics and rules over recorded ticks, for the backtest.
 
 Split from rules.engine.backtest (the accounts' replay) because the market side is independent
-of the accounts until composite matching (infra.backtest even runs it in a second process).
+of the accounts until composite matching (app.backtest even runs it in a second process).
 Data time throughout; non-positive prices raise `market.nonpositive_price` as in the feed.
 """
 

@@ -11,7 +11,7 @@ import pytest
 from gateways.accounts.bus import AccountBus, AccountBusClient
 from gateways.backoffice.loader import load_files
 from gateways.backoffice.watch import BackofficeWatcher, parse
-from infra.cli import main
+from app.cli import main
 from infra.specs import load_contract_table
 from rules.book import AccountBook
 from rules.sharding import BUCKETS

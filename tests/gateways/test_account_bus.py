@@ -12,8 +12,8 @@ import pytest
 import zmq
 
 from gateways.accounts.bus import AccountBus, AccountBusClient
-from gateways.accounts.sim_accounts import SimAccountSource
-from gateways.market.sim_exchange import SimExchange, main_instruments
+from gateways.sim.accounts import SimAccountSource
+from gateways.sim.exchange import SimExchange, main_instruments
 from infra.codec import decode_records, encode_records
 from infra.specs import load_contract_table
 from rules.book import AccountBook

@@ -14,9 +14,10 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from gateways.channels.base import DeliveryResult, Notification, build_channel
+from gateways.channels import build_channel
+from gateways.channels.base import DeliveryResult, Notification
 from gateways.channels.retry import backoff_delay, deliver_with_retry
-from gateways.sinks.provider_sink import DEFAULT_ACCOUNT_SID, ProviderSink
+from gateways.sim.provider_sink import DEFAULT_ACCOUNT_SID, ProviderSink
 
 TOKEN = "test-auth-token-7f3a"
 KEY = "robot-key-0001"

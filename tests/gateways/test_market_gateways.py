@@ -12,7 +12,7 @@ import pytest
 import zmq
 
 from gateways.market.replay import BEIJING, CsvReplayPublisher, calendar_day
-from gateways.market.sim_exchange import SimExchange, main_instruments
+from gateways.sim.exchange import SimExchange, main_instruments
 from infra.codec import decode_ticks
 from infra.specs import load_contract_table
 from rules.model import TickBatch

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from infra.cli import main
+from app.cli import main
 from infra.codec import decode_ticks
 from tests.zmq_util import free_tcp_endpoint, wait_until
 

@@ -9,7 +9,7 @@ import pytest
 import zmq
 
 from gateways.accounts.bus import AccountBus, AccountBusClient
-from gateways.orders.sim_gateway import SimOrderGateway
+from gateways.sim.order_gateway import SimOrderGateway
 from infra.codec import decode_records, encode_records, encode_ticks
 from infra.specs import load_contract_table
 from rules.model import Direction, Offset, Order, TickBatch

@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 
 from gateways.accounts.bus import AccountBus, AccountBusClient
-from gateways.accounts.sim_accounts import SimAccountSource
+from gateways.sim.accounts import SimAccountSource
 from gateways.accounts.wire import record_problem
-from gateways.market.sim_exchange import SimExchange, main_instruments
+from gateways.sim.exchange import SimExchange, main_instruments
 from infra.specs import load_contract_table
 from rules.engine.alerts import next_trading_day
 from rules.sharding import buckets_of_shard

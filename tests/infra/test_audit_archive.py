@@ -8,9 +8,9 @@ import os
 
 import pytest
 
+from app.cli import main
 from infra.audit import AuditStore
 from infra.audit_archive import ArchiveError, archive_day, day_bounds, read_archive, verify_archive
-from infra.cli import main
 
 DAY = "20261201"
 KEY_HEX = "11" * 32

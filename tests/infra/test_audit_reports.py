@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from app.cli import main
 from infra.audit import AuditStore
 from infra.audit_archive import day_bounds
-from infra.cli import main
 from infra.reports.day import day_report
 from infra.reports.html import replay_html, write_report
 from infra.reports.kpi import compute_kpis

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from app.cli import main
 from infra.audit import AuditStore
-from infra.cli import main
 
 
 @pytest.fixture

@@ -171,7 +171,7 @@ def test_legacy_config_rules_and_rules_files(tmp_path):
 
 
 def test_rules_check_command(tmp_path, capsys):
-    from infra import cli
+    from app import cli
 
     assert cli.main(["rules", "check", str(EXAMPLE)]) == 0
     assert "version" in capsys.readouterr().out

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import zmq
 
-from actors.demo import sink_channels
-from actors.supervisor import System, start_system, stop_system
+from app.demo import sink_channels
+from app.supervisor import System, start_system, stop_system
 from gateways.accounts.bus import AccountBus
-from gateways.orders.sim_gateway import SimOrderGateway
-from gateways.sinks.provider_sink import ProviderSink
+from gateways.sim.order_gateway import SimOrderGateway
+from gateways.sim.provider_sink import ProviderSink
 from infra import config
 from infra.codec import encode_records, encode_ticks
 from infra.specs import load_contract_table

@@ -16,10 +16,10 @@ from typing import Any
 import ray
 import requests
 
-from actors.audit_log import AuditLog
+from actors.audit_log import AuditLog, AuditLogSettings
 from actors.notifier import Notifier
-from gateways.sinks.provider_sink import DEFAULT_ACCOUNT_SID, ProviderSink
-from gateways.sinks.smtp_sink import SmtpSink
+from gateways.sim.provider_sink import DEFAULT_ACCOUNT_SID, ProviderSink
+from gateways.sim.smtp_sink import SmtpSink
 from infra import config
 from infra.audit import AuditStore
 from rules.model import Alert, stable_id
@@ -103,7 +103,7 @@ def start_world(
     settings = config.from_dict({"notifier": notifier}, source="<test>").notifier
     prefix = f"n{uuid.uuid4().hex[:6]}."
     journal = tmp / "journal.sqlite"
-    audit = AuditLog.options(name=f"{prefix}AuditLog").remote(str(journal), 20)
+    audit = AuditLog.options(name=f"{prefix}AuditLog").remote(AuditLogSettings(str(journal), 20))
     actor = Notifier.options(name=f"{prefix}Notifier").remote(
         channels(psink, smtp, **(channel_extra or {})), audit, settings
     )

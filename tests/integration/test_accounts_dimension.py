@@ -10,7 +10,7 @@ import uuid
 import pytest
 import ray
 
-from actors.supervisor import start_system, stop_system
+from app.supervisor import start_system, stop_system
 from infra.audit import AuditStore
 from infra.specs import load_contract_table
 from tests.integration.harness import account_at_risk, start_harness

@@ -168,7 +168,7 @@ def test_approval_time_limit_escalates_through_the_notifier(loop):
 
 
 def test_cli_lists_approves_signed_and_rejects(loop, capsys, monkeypatch):
-    from infra.cli import main
+    from app.cli import main
 
     executor = loop.system.executor
     for a in ("C01", "C02"):

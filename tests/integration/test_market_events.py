@@ -13,7 +13,7 @@ from typing import Any
 import ray
 
 from actors.correlator import Correlator
-from actors.market_feed import MarketFeed
+from actors.market_feed import MarketFeed, MarketFeedSettings
 from infra import config
 from rules.model import PriceUpdate
 from tests.integration.market_util import SteerableMarket
@@ -77,7 +77,9 @@ def test_jump_near_limit_and_locked_limit_alerts(ray_local):
     endpoint = free_tcp_endpoint()
     market = SteerableMarket(endpoint, {"rb2601": 3000.0, "cu2601": 80000.0})
     corr = Correlator.remote()
-    feed = MarketFeed.remote("m1", endpoint, 20, [], (), b"T", corr, market_cfg())
+    feed = MarketFeed.remote(
+        MarketFeedSettings("m1", endpoint, 20, market=market_cfg()), correlator=corr
+    )
     try:
         # The jump reference needs jump_window_s of history first.
         assert wait_until(lambda: ray.get(feed.stats.remote()).get("slices", 0) > 70, 10)
@@ -105,7 +107,9 @@ def test_a_silent_contract_is_stale_and_a_silent_feed_is_one_alert(ray_local):
     names = {"rb2601": 3000.0, "cu2601": 80000.0, "i2601": 800.0, "IF2601": 4000.0}
     market = SteerableMarket(endpoint, names)
     corr = Correlator.remote()
-    feed = MarketFeed.remote("m2", endpoint, 20, [], (), b"T", corr, market_cfg())
+    feed = MarketFeed.remote(
+        MarketFeedSettings("m2", endpoint, 20, market=market_cfg()), correlator=corr
+    )
     try:
         assert wait_until(lambda: ray.get(feed.stats.remote()).get("contracts") == 4, 10)
         market.mute("cu2601")
@@ -130,7 +134,11 @@ def test_no_stale_alert_outside_the_session(ray_local):
             endpoint = free_tcp_endpoint()
             markets.append(SteerableMarket(endpoint, {"rb2601": 3000.0, "IF2601": 4000.0}))
             cfg = market_cfg(session_clock_start=clock, holidays_file=HOLIDAYS)
-            feeds.append(MarketFeed.remote(name, endpoint, 20, [], (), b"T", corr, cfg))
+            feeds.append(
+                MarketFeed.remote(
+                    MarketFeedSettings(name, endpoint, 20, market=cfg), correlator=corr
+                )
+            )
         for feed in feeds:
             assert wait_until(lambda f=feed: ray.get(f.stats.remote()).get("ticks", 0) > 0, 10)
         for market in markets:
@@ -159,10 +167,13 @@ def test_backup_takes_over_from_a_stale_primary_and_hands_back(ray_local):
     rec = Recorder.remote()
     subs = [(rec, "on_prices", 0.0)]
     cfg = market_cfg()
-    primary = MarketFeed.remote("primary", ep_primary, 20, subs, (), b"T", corr, cfg)
-    backup = MarketFeed.remote(
-        "backup", ep_backup, 20, subs, (), b"T", corr, cfg, role="backup", primary=primary
+    primary = MarketFeed.remote(
+        MarketFeedSettings("primary", ep_primary, 20, market=cfg), subscribers=subs, correlator=corr
     )
+    backup = MarketFeed.remote(
+        MarketFeedSettings("backup", ep_backup, 20, role="backup", market=cfg),
+        subscribers=subs, correlator=corr, primary=primary,
+    )  # fmt: skip
     try:
         assert wait_until(lambda: ray.get(backup.stats.remote()).get("contracts") == 2, 10)
         start = ray.get(rec.count.remote())

@@ -6,7 +6,7 @@ import msgpack
 import numpy as np
 import ray
 
-from actors.market_feed import MarketFeed
+from actors.market_feed import MarketFeed, MarketFeedSettings
 from infra.codec import encode_ticks
 from rules.model import PriceUpdate, TickBatch
 from tests.integration.harness import ScriptedMarket
@@ -42,7 +42,9 @@ def test_malformed_frames_counted_and_skipped_while_good_frames_flow(ray_local):
     endpoint = free_tcp_endpoint()
     market = ScriptedMarket(endpoint, {"rb2601": 3000.0}, period_s=0.05)
     recorder = Recorder.remote()
-    feed = MarketFeed.remote("t", endpoint, 20, [(recorder, "on_prices", 0.0)])
+    feed = MarketFeed.remote(
+        MarketFeedSettings("t", endpoint, 20), subscribers=[(recorder, "on_prices", 0.0)]
+    )
     try:
         assert wait_until(lambda: ray.get(recorder.latest.remote()).get("rb2601") == 3000.0, 10)
         garbage = [

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import ray
 
-from actors.market_feed import MarketFeed
+from actors.market_feed import MarketFeed, MarketFeedSettings
 from gateways.market.replay import CsvReplayPublisher, to_batch
 from infra.codec import encode_ticks
 from tests.zmq_util import free_tcp_endpoint, wait_until
@@ -64,7 +64,10 @@ def bars_by_hand(pub: CsvReplayPublisher, instrument: str) -> list[dict[str, flo
 def test_replayed_real_ticks_give_the_bars_a_row_by_row_count_gives(ray_local):
     files = [SELECTED / "rb1801_20171113.csv", SELECTED / "cu1801_20171113.csv", IF_DAY]
     endpoint = free_tcp_endpoint()
-    feed = MarketFeed.remote("replay", endpoint, 20, [(SlowShard.remote(), "on_prices", 0.0)])
+    feed = MarketFeed.remote(
+        MarketFeedSettings("replay", endpoint, 20),
+        subscribers=[(SlowShard.remote(), "on_prices", 0.0)],
+    )
     # As fast as possible, in frames of 100 rows: folding them spans many flushes.
     pub = CsvReplayPublisher(
         endpoint, files, speed=None, max_batch=100, max_rows_per_file=ROWS, warmup_s=0

@@ -12,7 +12,7 @@ import pytest
 import ray
 from twilio.request_validator import RequestValidator
 
-from infra import cli
+from app import cli
 from tests.integration.notify_world import (
     DESK,
     HEAD,

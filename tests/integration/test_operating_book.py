@@ -11,12 +11,13 @@ import pytest
 import ray
 import zmq
 
-from actors.audit_log import AuditLog
+from actors.audit_log import AuditLog, AuditLogSettings
 from actors.correlator import Correlator
-from actors.exposure_book import ExposureBook
-from actors.market_feed import MarketFeed
+from actors.exposure_book import ExposureBook, ExposureBookSettings
+from actors.market_feed import MarketFeed, MarketFeedSettings
+from app import cli
 from gateways.books.topic import publish
-from infra import cli, config
+from infra import config
 from infra.specs import load_contract_table
 from rules.sessions import SessionCalendar
 from rules.var import historical_var
@@ -74,17 +75,19 @@ def world(ray_local, tmp_path_factory):
         },
         source="<test>",
     ).books  # fmt: skip
-    audit = AuditLog.remote(str(tmp / "journal.sqlite"), 50)
-    corr = Correlator.remote(None, None, audit)
+    audit = AuditLog.remote(AuditLogSettings(str(tmp / "journal.sqlite"), 50))
+    corr = Correlator.remote(audit=audit)
     book = ExposureBook.remote(
-        "rb", ["rb"], correlator=corr, audit=audit, settings=books_cfg,
-        all_commodities=("rb", "cu"), report_unrouted=True,
+        ExposureBookSettings("rb", ("rb",), books_cfg, ("rb", "cu"), report_unrouted=True),
+        correlator=corr, audit=audit,
     )  # fmt: skip
     market = SteerableMarket(market_ep, {"rb2601": 3000.0})
     feed = MarketFeed.remote(
-        "m", market_ep, 50, [(book, "on_prices", 0.2)], (), b"T", None,
-        config.from_dict({"market": {"rules": []}}).market,
-    )  # fmt: skip
+        MarketFeedSettings(
+            "m", market_ep, 50, market=config.from_dict({"market": {"rules": []}}).market
+        ),
+        subscribers=[(book, "on_prices", 0.2)],
+    )
     pub = zmq.Context.instance().socket(zmq.PUB)
     pub.bind(topic_ep)
     today = SessionCalendar.from_table(load_contract_table()).trading_day(time.time())

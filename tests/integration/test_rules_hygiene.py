@@ -11,7 +11,7 @@ import time
 import pytest
 import ray
 
-from infra import cli
+from app import cli
 from infra.audit import AuditStore
 from infra.specs import load_contract_table
 from rules.model import RiskEvent

@@ -13,7 +13,8 @@ import pytest
 import ray
 
 from actors import rules_push
-from infra import cli, rulesets
+from app import cli
+from infra import rulesets
 from infra.audit import AuditStore
 from infra.specs import load_contract_table
 from tests.integration.harness import account_at_risk, start_harness

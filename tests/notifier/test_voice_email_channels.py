@@ -11,10 +11,11 @@ from urllib.parse import parse_qsl
 import pytest
 from twilio.request_validator import RequestValidator
 
-from gateways.channels.base import Notification, build_channel
+from gateways.channels import build_channel
+from gateways.channels.base import Notification
 from gateways.channels.twilio_voice import twiml_for
-from gateways.sinks.provider_sink import DEFAULT_ACCOUNT_SID, ProviderSink
-from gateways.sinks.smtp_sink import SmtpSink
+from gateways.sim.provider_sink import DEFAULT_ACCOUNT_SID, ProviderSink
+from gateways.sim.smtp_sink import SmtpSink
 
 TOKEN = "voice-test-token"
 PHONE = "+8613800138001"

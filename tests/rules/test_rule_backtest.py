@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app import backtest, cli
 from gateways.market.replay import CsvReplayPublisher
-from infra import backtest, cli
 from infra.specs import load_contract_table
 from rules.book import AccountBook
 from rules.engine.backtest import Backtest, Ticks

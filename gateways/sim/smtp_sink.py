@@ -9,7 +9,7 @@ when it struggles: 451 (try again later), 554 (refused), or silence until the cl
 It does not deduplicate: a message sent twice is stored twice, so a test counts duplicates the
 way a recipient would see them.
 
-Run alone: python -m gateways.sinks.smtp_sink --port 8825
+Run alone: python -m gateways.sim.smtp_sink --port 8825
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`fengkong rules ...`, `fengkong silence ...` and `fengkong backtest`: the rule engine's
-operator commands (added to infra.cli's parser by `add_parsers`).
+operator commands (added to app.cli's parser by `add_parsers`).
 
 - rules check FILE...: validate and show the version, nothing else;
 - rules apply FILE... --as USER: validate, journal (who, when, diff) and push to every actor of
@@ -190,7 +190,7 @@ def cmd_silence(args: argparse.Namespace, load_config: Callable[..., Any]) -> in
 
 
 def cmd_backtest(args: argparse.Namespace, load_config: Callable[..., Any]) -> int:
-    from infra import backtest
+    from app import backtest
 
     try:
         summary = backtest.run(

@@ -33,7 +33,7 @@ def _fmt_ts(ts: float) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from actors.demo import run_demo
+    from app.demo import run_demo
 
     cfg = _load_config(args)
     sim = cfg.sim
@@ -54,7 +54,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import ray
 
-    from actors.supervisor import start_system, stop_system
+    from app.supervisor import start_system, stop_system
     from infra.cluster import dashboard_hint, start_ray
 
     cfg = _load_config(args)
@@ -381,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     from infra.reports.commands import extend_report_parser
 
     extend_report_parser(sub, _load_config)
-    from infra.rules_cli import add_parsers as add_rules_parsers
+    from app.rules_cli import add_parsers as add_rules_parsers
 
     add_rules_parsers(sub, common, _load_config)  # rules, silence, backtest (issue 6)
     from app.ctp_commands import add_parsers as add_edge_parsers  # replay, backoffice, ctp

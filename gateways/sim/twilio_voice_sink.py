@@ -1,4 +1,5 @@
-"""The Twilio Calls part of the provider sink: create a call, play its TwiML, press a key.
+"""The Twilio Calls part of the provider sink: Twilio Programmable Voice's REST wire format
+(the real client is `gateways.channels.twilio_voice`): create a call, play its TwiML, press a key.
 
 POST /2010-04-01/Accounts/{AccountSid}/Calls.json (Basic auth, form-encoded: To, From, Twiml or
 Url, StatusCallback, StatusCallbackEvent…) answers 201 with a Call resource, then "places" the
@@ -26,6 +27,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from twilio.request_validator import RequestValidator
+
+from gateways.sim.sink_log import SinkLog
 
 CALLS_PATH = re.compile(r"/2010-04-01/Accounts/([^/]+)/Calls\.json")
 _E164 = re.compile(r"\+[1-9]\d{1,14}")
@@ -64,27 +67,19 @@ def post_signed(
 
 
 class VoiceCalls:
-    """Call state of the sink; `store` is the sink's message list (shared lock)."""
+    """Calls placed on the sink; they land in the sink's `SinkLog` (its lock, messages, stats)."""
 
-    def __init__(self, sink: Any) -> None:
-        self.sink = sink  # the ProviderSink: its lock, stop event, messages, stats, validator
-        self._lock: threading.Lock = sink._lock
+    def __init__(self, log: SinkLog, account_sid: str, validator: RequestValidator) -> None:
+        self.log = log
+        self._lock = log.lock
+        self.account_sid = account_sid
+        self._validator = validator
         self.callees: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, dict] = {}
         self.callbacks: list[dict] = []
 
-    @property
-    def account_sid(self) -> str:
-        return self.sink.twilio_account_sid
-
-    @property
-    def _validator(self) -> RequestValidator:
-        return self.sink._validator
-
     def _stat(self, name: str) -> None:
-        """Count under the sink's lock (callers must not hold it)."""
-        with self._lock:
-            self.sink._stats[name] += 1
+        self.log.count(name)
 
     def set_callee(self, number: str, *, answer: bool = True, press: str | None = None) -> None:
         with self._lock:
@@ -114,9 +109,9 @@ class VoiceCalls:
             except ET.ParseError:
                 return err(400, 12100, "Document parse failure")
         with self._lock:
-            if token is not None and token in self.tokens:
-                self.sink._stats["twilio_voice_replayed"] += 1
-                return json_fn(201, self.tokens[token])
+            earlier = self.log.replayed(self.tokens, token, "twilio_voice")
+            if earlier is not None:
+                return json_fn(201, earlier)
             resource = self._resource(one)
             record = {
                 "provider": "twilio_voice",
@@ -133,10 +128,7 @@ class VoiceCalls:
                 "gather_http_status": None,
                 "status_callback": one.get("StatusCallback"),
             }
-            if token is not None:
-                self.tokens[token] = resource
-            self.sink._messages.append(record)
-            self.sink._stats["twilio_voice_delivered"] += 1
+            self.log.delivered(record, self.tokens, token, resource)
         events = form.get("StatusCallbackEvent") or ["completed"]
         threading.Thread(
             target=self._run,
@@ -199,7 +191,7 @@ class VoiceCalls:
     def _run(
         self, record: dict, twiml: str | None, url: str | None, cb: str | None, events: list[str]
     ) -> None:
-        if self.sink._stop.wait(self.sink.callback_delay):
+        if self.log.stop.wait(self.log.callback_delay):
             return
         self._status(record, cb, events, "initiated")
         self._status(record, cb, events, "ringing")

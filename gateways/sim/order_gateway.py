@@ -7,7 +7,8 @@ and a contract locked at its limit cannot be traded out of — a sell at limit-d
 limit-up waits, unfilled, until the price leaves the limit. Fills become trade records on the
 account bus, so positions change the way they would with a real broker.
 
-Wire (the order bridge format, documented in full in `gateways.orders.bridge`):
+Wire: it imitates the broker's side of the order bridge (`gateways.orders.bridge`, whose
+`BrokerBridge` a real broker process runs):
 - PULL (bound) `encode_records("orders", [...])`; an order is {order_ref, proposal_id,
   account_id, instrument, direction ("long" buys / "short" sells), offset, volume, limit_price
   (0 or None = at market), created_ts}; a cancel is {type: "cancel", order_ref}; a status query
@@ -24,7 +25,6 @@ Every order_ref that arrives is remembered, whatever became of the order, so any
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from gateways.zmq_service import ZmqService
 from infra.codec import CodecError, decode_records, decode_ticks, encode_records
 from rules.contracts import ContractTable, UnknownContract, limit_prices
 
@@ -54,8 +55,10 @@ class _Working:
         return self.volume - self.filled
 
 
-class SimOrderGateway:
+class SimOrderGateway(ZmqService):
     """Order PULL, market SUB, report PUB, trade PUSH; one thread."""
+
+    thread_name = "sim-order-gateway"
 
     def __init__(
         self,
@@ -70,6 +73,7 @@ class SimOrderGateway:
         seed: int = 7,
         commission_per_lot: float = 2.0,
     ) -> None:
+        super().__init__()
         self.order_endpoint = order_endpoint
         self.reports_endpoint = reports_endpoint
         self.market_endpoints = list(market_endpoints)
@@ -96,50 +100,17 @@ class SimOrderGateway:
         self._halted: set[str] = set()
         self._reducing: set[str] = set()  # accounts in trading state REDUCING
         self._working: dict[str, _Working] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._sockets: list[zmq.Socket] = []
 
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> SimOrderGateway:
-        ctx = zmq.Context.instance()
-        self._pull = ctx.socket(zmq.PULL)
-        self._pub = ctx.socket(zmq.PUB)
-        self._sub = ctx.socket(zmq.SUB)
-        self._push = ctx.socket(zmq.PUSH)
-        self._sockets = [self._pull, self._pub, self._sub, self._push]
-        try:
-            self._pull.bind(self.order_endpoint)
-            self._pub.bind(self.reports_endpoint)
-            self._sub.setsockopt(zmq.SUBSCRIBE, b"T")
-            for endpoint in self.market_endpoints:
-                self._sub.connect(endpoint)
-            self._push.connect(self.account_inbound_endpoint)
-        except zmq.ZMQError:
-            self._close()
-            raise
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="sim-order-gateway", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> SimOrderGateway:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _close(self) -> None:
-        for sock in self._sockets:
-            # Trades still queued for the bus get a moment to leave; the rest close at once.
-            sock.close(linger=500 if sock is getattr(self, "_push", None) else 0)
-        self._sockets = []
+    # -- lifecycle (ZmqService) ------------------------------------------------------------
+    def _open(self) -> None:
+        # Ticks first in each turn: an order that arrives with them meets the newest price.
+        self.socket(
+            zmq.SUB, subscribe=[b"T"], connect=self.market_endpoints, on_message=self._on_ticks
+        )
+        self._pull = self.socket(zmq.PULL, bind=self.order_endpoint, on_message=self._on_orders)
+        self._pub = self.socket(zmq.PUB, bind=self.reports_endpoint)
+        # Trades still queued for the bus get a moment to leave; the rest close at once.
+        self._push = self.socket(zmq.PUSH, connect=[self.account_inbound_endpoint], linger=500)
 
     def working(self) -> list[str]:
         """order_refs accepted and not yet finished (a snapshot, for tests and tools)."""
@@ -159,40 +130,13 @@ class SimOrderGateway:
         """Accounts whose opening is frozen (trading state REDUCING)."""
         return sorted(self._reducing)
 
-    # -- loop ------------------------------------------------------------------------------
-    def _run(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self._pull, zmq.POLLIN)
-        poller.register(self._sub, zmq.POLLIN)
-        try:
-            while not self._stop.is_set():
-                events = dict(poller.poll(50))
-                if self._sub in events:
-                    self._drain(self._sub, self._on_ticks)
-                if self._pull in events:
-                    self._drain(self._pull, self._on_orders)
-        finally:
-            self._close()
+    def on_bad_message(self, parts: list[bytes], exc: Exception) -> None:
+        self.stats["bad_frames"] += 1
+        reason = str(exc) if isinstance(exc, CodecError) else f"{type(exc).__name__}: {exc}"
+        self.quarantine.append({"reason": reason, "item": parts[-1][:200]})
 
-    def _drain(self, sock: zmq.Socket, handle: Any) -> None:
-        for _ in range(1000):
-            try:
-                parts = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                handle(parts[-1])
-            except CodecError as exc:
-                self.stats["bad_frames"] += 1
-                self.quarantine.append({"reason": str(exc), "item": parts[-1][:200]})
-            except Exception as exc:  # a malformed field must not end the loop
-                self.stats["bad_frames"] += 1
-                self.quarantine.append(
-                    {"reason": f"{type(exc).__name__}: {exc}", "item": parts[-1][:200]}
-                )
-
-    def _on_ticks(self, payload: bytes) -> None:
-        batch = decode_ticks(payload)
+    def _on_ticks(self, parts: list[bytes]) -> None:
+        batch = decode_ticks(parts[-1])
         self.stats["tick_batches"] += 1
         names = batch.instruments
         for i, last, up, low, pre in zip(
@@ -219,8 +163,8 @@ class SimOrderGateway:
                 self._try_fill(self._working[ref], reports)
             self._publish(reports)
 
-    def _on_orders(self, payload: bytes) -> None:
-        _kind, records = decode_records(payload, "orders")
+    def _on_orders(self, parts: list[bytes]) -> None:
+        _kind, records = decode_records(parts[-1], "orders")
         reports: list[dict[str, Any]] = []
         for record in records:
             kind = record.get("type")
@@ -259,9 +203,14 @@ class SimOrderGateway:
 
     # -- order handling --------------------------------------------------------------------
     def _report(
-        self, order: dict[str, Any], status: str, filled: float, remaining: float,
-        price: float = 0.0, reason: str = "",
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        order: dict[str, Any],
+        status: str,
+        filled: float,
+        remaining: float,
+        price: float = 0.0,
+        reason: str = "",
+    ) -> dict[str, Any]:
         return {
             "order_ref": order.get("order_ref"),
             "proposal_id": order.get("proposal_id", ""),

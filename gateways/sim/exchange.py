@@ -3,7 +3,8 @@
 The risk system needs a market that behaves like one where it matters — prices on the tick grid,
 inside the daily limits, a limit that locks a contract, moves that arrive over seconds rather than
 in one jump — and that a demo or a test can steer (`shock`). Publishes `[b"T",
-encode_ticks(batch)]` every `batch_ms`, the frame the CSV replay and a real CTP bridge publish.
+encode_ticks(batch)]` every `batch_ms`, the frame the CSV replay and a real CTP bridge publish
+(the market wire format of `infra.codec`, read by `actors.market_feed`).
 
 Model per instrument: pre-settlement = the spec's reference price × a small deterministic
 perturbation (±3%, from a hash of the id); limits from `limit_prices`. The price is a geometric
@@ -25,6 +26,7 @@ import zlib
 import numpy as np
 import zmq
 
+from gateways.zmq_service import ZmqService
 from infra.codec import encode_ticks
 from rules.contracts import ContractTable, limit_prices
 from rules.model import TickBatch
@@ -60,7 +62,7 @@ def _perturbation(instrument: str) -> float:
     return 1.0 + ((zlib.crc32(instrument.encode()) % 6001) - 3000) / 100_000
 
 
-class SimExchange:
+class SimExchange(ZmqService):
     """Random-walk market publishing tick frames; `shock()` scripts a move. Thread-safe reads."""
 
     def __init__(
@@ -77,6 +79,7 @@ class SimExchange:
     ) -> None:
         if not instruments:
             raise ValueError("SimExchange needs at least one instrument")
+        super().__init__()
         self.pub_endpoint = pub_endpoint
         self.instruments = list(instruments)
         self.index = {name: i for i, name in enumerate(self.instruments)}
@@ -111,9 +114,7 @@ class SimExchange:
         self._lock = threading.Lock()
         self._first = True
         self.stats: dict[str, int] = {"ticks_sent": 0, "batches_sent": 0}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pub: zmq.Socket | None = None
+        self._next_t: float | None = None  # monotonic time of the next batch
 
     # -- control and reads (any thread) ----------------------------------------------------
     def shock(self, products: list[str], pct: float, over_s: float = 2.0) -> list[str]:
@@ -216,51 +217,29 @@ class SimExchange:
                 sent_ts=now,
             )
 
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> SimExchange:
-        self._pub = zmq.Context.instance().socket(zmq.PUB)
-        try:
-            self._pub.bind(self.pub_endpoint)
-        except zmq.ZMQError:
-            self._pub.close(linger=0)
-            self._pub = None
-            raise
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="sim-exchange", daemon=True)
-        self._thread.start()
-        return self
+    # -- lifecycle (ZmqService): one PUB socket, a batch every batch_s -------------------------
+    thread_name = "sim-exchange"
 
-    def _run(self) -> None:
-        assert self._pub is not None
-        next_t = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                batch = self.step()
-                if len(batch):
-                    self._pub.send_multipart([b"T", encode_ticks(batch)])
-                    self.stats["ticks_sent"] += len(batch)
-                    self.stats["batches_sent"] += 1
-                next_t += self.batch_s
-                delay = next_t - time.monotonic()
-                if delay < -1.0:  # far behind (machine paused): do not burst to catch up
-                    next_t = time.monotonic()
-                elif delay > 0:
-                    self._stop.wait(delay)
-        finally:
-            self._pub.close(linger=0)
-            self._pub = None
+    def _open(self) -> None:
+        self._pub = self.socket(zmq.PUB, bind=self.pub_endpoint)
+        self._next_t = None
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+    def wait_ms(self, now: float) -> int:
+        return 0 if self._next_t is None else max(0, int((self._next_t - now) * 1000))
 
-    def __enter__(self) -> SimExchange:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def turn(self, now: float) -> None:
+        if self._next_t is None:
+            self._next_t = now
+        if now < self._next_t:
+            return
+        batch = self.step()
+        if len(batch):
+            self._pub.send_multipart([b"T", encode_ticks(batch)])
+            self.stats["ticks_sent"] += len(batch)
+            self.stats["batches_sent"] += 1
+        self._next_t += self.batch_s
+        if self._next_t - time.monotonic() < -1.0:  # far behind (machine paused): no burst
+            self._next_t = time.monotonic()
 
 
 def main(argv: list[str] | None = None) -> int:

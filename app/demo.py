@@ -18,12 +18,12 @@ from typing import Any, TextIO
 
 import ray
 
-from actors.supervisor import System, start_system, stop_system
+from app.supervisor import System, start_system, stop_system
 from gateways.accounts.bus import AccountBus
-from gateways.accounts.sim_accounts import SimAccountSource
-from gateways.market.sim_exchange import SimExchange, main_instruments
-from gateways.orders.sim_gateway import SimOrderGateway
-from gateways.sinks.provider_sink import ProviderSink
+from gateways.sim.accounts import SimAccountSource
+from gateways.sim.exchange import SimExchange, main_instruments
+from gateways.sim.order_gateway import SimOrderGateway
+from gateways.sim.provider_sink import ProviderSink
 from infra.audit import AuditStore
 from infra.cluster import dashboard_hint, start_ray
 from infra.config import ChannelConfig, Config
@@ -246,8 +246,10 @@ def _loop(
             # The demo's risk desk decides in batches, as after a market-wide shock.
             results = ray.get(system.executor.approve_all_pending.remote(cfg.sim.auto_approve_as))
             if results:
-                print(f"*** {cfg.sim.auto_approve_as} approved {len(results)} proposals in one "
-                      "batch", file=out)  # fmt: skip
+                print(
+                    f"*** {cfg.sim.auto_approve_as} approved {len(results)} proposals in one batch",
+                    file=out,
+                )
             next_approval = elapsed + APPROVAL_EVERY_S
         figures = gather(system)
         line, prev_ticks = progress_line(elapsed, figures, prev_ticks, now - prev_t)

@@ -14,19 +14,19 @@ from typing import Any
 import ray
 
 from actors import rules_push
-from actors.account_shard import AccountShard
-from actors.audit_log import AuditLog
+from actors.account_shard import AccountShard, AccountShardSettings
+from actors.audit_log import AuditLog, AuditLogSettings
 from actors.common import actor_name
+from actors.context import Context
 from actors.correlator import Correlator
 from actors.ctp_ingest import start_edges
 from actors.execution.core import executor_options
 from actors.executor import Executor
-from actors.exposure_book import ExposureBook
-from actors.hierarchy import Hierarchy
-from actors.market_feed import MarketFeed
+from actors.exposure_book import ExposureBook, ExposureBookSettings
+from actors.hierarchy import Hierarchy, HierarchySettings
+from actors.market_feed import MarketFeed, MarketFeedSettings
 from actors.notifier import Notifier
 from infra.config import Config
-from infra.specs import load_contract_table
 
 BOOK_PRICE_INTERVAL_S = 1.0  # books need no 50 ms cadence
 
@@ -71,9 +71,11 @@ def start_system(
     cfg: Config, prefix: str = "fengkong.", commodities: list[str] | None = None
 ) -> System:
     """Create every actor of the risk loop; returns their handles once all are up."""
-    table = load_contract_table(cfg.contracts_overrides)
-    overrides = tuple(cfg.contracts_overrides)
-    audit = _named(AuditLog, prefix, "AuditLog").remote(cfg.audit.path, cfg.audit.batch_ms)
+    context = Context.build(cfg)  # one contract table, calendar and clock for every actor
+    table = context.contracts
+    audit = _named(AuditLog, prefix, "AuditLog").remote(
+        AuditLogSettings(cfg.audit.path, cfg.audit.batch_ms)
+    )
     ruleset, rules = rules_push.startup(cfg, audit)  # journaled before any actor uses it
     notifier = _named(Notifier, prefix, "Notifier").remote(channel_dicts(cfg), audit, cfg.notifier)
     executor = _named(Executor, prefix, "Executor").remote(
@@ -85,7 +87,9 @@ def start_system(
         notifier=notifier,
         **executor_options(cfg),
     )
-    correlator = _named(Correlator, prefix, "Correlator").remote(notifier, executor, audit, rules)
+    correlator = _named(Correlator, prefix, "Correlator").remote(
+        context=context, notifier=notifier, executor=executor, audit=audit, rules=rules
+    )
     wanted = list(cfg.books.commodities) or list(commodities or [])
     by_commodity: dict[str, list[str]] = {}
     for product in table.products():
@@ -94,37 +98,40 @@ def start_system(
             by_commodity.setdefault(spec.commodity, []).append(product)
     books = {
         c: _named(ExposureBook, prefix, "ExposureBook", c).remote(
-            c,
-            products,
+            ExposureBookSettings(
+                c,
+                tuple(products),
+                cfg.books,
+                all_commodities=tuple(by_commodity),
+                report_unrouted=i == 0,  # one book reports input rows that belong to no book
+            ),
+            context=context,
             correlator=correlator,
             audit=audit,
-            settings=cfg.books,
             rules=rules,
-            all_commodities=tuple(by_commodity),
-            report_unrouted=i == 0,  # one book reports input rows that belong to no book
-            contracts_overrides=overrides,
-            holidays_file=cfg.market.holidays_file,
         )
         for i, (c, products) in enumerate(by_commodity.items())
     }
     hierarchy = _named(Hierarchy, prefix, "Hierarchy").remote(
-        rules, correlator, audit=audit, calendar=rules_push.calendar(cfg)
+        HierarchySettings(), context=context, rules=rules, correlator=correlator, audit=audit
     )
     shards = [
         _named(AccountShard, prefix, "AccountShard", str(k)).remote(
-            k,
-            cfg.accounts.shards,
-            cfg.accounts.endpoint,
-            cfg.accounts.snapshot_endpoint,
-            rules,
-            correlator,
-            books,
-            audit,
-            cfg.accounts.margin_markup,
-            cfg.accounts.flush_ms,
-            overrides,
-            [dict(p) for p in cfg.accounts.policies],
-            hierarchy,
+            AccountShardSettings(
+                k,
+                cfg.accounts.shards,
+                cfg.accounts.endpoint,
+                cfg.accounts.snapshot_endpoint,
+                margin_markup=cfg.accounts.margin_markup,
+                flush_ms=cfg.accounts.flush_ms,
+                policies=tuple(dict(p) for p in cfg.accounts.policies),
+            ),
+            context=context,
+            rules=rules,
+            correlator=correlator,
+            books=books,
+            audit=audit,
+            hierarchy=hierarchy,
         )
         for k in range(cfg.accounts.shards)
     ]
@@ -133,15 +140,17 @@ def start_system(
     by_feed: dict[str, Any] = {}  # primaries first: a backup is handed its primary
     for f in sorted(cfg.market.feeds, key=lambda f: f.role == "backup"):
         by_feed[f.name] = _named(MarketFeed, prefix, "MarketFeed", f.name).remote(
-            f.name,
-            f.endpoint,
-            cfg.market.flush_ms,
-            subscribers,
-            overrides,
+            MarketFeedSettings(
+                f.name,
+                f.endpoint,
+                cfg.market.flush_ms,
+                role=f.role,
+                market=cfg.market,
+            ),
+            context=context,
+            subscribers=subscribers,
             correlator=correlator,
-            market=cfg.market,
             rules=rules,
-            role=f.role,
             primary=by_feed.get(f.primary),
         )
     feeds = list(by_feed.values())

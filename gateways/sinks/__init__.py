@@ -1,1 +1,0 @@
-"""Local stand-ins for outside providers, so `make run` and tests never leave the machine."""

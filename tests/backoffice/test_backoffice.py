@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from app.cli import main
 from gateways.accounts.bus import AccountBus, AccountBusClient
 from gateways.backoffice.loader import load_files
 from gateways.backoffice.watch import BackofficeWatcher, parse
-from app.cli import main
 from infra.specs import load_contract_table
 from rules.book import AccountBook
 from rules.sharding import BUCKETS

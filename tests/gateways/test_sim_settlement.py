@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 
 from gateways.accounts.bus import AccountBus, AccountBusClient
-from gateways.sim.accounts import SimAccountSource
 from gateways.accounts.wire import record_problem
+from gateways.sim.accounts import SimAccountSource
 from gateways.sim.exchange import SimExchange, main_instruments
 from infra.specs import load_contract_table
 from rules.engine.alerts import next_trading_day

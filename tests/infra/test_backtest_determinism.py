@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infra import backtest
+from app import backtest
 from infra.specs import load_contract_table
 
 CONTRACTS = {"rb2601": 3000.0, "cu2601": 80000.0, "i2601": 800.0}

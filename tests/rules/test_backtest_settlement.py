@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from infra import backtest
+from app import backtest
 from rules.book import AccountBook
 from rules.engine.backtest import Backtest, Ticks, coalesce, settlement_steps
 from tests.rules.test_rule_backtest import ACCOUNT_RULES, TABLE, random_book, synthetic_ticks

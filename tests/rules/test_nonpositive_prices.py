@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from infra import backtest
+from app import backtest
 from rules.contracts import limit_prices
 from rules.market_signals import log_returns, nonpositive_events, relative_moves
 from rules.market_stats import MarketStats, StatsParams

@@ -188,7 +188,7 @@ def test_migrating_the_example_config_yields_rules_that_fire_identically(tmp_pat
     import numpy as np
     import tomllib
 
-    from infra import cli
+    from app import cli
     from rules.engine.evaluator import RuleEngine
     from rules.engine.kinds.market_set import MarketRuleSet
     from rules.market_stats import SliceSignals

@@ -18,7 +18,7 @@ from actors.account_shard import AccountShard
 from actors.audit_log import AuditLog
 from actors.common import actor_name
 from actors.correlator import Correlator
-from actors.execution.core import executor_options
+from actors.execution.settings import executor_settings
 from actors.executor import Executor
 from actors.exposure_book import ExposureBook
 from actors.hierarchy import Hierarchy
@@ -74,13 +74,7 @@ def start_system(
     ruleset, rules = rules_push.startup(cfg, audit)  # journaled before any actor uses it
     notifier = _named(Notifier, prefix, "Notifier").remote(channel_dicts(cfg), audit, cfg.notifier)
     executor = _named(Executor, prefix, "Executor").remote(
-        cfg.orders.endpoint,
-        cfg.orders.reports_endpoint,
-        cfg.accounts.shards,
-        prefix,
-        audit,
-        notifier=notifier,
-        **executor_options(cfg),
+        executor_settings(cfg, prefix), audit, notifier=notifier
     )
     correlator = _named(Correlator, prefix, "Correlator").remote(notifier, executor, audit, rules)
     wanted = list(cfg.books.commodities) or list(commodities or [])

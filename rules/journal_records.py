@@ -104,6 +104,11 @@ class JournalRecord:
         return out
 
     @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The record's fields in their defined order (the envelope first)."""
+        return cls._FIELDS
+
+    @classmethod
     def from_record(cls: type[R], rec: dict[str, Any]) -> R:
         return cls(**{k: rec[k] for k in cls._FIELDS if k in rec})
 

@@ -69,13 +69,13 @@ class Executor:
         self.decide_lock = threading.Lock()  # one decision request at a time, plan included
         self._stop = threading.Event()
         self.watch_errors = 0
-        records = self._own_records()
-        # Subscribed to reports before the journal is replayed: a report published while we
-        # rebuild is then queued for us, not lost (the replay's status queries ask again anyway).
+        # The journal first, through the same `apply` as live; then the reports: none is applied
+        # to a half-built state. Every open order is asked about at once (the gateway answers a
+        # status query with its latest report), so a report missed while down is not lost.
+        resumed = self._apply(Replay(tuple(self._own_records())))
         self.bridge = BridgeClient(
             settings.order_endpoint, settings.reports_endpoint, self.on_reports
         )
-        resumed = self._apply(Replay(tuple(records)))
         threading.Thread(target=self._perform, args=(resumed,), daemon=True).start()
         self.http = self._start_http()
         threading.Thread(target=self._watch_loop, name="executor-watch", daemon=True).start()
@@ -207,7 +207,9 @@ class Executor:
             elif isinstance(e, Reply):
                 reply.update(e.payload)
             if isinstance(e, SendOrders | Decided | Closed):
-                self.metrics.observe(e, self.machine.closed_loop_rate())
+                with self.lock:
+                    rate = self.machine.closed_loop_rate()
+                self.metrics.observe(e, rate)
         return reply
 
     def _own_records(self) -> list[dict[str, Any]]:

@@ -186,3 +186,11 @@ def test_emergency_policy_is_off_by_default():
     for k in range(20):
         w.tick(w.now + k)
     assert not w.kinds("decision") and not w.orders()
+
+
+def test_a_decision_that_is_neither_approve_nor_reject_is_malformed():
+    w = _world()
+    pid = _propose(w)
+    w.decide("maybe", [pid], "zhang")
+    assert _codes(w) == ["MALFORMED"]
+    assert w.machine.state.proposals[pid].state.value == "pending"

@@ -184,3 +184,18 @@ def _state_report(account):
     from rules.execution.messages import OrderReports
 
     return OrderReports(({"status": "trading_state", "account_id": account, "state": "REDUCING"},))
+
+
+def test_a_position_locked_at_limit_down_is_skipped_and_the_failure_says_so():
+    w = World(settings=ExecutionSettings(verify_timeout_s=5.0))
+    locked = view("A1", 20, 60_000)
+    locked["positions"][0]["lower_limit"] = 3000.0  # last == limit-down: a long cannot be sold
+    w.views["A1"] = locked
+    p = ActionProposal("P1", "", "A1", "reduce", 0.8, w.now)
+    w.run(ProposalsSubmitted((p,), "system", w.views))
+    out = w.decide("approve", ["P1"], "ops")
+    assert out["planned"]["P1"]["orders"] == 0 and out["planned"]["P1"]["skipped"]
+    assert not w.orders()
+    w.tick(w.now + 6)
+    [closed] = w.kinds("proposal_closed")
+    assert closed["state"] == "failed" and "LIMIT_LOCKED: 1 position(s)" in closed["reason"]

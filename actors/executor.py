@@ -85,9 +85,7 @@ class Executor:
     def on_proposals(self, proposals: list[ActionProposal], proposer: str = SYSTEM_USER) -> int:
         """Journal new proposals (with their preview plan and approval stages) before anything."""
         with self.lock:
-            fresh = [
-                p.account_id for p in proposals if p.proposal_id not in self.machine.state.proposals
-            ]
+            fresh = self.machine.new_accounts(proposals)
         views = self.views.fetch(fresh) if fresh else {}
         return self._run(ProposalsSubmitted(tuple(proposals), proposer, views)).get("accepted", 0)
 

@@ -33,7 +33,7 @@ from rules.execution.messages import (
     Tick,
 )
 from rules.execution.state import CLOSED, ExecState
-from rules.model import ProposalState
+from rules.model import ActionProposal, ProposalState
 
 __all__ = ["ExecutionMachine"]
 
@@ -83,6 +83,10 @@ class ExecutionMachine:
         if now >= self.next_mark:
             wanted += list(watch.mark_accounts(self))
         return list(dict.fromkeys(wanted))
+
+    def new_accounts(self, proposals: list[ActionProposal]) -> list[str]:
+        """The accounts of the proposals not seen before (whose views ProposalsSubmitted needs)."""
+        return [p.account_id for p in proposals if p.proposal_id not in self.state.proposals]
 
     def _tick(self, msg: Tick, now: float) -> list[Effect]:
         views = dict(msg.views)

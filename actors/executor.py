@@ -1,52 +1,111 @@
-"""Executor actor: proposals wait for authenticated people; approved ones become orders; fills
-and a re-read of the account close the loop.
+"""Executor actor: the shell of the pure execution machine (rules/execution/).
 
-The work lives in actors/execution/ (state: rebuilt from the journal; core: proposals and
-decisions under the approval policy of rules.approval; run: plans, orders, reports, re-pricing,
-verification; watch: the clock for time limits, figures and the emergency policy). This module
-makes it a Ray actor and adds the calls the correlator, the CLI and tests make. It is threaded
-(max_concurrency) so `proposals` is answered while a batch approval executes.
+It receives a message, fetches the account views the message needs (one Ray call per shard, all
+at once), calls `ExecutionMachine.apply(input, now)` under its lock, then performs the effects
+in order: journal (durable records committed before anything after them acts — the outbox),
+send to the order gateway over the ZeroMQ bridge, ask the notifier, fetch views for approved
+plans and apply them, observe metrics. A restart reads its records back and replays them
+through the same `apply`. Threaded (max_concurrency) so `proposals` is answered while a batch
+approval executes; one clock thread ticks the machine every `tick_s`.
 """
 
 from __future__ import annotations
 
-import collections
+import logging
 import os
+import threading
+import time
+import uuid
 from typing import Any
 
 import ray
 
 from actors.common import ACTOR_OPTIONS
-from actors.execution.core import ExecutorCore
-from rules.model import ProposalState
+from actors.execution.metrics import ExecutorMetrics
+from actors.execution.settings import ExecutorSettings
+from actors.execution.views import ShardViews
+from gateways.orders.bridge import BridgeClient
+from rules.approval import SYSTEM_USER, ApprovalPolicy
+from rules.execution.machine import ExecutionMachine
+from rules.execution.messages import (
+    Closed,
+    Decided,
+    Decision,
+    Effect,
+    Input,
+    Journal,
+    ManualProposal,
+    Notify,
+    OrderReports,
+    OrdersSent,
+    PlanApproved,
+    PlanDue,
+    ProposalsSubmitted,
+    Replay,
+    Reply,
+    SendOrders,
+    Tick,
+)
+from rules.execution.state import RESUME_KINDS
+from rules.model import ActionProposal
 
 __all__ = ["Executor"]
+log = logging.getLogger(__name__)
+ACTOR = "Executor"
 
 
 @ray.remote(**{**ACTOR_OPTIONS, "max_concurrency": 8})
-class Executor(ExecutorCore):
-    def pending(self) -> list[dict[str, Any]]:
-        """Pending proposals with their batch group, approval stage, size and preview plan."""
-        return self.pending_records()
+class Executor:
+    def __init__(self, settings: ExecutorSettings, audit: Any = None, notifier: Any = None) -> None:
+        self.settings = settings
+        self.audit = audit
+        self.notifier = notifier
+        self.machine = ExecutionMachine(
+            ApprovalPolicy.from_dict(settings.approval), settings.execution
+        )
+        self.views = ShardViews(settings.n_shards, settings.name_prefix)
+        self.metrics = ExecutorMetrics()
+        self.lock = threading.RLock()  # around `apply`: the machine is not thread-safe
+        self.decide_lock = threading.Lock()  # one decision request at a time, plan included
+        self._stop = threading.Event()
+        self.watch_errors = 0
+        # The journal first, through the same `apply` as live; then the reports: none is applied
+        # to a half-built state. Every open order is asked about at once (the gateway answers a
+        # status query with its latest report), so a report missed while down is not lost.
+        resumed = self._apply(Replay(tuple(self._own_records())))
+        self.bridge = BridgeClient(
+            settings.order_endpoint, settings.reports_endpoint, self.on_reports
+        )
+        threading.Thread(target=self._perform, args=(resumed,), daemon=True).start()
+        self.http = self._start_http()
+        threading.Thread(target=self._watch_loop, name="executor-watch", daemon=True).start()
 
-    def groups(self) -> list[dict[str, Any]]:
-        return self.group_records()
+    # ---- messages ------------------------------------------------------------------------------
 
-    def proposal(self, proposal_id: str) -> dict[str, Any]:
+    def on_proposals(self, proposals: list[ActionProposal], proposer: str = SYSTEM_USER) -> int:
+        """Journal new proposals (with their preview plan and approval stages) before anything."""
         with self.lock:
-            pids, _ = self._resolve([proposal_id], "")
-            if len(pids) != 1:
-                raise KeyError(f"no unique proposal {proposal_id!r}")
-            pid = pids[0]
-            p = self.state.proposals[pid]
-            return {
-                **p.to_record(),
-                "group_id": self.state.group_of.get(pid, ""),
-                "approval": self.state.approval[pid].describe(),
-                "plan": self.state.plans.get(pid),
-                "orders": [dict(self.state.orders[r]) for r in self.state.orders_of.get(pid, ())],
-                "closed": self.state.closed.get(pid),
-            }
+            fresh = self.machine.new_accounts(proposals)
+        views = self.views.fetch(fresh) if fresh else {}
+        return self._run(ProposalsSubmitted(tuple(proposals), proposer, views)).get("accepted", 0)
+
+    def propose(
+        self, account_id: str, kind: str, user: str, target: float = 0.8, reason: str = ""
+    ) -> dict[str, Any]:
+        """A person proposes an action by hand; four-eyes: someone else must approve it."""
+        views = self.views.fetch([account_id])
+        return self._run(ManualProposal(account_id, kind, user, target, reason, views))
+
+    def decide(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One decision request: {action: approve|reject, ids, group, user, reason, request_id,
+        ts, signature, via}. Every refusal is journaled with its reason code."""
+        secret = self.settings.secret(str(request.get("user", "")))
+        with self.decide_lock:
+            reply = self._run(Decision.from_request(request, secret))
+        planned = reply.pop("planned", {})
+        for r in reply.get("results", ()):
+            r.update(planned.get(r["proposal_id"], {}))
+        return reply
 
     def approve(self, proposal_ids: list[str], user: str, group: str = "") -> list[dict[str, Any]]:
         """Approve proposals (one, or a batch after a market-wide shock) and execute them."""
@@ -54,11 +113,36 @@ class Executor(ExecutorCore):
 
     def approve_all_pending(self, user: str) -> list[dict[str, Any]]:
         with self.lock:
-            ids = [p.proposal_id for p in self.state.by_state(ProposalState.PENDING)]
+            ids = self.machine.pending_ids()
         return self.approve(ids, user) if ids else []
 
     def reject(self, proposal_id: str, user: str, reason: str = "") -> dict[str, Any]:
         return self.simple_request("reject", [proposal_id], user, reason)["results"][0]
+
+    def on_reports(self, reports: list[dict[str, Any]]) -> None:
+        """Gateway reports (the bridge's thread)."""
+        self._run(OrderReports(tuple(reports)))
+
+    # ---- reads ---------------------------------------------------------------------------------
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Pending proposals with their batch group, approval stage, size and preview plan."""
+        return self.pending_records()
+
+    def pending_records(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return self.machine.pending_records()
+
+    def groups(self) -> list[dict[str, Any]]:
+        return self.group_records()
+
+    def group_records(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return self.machine.group_records()
+
+    def proposal(self, proposal_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self.machine.proposal_record(proposal_id)
 
     def http_url(self) -> str:
         return self.http.url if self.http is not None else ""
@@ -69,24 +153,90 @@ class Executor(ExecutorCore):
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
-            states = collections.Counter(p.state.value for p in self.state.proposals.values())
-            open_orders = sum(
-                1
-                for o in self.state.orders.values()
-                if o["status"] not in ("filled", "cancelled", "rejected")
-            )
-            return {
-                **dict(self.counts),
-                "states": dict(states),
-                "open_orders": open_orders,
-                "verifying": len(self._verifying),
-                "closed_loop_rate": self.closed_loop_rate(),
-                "decision_to_close_ms": self.decision_to_close.percentiles((50, 99)),
-                "proposal_to_fill_ms": self.proposal_to_fill.percentiles((50, 99)),
-            }
+            out = self.machine.stats()
+        out.update(
+            self.metrics.stats(), view_errors=self.views.errors, watch_errors=self.watch_errors
+        )
+        return out
 
     def latencies_ms(self) -> dict[str, list[float]]:
         return {
-            "proposal_to_fill": self.proposal_to_fill.values().tolist(),
-            "decision_to_close": self.decision_to_close.values().tolist(),
+            "proposal_to_fill": self.metrics.proposal_to_fill.values().tolist(),
+            "decision_to_close": self.metrics.decision_to_close.values().tolist(),
         }
+
+    # ---- the shell -----------------------------------------------------------------------------
+
+    def simple_request(
+        self, action: str, ids: list[str], user: str, reason: str = "", group: str = ""
+    ) -> dict[str, Any]:
+        """A decision from a trusted caller inside the cluster (tests, the demo): a fresh id."""
+        return self.decide(
+            {"action": action, "ids": ids, "group": group, "user": user, "reason": reason,
+             "request_id": uuid.uuid4().hex, "ts": time.time(), "via": "ray"}
+        )  # fmt: skip
+
+    def _apply(self, msg: Input, now: float | None = None) -> list[Effect]:
+        with self.lock:
+            return self.machine.apply(msg, time.time() if now is None else now)
+
+    def _run(self, msg: Input, now: float | None = None) -> dict[str, Any]:
+        return self._perform(self._apply(msg, now))
+
+    def _perform(self, effects: list[Effect]) -> dict[str, Any]:
+        """The effects in order; returns what the Reply effects said (and the plans' replies)."""
+        reply: dict[str, Any] = {}
+        for e in effects:
+            if isinstance(e, Journal) and e.records and self.audit is not None:
+                if e.durable:
+                    ray.get(self.audit.durable.remote(list(e.records)), timeout=60)
+                else:
+                    self.audit.append.remote(list(e.records))
+            elif isinstance(e, SendOrders) and e.messages:
+                self.bridge.send(list(e.messages))
+                refs = tuple(m["order_ref"] for m in e.messages if "type" not in m)
+                if refs:
+                    self._apply(OrdersSent(refs))
+            elif isinstance(e, Notify) and e.alerts and self.notifier is not None:
+                self.notifier.notify.remote(list(e.alerts))
+            elif isinstance(e, PlanDue):
+                planned = self._run(PlanApproved(e.proposal_ids, self.views.fetch(e.account_ids)))
+                reply["planned"] = {**reply.get("planned", {}), **planned.get("results", {})}
+            elif isinstance(e, Reply):
+                reply.update(e.payload)
+            if isinstance(e, SendOrders | Decided | Closed):
+                with self.lock:
+                    rate = self.machine.closed_loop_rate()
+                self.metrics.observe(e, rate)
+        return reply
+
+    def _own_records(self) -> list[dict[str, Any]]:
+        if self.audit is None:
+            return []
+        since = time.time() - self.settings.execution.resume_window_s
+        query = self.audit.query.remote(kinds=list(RESUME_KINDS), actor=ACTOR, since=since)
+        return ray.get(query, timeout=120)
+
+    def _watch_loop(self) -> None:
+        while not self._stop.wait(self.settings.execution.tick_s):
+            try:
+                now = time.time()
+                with self.lock:
+                    accounts = self.machine.tick_accounts(now)
+                views = self.views.fetch(accounts) if accounts else {}
+                self._run(Tick(views), now)
+            except Exception:  # the clock must keep ticking; the failure is counted and logged
+                self.watch_errors += 1
+                log.exception("executor watch round failed")
+
+    def _start_http(self) -> Any:
+        port = int(self.settings.approval.get("http_port", -1))
+        if port < 0:
+            return None
+        from gateways.operator_http.approvals import ApprovalServer
+
+        token = os.environ.get(self.settings.approval.get("http_token_env", ""), "")
+        host = self.settings.approval.get("http_host", "127.0.0.1")
+        server = ApprovalServer(self, token, host=host, port=port)
+        server.start()
+        return server

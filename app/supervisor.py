@@ -20,7 +20,7 @@ from actors.common import actor_name
 from actors.context import Context
 from actors.correlator import Correlator
 from actors.ctp_ingest import start_edges
-from actors.execution.core import executor_options
+from actors.execution.settings import executor_settings
 from actors.executor import Executor
 from actors.exposure_book import ExposureBook, ExposureBookSettings
 from actors.hierarchy import Hierarchy, HierarchySettings
@@ -79,13 +79,7 @@ def start_system(
     ruleset, rules = rules_push.startup(cfg, audit)  # journaled before any actor uses it
     notifier = _named(Notifier, prefix, "Notifier").remote(channel_dicts(cfg), audit, cfg.notifier)
     executor = _named(Executor, prefix, "Executor").remote(
-        cfg.orders.endpoint,
-        cfg.orders.reports_endpoint,
-        cfg.accounts.shards,
-        prefix,
-        audit,
-        notifier=notifier,
-        **executor_options(cfg),
+        executor_settings(cfg, prefix), audit, notifier=notifier
     )
     correlator = _named(Correlator, prefix, "Correlator").remote(
         context=context, notifier=notifier, executor=executor, audit=audit, rules=rules

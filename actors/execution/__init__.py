@@ -1,1 +1,2 @@
-"""The Executor's parts: state rebuilt from the journal, decisions, execution, watch loop."""
+"""The Executor actor's plumbing: its settings, the account views it fetches from the shards,
+its metrics. The logic is the pure machine in rules/execution/."""

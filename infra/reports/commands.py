@@ -21,6 +21,7 @@ from typing import Any
 
 from infra.audit import AuditStore
 from infra.audit_archive import BEIJING, archive_day, key_from_env, verify_archive
+from rules.journal_records import ENVELOPE, REGISTRY
 
 CLOSED_LOOP_REPORTS = ("replay", "kpi", "day")
 
@@ -160,15 +161,22 @@ def cmd_audit(args: argparse.Namespace, load_config: Callable[[argparse.Namespac
     ms = (time.perf_counter() - t0) * 1000
     shown = rows[-args.limit :] if args.limit else rows
     for r in shown:
-        detail = {
-            k: v for k, v in r.items() if k not in ("seq", "ts", "kind", "actor", "key", "ref")
-        }
+        detail = _detail_fields(r)
         print(
             f"{r['seq']:>8} {_fmt(r['ts'])} {r['kind']:<22} {r['key']:<14} {r['ref']:<16} "
             f"{json.dumps(detail, ensure_ascii=False)[:140]}"
         )
     print(f"{len(shown)} shown of {len(rows)} matching ({ms:.1f} ms; journal {store.path})")
     return 0
+
+
+def _detail_fields(r: dict[str, Any]) -> dict[str, Any]:
+    """A record's own fields: the fields of its kind's definition first (rules.journal_records),
+    then whatever else the record carries (an auditor sees everything)."""
+    cls = REGISTRY.get(r["kind"])
+    order = [f for f in cls.field_names() if f in r] if cls is not None else []
+    rest = [k for k in r if k not in order]
+    return {k: r[k] for k in order + rest if k not in ENVELOPE}
 
 
 def add_audit_arguments(p: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from infra.audit import AuditStore
 from infra.audit_archive import day_bounds
 from infra.reports.kpi import compute_kpis
+from rules.journal_records import AlertRecord, ProposalClosed, ProposalRecord
 
 
 def day_report(store: AuditStore, day: str) -> dict[str, Any]:
@@ -24,23 +25,31 @@ def day_report(store: AuditStore, day: str) -> dict[str, Any]:
     breaks = store.verify(span[0], span[1]) if span else []
     counts = store.counts_by_kind(since, until)
     kpis = compute_kpis(store, since, until)
-    alerts = store.query(kind="alert", since=since, until=until)
-    proposals = store.query(kind="proposal", since=since, until=until + 86_400)
+    later = until + 86_400
+    alerts = [
+        AlertRecord.from_record(r)
+        for r in store.query(kind=AlertRecord.KIND, since=since, until=until)
+    ]
+    proposals = [
+        ProposalRecord.from_record(r)
+        for r in store.query(kind=ProposalRecord.KIND, since=since, until=later)
+    ]
     closed = {
-        r["ref"]: r for r in store.query(kind="proposal_closed", since=since, until=until + 86_400)
+        r["ref"]: ProposalClosed.from_record(r)
+        for r in store.query(kind=ProposalClosed.KIND, since=since, until=later)
     }
     of_alert: dict[str, list[str]] = collections.defaultdict(list)
     for p in proposals:
-        if p.get("alert_id"):
-            of_alert[p["alert_id"]].append(p["ref"])
+        if p.alert_id:
+            of_alert[p.alert_id].append(p.ref)
     lines = []
     for a in alerts:
-        pids = of_alert.get(a["ref"], [])
-        states = [closed[p]["state"] if p in closed else "open" for p in pids]
+        pids = of_alert.get(a.ref, [])
+        states = [closed[p].state if p in closed else "open" for p in pids]
         lines.append(
-            {"alert_id": a["ref"], "account": a["key"], "rule_id": a.get("rule_id"),
-             "severity": a.get("severity"), "ts": a["ts"], "value": a.get("value"),
-             "proposals": len(pids), "outcome": ",".join(states) or "no action"}
+            {"alert_id": a.ref, "account": a.key, "rule_id": a.rule_id, "severity": a.severity,
+             "ts": a.ts, "value": a.value, "proposals": len(pids),
+             "outcome": ",".join(states) or "no action"}
         )  # fmt: skip
     return {
         "kind": "report.day",

@@ -16,11 +16,23 @@ fengkong_proposal_to_decision_s, fengkong_decision_to_close_ms, fengkong_alert_t
 from __future__ import annotations
 
 import collections
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from infra.audit import AuditStore
+from rules.journal_records import (
+    AlertAcked,
+    AlertRecord,
+    DecisionRecord,
+    JournalRecord,
+    OrderReport,
+    ProposalClosed,
+    ProposalRecord,
+)
+
+R = TypeVar("R", bound=JournalRecord)
+DELIVERED = "notification.delivered"  # the Notifier's kind (its records are its own to define)
 
 AFTER_S = 86_400.0  # consequences of an alert are looked for this long after the window
 WITHIN_S = 60.0
@@ -39,6 +51,7 @@ def _stats(values: list[float]) -> dict[str, Any]:
 
 
 def _first_by_alert(records: list[dict[str, Any]]) -> dict[str, float]:
+    """The first time each alert was mentioned (by `alert_ids`, or `alert_id`)."""
     first: dict[str, float] = {}
     for r in records:
         ids = r.get("alert_ids") or ([r["alert_id"]] if r.get("alert_id") else [])
@@ -48,60 +61,59 @@ def _first_by_alert(records: list[dict[str, Any]]) -> dict[str, float]:
     return first
 
 
+def _typed(store: AuditStore, cls: type[R], since: float, until: float) -> list[R]:
+    return [cls.from_record(r) for r in store.query(kind=cls.KIND, since=since, until=until)]
+
+
 def compute_kpis(store: AuditStore, since: float, until: float) -> dict[str, Any]:
     """KPIs of the alerts (and hand-made proposals) stamped within [since, until]."""
     horizon = until + AFTER_S
-    alerts = store.query(kind="alert", since=since, until=until)
-    proposals = store.query(kind="proposal", since=since, until=horizon)
-    decisions = store.query(kind="decision", since=since, until=horizon)
-    closed = {r["ref"]: r for r in store.query(kind="proposal_closed", since=since, until=horizon)}
-    delivered = _first_by_alert(
-        store.query(kind="notification.delivered", since=since, until=horizon)
-    )
-    acked = _first_by_alert(store.query(kind="alert.acked", since=since, until=horizon))
+    alerts = _typed(store, AlertRecord, since, until)
+    proposals = _typed(store, ProposalRecord, since, horizon)
+    decisions = _typed(store, DecisionRecord, since, horizon)
+    closed = {r.ref: r for r in _typed(store, ProposalClosed, since, horizon)}
+    delivered = _first_by_alert(store.query(kind=DELIVERED, since=since, until=horizon))
+    acked = _first_by_alert([r.to_record() for r in _typed(store, AlertAcked, since, horizon)])
     fills: dict[str, float] = {}
-    for r in store.query(kind="order_report", since=since, until=horizon):
-        if r.get("status") in ("filled", "partially_filled") and r.get("proposal_id"):
-            fills[r["proposal_id"]] = max(fills.get(r["proposal_id"], 0.0), r["ts"])
+    for rep in _typed(store, OrderReport, since, horizon):
+        if rep.status in ("filled", "partially_filled") and rep.proposal_id:
+            fills[rep.proposal_id] = max(fills.get(rep.proposal_id, 0.0), rep.ts)
     deciding: dict[str, float] = {}
-    for r in decisions:
-        if r.get("complete") and r["ref"] not in deciding:
-            deciding[r["ref"]] = r["ts"]
+    for d in decisions:
+        if d.complete and d.ref not in deciding:
+            deciding[d.ref] = d.ts
 
-    alert_ids = {a["ref"] for a in alerts}
-    by_alert: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-    manual: list[dict[str, Any]] = []
+    alert_ids = {a.ref for a in alerts}
+    by_alert: dict[str, list[ProposalRecord]] = collections.defaultdict(list)
+    manual: list[ProposalRecord] = []
     for p in proposals:
-        if p.get("alert_id") in alert_ids:
-            by_alert[p["alert_id"]].append(p)
-        elif not p.get("alert_id") and since <= p["ts"] <= until:
+        if p.alert_id in alert_ids:
+            by_alert[p.alert_id].append(p)
+        elif not p.alert_id and since <= p.ts <= until:
             manual.append(p)
-    events = [(a["ref"], a.get("ingress_ts") or a["ts"], by_alert[a["ref"]]) for a in alerts]
-    events = [e for e in events if e[2]] + [(p["ref"], p["ts"], [p]) for p in manual]
+    events = [(a.ref, a.ingress_ts or a.ts, by_alert[a.ref]) for a in alerts]
+    events = [e for e in events if e[2]] + [(p.ref, p.ts, [p]) for p in manual]
 
     states: collections.Counter = collections.Counter()
     t_decide, t_exec, closed_events = [], [], 0
     for _eid, t0, props in events:
-        pids = [p["ref"] for p in props]
+        pids = [p.ref for p in props]
         if all(pid in closed for pid in pids):
             closed_events += 1
         for pid in pids:
-            states[closed[pid]["state"] if pid in closed else "open"] += 1
+            states[closed[pid].state if pid in closed else "open"] += 1
         decided = [deciding[p] for p in pids if p in deciding]
         if decided:
             t_decide.append(min(decided) - t0)
         done = [
-            fills.get(p) or closed[p]["ts"]
+            fills.get(p) or closed[p].ts
             for p in pids
-            if p in closed and closed[p]["state"] in ("done", "failed")
+            if p in closed and closed[p].state in ("done", "failed")
         ]
         if done:
             t_exec.append(max(done) - t0)
-    t_deliver = [delivered[a["ref"]] - (a.get("ingress_ts") or a["ts"]) for a in alerts
-                 if a["ref"] in delivered]  # fmt: skip
-    t_ack = [
-        acked[a["ref"]] - (a.get("ingress_ts") or a["ts"]) for a in alerts if a["ref"] in acked
-    ]
+    t_deliver = [delivered[a.ref] - (a.ingress_ts or a.ts) for a in alerts if a.ref in delivered]
+    t_ack = [acked[a.ref] - (a.ingress_ts or a.ts) for a in alerts if a.ref in acked]
     within = sum(1 for t in t_deliver if t <= WITHIN_S)
     needed = len(events)
     return {

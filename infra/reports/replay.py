@@ -14,77 +14,99 @@ from collections.abc import Iterable
 from typing import Any
 
 from infra.audit import AuditStore
+from rules.journal_records import (
+    REGISTRY,
+    AccountMark,
+    AlertAcked,
+    AlertRecord,
+    ApprovalEscalated,
+    DecisionRecord,
+    MarginCallRecord,
+    OrderCancel,
+    OrderReport,
+    OrderSent,
+    PlanRecord,
+    ProposalClosed,
+    ProposalRecord,
+    Refusal,
+    RiskEventRecord,
+    Trade,
+    TradingState,
+    parse,
+)
 
 AFTER_S = 3600.0  # how long after an alert its consequences are looked for
 CHART_BEFORE_S = 120.0
 
 STEP_OF_KIND = {
-    "risk_event": "trigger",
-    "alert": "alert",
+    RiskEventRecord.KIND: "trigger",
+    AlertRecord.KIND: "alert",
     "notification.queued": "notification queued",
     "notification.delivered": "notification delivered",
     "notification.failed": "notification failed",
     "notification.failover": "notification failover",
-    "alert.acked": "acknowledged",
-    "proposal": "proposal",
-    "decision": "decision",
-    "refusal": "refusal",
-    "approval_escalated": "escalated",
-    "plan": "plan",
-    "order": "order",
-    "order_cancel": "cancel",
-    "margin_call": "margin call",
-    "trading_state": "trading state",
-    "proposal_closed": "closed",
+    AlertAcked.KIND: "acknowledged",
+    ProposalRecord.KIND: "proposal",
+    DecisionRecord.KIND: "decision",
+    Refusal.KIND: "refusal",
+    ApprovalEscalated.KIND: "escalated",
+    PlanRecord.KIND: "plan",
+    OrderSent.KIND: "order",
+    OrderCancel.KIND: "cancel",
+    MarginCallRecord.KIND: "margin call",
+    TradingState.KIND: "trading state",
+    ProposalClosed.KIND: "closed",
 }
 
 
 def _detail(r: dict[str, Any]) -> str:
-    k = r["kind"]
-    if k == "risk_event":
-        return f"{r.get('rule_id', r['ref'])}: value {r.get('value', 0):.4g} > {r.get('threshold', 0):.4g}"
-    if k == "alert":
-        return f"[{r.get('severity')}] {r.get('title', '')}"
-    if k.startswith("notification."):
+    """One line for a timeline: from the typed record of its kind (rules.journal_records)."""
+    if r["kind"].startswith("notification."):  # the Notifier's records
         extra = f" ({r.get('error')})" if r.get("error") else ""
         return f"{r['key']} → {r.get('recipient') or '-'}{extra}"
-    if k == "alert.acked":
-        return f"by {r.get('by', '?')} via {r.get('via', '?')}"
-    if k == "proposal":
-        prev = r.get("preview", {})
+    if r["kind"] not in REGISTRY:
+        return r.get("reason", "") or ""
+    t = parse(r)
+    if isinstance(t, RiskEventRecord):
+        return f"{t.rule_id or t.ref}: value {t.value:.4g} > {t.threshold:.4g}"
+    if isinstance(t, AlertRecord):
+        return f"[{t.severity}] {t.title}"
+    if isinstance(t, AlertAcked):
+        return f"by {t.by or '?'} via {t.via or '?'}"
+    if isinstance(t, ProposalRecord):
         return (
-            f"{r.get('proposal_kind')} to {r.get('target_risk_degree', 0):.0%} by "
-            f"{r.get('proposed_by')}; group {r.get('group_id')}; {prev.get('explanation', '')}"
+            f"{t.proposal_kind} to {t.target_risk_degree:.0%} by {t.proposed_by}; "
+            f"group {t.group_id}; {t.preview.get('explanation', '')}"
         )
-    if k == "decision":
-        return f"{r.get('decision')} by {r.get('user')} via {r.get('via')} at stage '{r.get('stage_name')}'"
-    if k == "refusal":
-        return f"{r.get('user')}: {r.get('reason')}"
-    if k == "plan":
-        skipped = "; ".join(f"{s['instrument']}: {s['reason']}" for s in r.get("skipped", ()))
-        return r.get("explanation", "") + (f" — skipped {skipped}" if skipped else "")
-    if k == "order":
+    if isinstance(t, DecisionRecord):
+        return f"{t.decision} by {t.user} via {t.via} at stage '{t.stage_name}'"
+    if isinstance(t, Refusal):
+        return f"{t.user}: {t.reason}"
+    if isinstance(t, PlanRecord):
+        skipped = "; ".join(f"{s['instrument']}: {s['reason']}" for s in t.skipped)
+        return t.explanation + (f" — skipped {skipped}" if skipped else "")
+    if isinstance(t, OrderSent):
         return (
-            f"{r['ref']} {r.get('direction')} {r.get('offset')} {r.get('volume'):g} "
-            f"{r.get('instrument')} @ {r.get('limit_price'):g} — {r.get('reason', '')}"
+            f"{t.ref} {t.direction} {t.offset} {t.volume:g} {t.instrument} @ {t.limit_price:g} "
+            f"— {t.reason}"
         )
-    if k == "order_report":
-        return f"{r['ref']} {r.get('status')} {r.get('filled', 0):g} @ {r.get('price', 0):g} {r.get('reason', '')}"
-    if k == "trade":
-        return f"{r.get('direction')} {r.get('offset')} {r.get('volume'):g} {r.get('instrument')} @ {r.get('price'):g}"
-    if k == "proposal_closed":
-        rd = r.get("risk_degree_after")
+    if isinstance(t, OrderReport):
+        return f"{t.ref} {t.status} {t.filled or 0:g} @ {t.price or 0:g} {t.reason}"
+    if isinstance(t, Trade):
+        return f"{t.direction} {t.offset} {t.volume:g} {t.instrument} @ {t.price:g}"
+    if isinstance(t, ProposalClosed):
+        rd = t.risk_degree_after
         after = f"; risk degree after {rd:.2%}" if isinstance(rd, (int, float)) else ""
-        return f"{r.get('state')} {r.get('reason', '')}{after}"
-    if k == "account_mark":
-        return f"risk degree {r.get('risk_degree', 0):.2%} ({r.get('phase')})"
+        return f"{t.state} {t.reason}{after}"
+    if isinstance(t, AccountMark):
+        return f"risk degree {t.risk_degree:.2%} ({t.phase})"
     return r.get("reason", "") or ""
 
 
 def _step(r: dict[str, Any]) -> str:
-    if r["kind"] == "order_report":
+    if r["kind"] == OrderReport.KIND:
         return "fill" if r.get("status") in ("filled", "partially_filled") else "order report"
-    if r["kind"] == "trade":
+    if r["kind"] == Trade.KIND:
         return "trade"
     return STEP_OF_KIND.get(r["kind"], r["kind"])
 
@@ -95,7 +117,7 @@ def _mentions(r: dict[str, Any], alert_id: str) -> bool:
 
 def replay_alert(store: AuditStore, alert_id: str) -> dict[str, Any]:
     """Everything the journal knows about one alert, as a timeline, figures and series."""
-    found = store.query(kind="alert", ref=alert_id)
+    found = store.query(kind=AlertRecord.KIND, ref=alert_id)
     if not found:
         raise KeyError(f"no alert {alert_id!r} in the journal")
     alert = found[0]
@@ -104,7 +126,7 @@ def replay_alert(store: AuditStore, alert_id: str) -> dict[str, Any]:
     trigger = [
         r
         for r in store.query(
-            kind="risk_event",
+            kind=RiskEventRecord.KIND,
             key=account,
             ref=alert["rule_id"],
             since=t_alert - 60,
@@ -116,36 +138,42 @@ def replay_alert(store: AuditStore, alert_id: str) -> dict[str, Any]:
     notices = [r for r in around if _mentions(r, alert_id)]
     acks = [
         r
-        for r in store.query(kind="alert.acked", since=t_alert - 1, until=until)
+        for r in store.query(kind=AlertAcked.KIND, since=t_alert - 1, until=until)
         if _mentions(r, alert_id)
     ]
     proposals = [
         r
-        for r in store.query(kind="proposal", key=account, since=t_alert - 1, until=until)
+        for r in store.query(kind=ProposalRecord.KIND, key=account, since=t_alert - 1, until=until)
         if r.get("alert_id") == alert_id
     ]
     pids = {r["ref"] for r in proposals}
     mine = store.query(key=account, since=t_alert - 1, until=until)
     refs = set(pids) | {
-        r["ref"] for r in mine if r["kind"] == "order" and r.get("proposal_id") in pids
+        r["ref"] for r in mine if r["kind"] == OrderSent.KIND and r.get("proposal_id") in pids
     }
-    action = [r for r in mine if r["ref"] in refs and r["kind"] not in ("proposal", "account_mark")]
+    action = [
+        r
+        for r in mine
+        if r["ref"] in refs and r["kind"] not in (ProposalRecord.KIND, AccountMark.KIND)
+    ]
     records = sorted(trigger + [alert] + notices + acks + proposals + action, key=lambda r: r["ts"])
     start = trigger[0]["ingress_ts"] if trigger and trigger[0].get("ingress_ts") else t_alert
     if trigger:
-        records.insert(0, {**trigger[0], "ts": start, "kind": "risk_event", "_step": "data in"})
+        records.insert(
+            0, {**trigger[0], "ts": start, "kind": RiskEventRecord.KIND, "_step": "data in"}
+        )
     timeline = [
         {"ts": r["ts"], "t_plus_s": round(r["ts"] - start, 3), "step": r.get("_step") or _step(r),
          "kind": r["kind"], "seq": r.get("seq"), "detail": _detail(r)}
         for r in records
     ]  # fmt: skip
-    closed = [r for r in action if r["kind"] == "proposal_closed"]
+    closed = [r for r in action if r["kind"] == ProposalClosed.KIND]
     end = max([r["ts"] for r in records] + [t_alert])
     marks = store.query(
-        kind="account_mark", key=account, since=t_alert - CHART_BEFORE_S, until=end + 120
+        kind=AccountMark.KIND, key=account, since=t_alert - CHART_BEFORE_S, until=end + 120
     )
     series = account_series(
-        trigger + marks + [r for r in action if r["kind"] in ("trade",)] + closed
+        trigger + marks + [r for r in action if r["kind"] == Trade.KIND] + closed
     )
     after = closed[-1] if closed else {}
     return {
@@ -183,19 +211,19 @@ def account_series(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     prices: dict[str, list[tuple[float, float]]] = {}
     for r in sorted(records, key=lambda r: r["ts"]):
         k = r["kind"]
-        if k == "risk_event" and isinstance(r.get("attributes"), dict):
+        if k == RiskEventRecord.KIND and isinstance(r.get("attributes"), dict):
             rd = r["attributes"].get("risk_degree", r.get("value"))
             if isinstance(rd, (int, float)):
                 risk.append((r["ts"], float(rd)))
-        elif k == "account_mark":
+        elif k == AccountMark.KIND:
             risk.append((r["ts"], float(r["risk_degree"])))
             for inst, p in (r.get("prices") or {}).items():
                 prices.setdefault(inst, []).append((r["ts"], float(p)))
-        elif k == "proposal_closed" and isinstance(r.get("risk_degree_after"), (int, float)):
+        elif k == ProposalClosed.KIND and isinstance(r.get("risk_degree_after"), (int, float)):
             risk.append((r["ts"], float(r["risk_degree_after"])))
             for inst, p in (r.get("prices_after") or {}).items():
                 prices.setdefault(inst, []).append((r["ts"], float(p)))
-        elif k == "trade" and r.get("price"):
+        elif k == Trade.KIND and r.get("price"):
             prices.setdefault(r["instrument"], []).append((r["ts"], float(r["price"])))
     return {"risk_degree": risk, "prices": prices}
 
@@ -207,7 +235,7 @@ def replay_account(store: AuditStore, account: str, since: float, until: float) 
         {"ts": r["ts"], "t_plus_s": round(r["ts"] - since, 3), "step": _step(r), "kind": r["kind"],
          "seq": r["seq"], "detail": _detail(r)}
         for r in records
-        if r["kind"] != "account_mark"
+        if r["kind"] != AccountMark.KIND
     ]  # fmt: skip
     return {
         "kind": "replay.account",
@@ -215,6 +243,6 @@ def replay_account(store: AuditStore, account: str, since: float, until: float) 
         "since": since,
         "until": until,
         "timeline": timeline,
-        "alerts": [r["ref"] for r in records if r["kind"] == "alert"],
+        "alerts": [r["ref"] for r in records if r["kind"] == AlertRecord.KIND],
         "series": account_series(records),
     }

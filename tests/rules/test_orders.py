@@ -43,7 +43,7 @@ def test_target_met_per_kind():
 
 
 def test_executor_state_rebuilds_from_records_and_prunes_closed_ones():
-    from actors.execution.state import ExecState
+    from rules.execution.state import ExecState
 
     def rec(kind, ref, ts, **kw):
         return {"kind": kind, "actor": "Executor", "key": "A1", "ref": ref, "ts": ts, **kw}

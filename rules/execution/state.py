@@ -1,4 +1,4 @@
-"""The Executor's state, rebuilt from its own journal records.
+"""The Executor's state, rebuilt from its own journal records (typed: rules.journal_records).
 
 Every change the Executor makes is a journal record first and a change of this state second,
 through the same `apply`: so the live path and the restart path (read the records back, apply
@@ -8,26 +8,45 @@ them in order) cannot disagree. Nothing here talks to Ray or sockets.
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from rules.approval import Approval, ApprovalState, Stage
+from rules.journal_records import (
+    ENVELOPE,
+    ApprovalEscalated,
+    DecisionRecord,
+    JournalRecord,
+    MarginCallRecord,
+    OrderCancel,
+    OrderReport,
+    OrderSent,
+    PlanRecord,
+    ProposalClosed,
+    ProposalRecord,
+    Refusal,
+    TradingState,
+)
 from rules.model import ActionProposal, ProposalState
 from rules.orders import TERMINAL, advance
 
-RESUME_KINDS = (
-    "proposal",
-    "decision",
-    "refusal",
-    "approval_escalated",
-    "plan",
-    "order",
-    "order_cancel",
-    "order_report",
-    "margin_call",
-    "trading_state",
-    "proposal_closed",
+RESUME_TYPES: tuple[type[JournalRecord], ...] = (
+    ProposalRecord,
+    DecisionRecord,
+    Refusal,
+    ApprovalEscalated,
+    PlanRecord,
+    OrderSent,
+    OrderCancel,
+    OrderReport,
+    MarginCallRecord,
+    TradingState,
+    ProposalClosed,
 )
+RESUME_KINDS = tuple(t.KIND for t in RESUME_TYPES)
+_BY_KIND = {t.KIND: t for t in RESUME_TYPES}
+_ENVELOPE = frozenset(ENVELOPE) - {"ts"}
 CLOSED = (ProposalState.DONE, ProposalState.FAILED, ProposalState.REJECTED)
 
 
@@ -60,127 +79,134 @@ class ExecState:
             return current[0]
         return f"g-{kind}-{pid[:8]}"
 
-    # ---- apply ---------------------------------------------------------------------------------
+    # ---- apply ----------------------------------------------------------------------------------
 
-    def apply(self, rec: dict[str, Any]) -> None:
-        handler = getattr(self, f"_on_{rec['kind']}", None)
+    def apply(self, rec: dict[str, Any] | JournalRecord) -> None:
+        """One journal record (a dict as read back, or the typed record) changes the state."""
+        typed = rec if isinstance(rec, JournalRecord) else _parse(rec)
+        handler = self._HANDLERS.get(type(typed)) if typed is not None else None
         if handler is not None:
-            handler(rec)
+            handler(self, typed)
             self.applied += 1
 
-    def _on_proposal(self, rec: dict[str, Any]) -> None:
-        pid = rec["ref"]
+    def _on_proposal(self, rec: ProposalRecord) -> None:
+        pid = rec.ref
         if pid in self.proposals:
             return
         p = ActionProposal(
             proposal_id=pid,
-            alert_id=rec.get("alert_id", ""),
-            account_id=rec["account_id"],
-            kind=rec["proposal_kind"],
-            target_risk_degree=float(rec["target_risk_degree"]),
-            created_ts=float(rec["created_ts"]),
-            reason=rec.get("reason", ""),
+            alert_id=rec.alert_id,
+            account_id=rec.account_id,
+            kind=rec.proposal_kind,
+            target_risk_degree=float(rec.target_risk_degree),
+            created_ts=float(rec.created_ts),
+            reason=rec.reason,
         )
         self.proposals[pid] = p
-        self.proposer[pid] = rec.get("proposed_by", "system")
-        stages = tuple(_stage(s) for s in rec.get("stages", ()))
+        self.proposer[pid] = rec.proposed_by
+        stages = tuple(_stage(s) for s in rec.stages)
         self.approval[pid] = ApprovalState(
-            pid, p.kind, float(rec.get("size", 0.0)), self.proposer[pid],
+            pid, p.kind, float(rec.size), self.proposer[pid],
             stages or (Stage("risk desk"),), p.created_ts, stage_started_ts=p.created_ts,
         )  # fmt: skip
-        gid = rec.get("group_id", "")
+        gid = rec.group_id
         self.group_of[pid] = gid
         self.groups[gid].append(pid)
         self.open_group[(p.kind, round(p.target_risk_degree, 6))] = (gid, p.created_ts)
-        self.preview[pid] = rec.get("preview", {})
+        self.preview[pid] = rec.preview
 
-    def _on_decision(self, rec: dict[str, Any]) -> None:
-        pid = rec["ref"]
+    def _on_decision(self, rec: DecisionRecord) -> None:
+        pid = rec.ref
         p, st = self.proposals.get(pid), self.approval.get(pid)
-        if rec.get("request_id"):
-            self.requests.add(rec["request_id"])
+        if rec.request_id:
+            self.requests.add(rec.request_id)
         if p is None or st is None:
             return
         approvals = st.approvals
-        if rec["decision"] == "approve":
-            approvals += (Approval(int(rec.get("stage_index", 0)), rec["user"], rec["ts"]),)
+        if rec.decision == "approve":
+            approvals += (Approval(int(rec.stage_index), rec.user, rec.ts),)
+        stage_after = int(rec.stage_after)
         after = replace(
             st,
             approvals=approvals,
-            stage=int(rec.get("stage_after", st.stage)),
-            status=rec.get("status_after", st.status),
-            stage_started_ts=rec["ts"] if rec.get("stage_after", st.stage) != st.stage
-            else st.stage_started_ts,
-        )  # fmt: skip
+            stage=stage_after,
+            status=rec.status_after or st.status,
+            stage_started_ts=rec.ts if stage_after != st.stage else st.stage_started_ts,
+        )
         self.approval[pid] = after
         if after.status == "approved" and p.state is ProposalState.PENDING:
-            p.state, p.decided_by, p.decided_ts = ProposalState.APPROVED, rec["user"], rec["ts"]
+            p.state, p.decided_by, p.decided_ts = ProposalState.APPROVED, rec.user, rec.ts
         elif after.status == "rejected" and p.state is ProposalState.PENDING:
-            p.state, p.decided_by, p.decided_ts = ProposalState.REJECTED, rec["user"], rec["ts"]
+            p.state, p.decided_by, p.decided_ts = ProposalState.REJECTED, rec.user, rec.ts
 
-    def _on_refusal(self, rec: dict[str, Any]) -> None:
-        if rec.get("request_id"):
-            self.requests.add(rec["request_id"])
+    def _on_refusal(self, rec: Refusal) -> None:
+        if rec.request_id:
+            self.requests.add(rec.request_id)
 
-    def _on_approval_escalated(self, rec: dict[str, Any]) -> None:
-        for pid in rec.get("proposal_ids", ()):
+    def _on_approval_escalated(self, rec: ApprovalEscalated) -> None:
+        for pid in rec.proposal_ids:
             st = self.approval.get(pid)
             if st is not None and st.stage not in st.escalated:
                 self.approval[pid] = replace(st, escalated=st.escalated + (st.stage,))
 
-    def _on_plan(self, rec: dict[str, Any]) -> None:
-        pid = rec["ref"]
-        self.plans[pid] = rec
+    def _on_plan(self, rec: PlanRecord) -> None:
+        pid = rec.ref
+        self.plans[pid] = rec.to_record()
         p = self.proposals.get(pid)
         if p is not None and p.state is ProposalState.APPROVED:
             p.state = ProposalState.EXECUTING
 
-    def _on_order(self, rec: dict[str, Any]) -> None:
-        ref = rec["ref"]
+    def _on_order(self, rec: OrderSent) -> None:
+        ref = rec.ref
         if ref in self.orders:
             return
-        order = {k: v for k, v in rec.items() if k not in ("kind", "actor", "key", "ref", "seq")}
-        order.update(status="submitted", filled=0.0, sent_ts=rec["ts"], report_ts=0.0)
-        order.setdefault("order_ref", ref)
+        order = {k: v for k, v in rec.to_record().items() if k not in _ENVELOPE}
+        order.update(status="submitted", filled=0.0, sent_ts=rec.ts, report_ts=0.0)
+        order["order_ref"] = rec.order_ref or ref
         self.orders[ref] = order
         self.orders_of[order["proposal_id"]].append(ref)
 
-    def _on_order_cancel(self, rec: dict[str, Any]) -> None:
-        order = self.orders.get(rec["ref"])
+    def _on_order_cancel(self, rec: OrderCancel) -> None:
+        order = self.orders.get(rec.ref)
         if order is not None:
-            order["cancel_reason"] = rec.get("reason", "")
-            order["cancel_ts"] = rec["ts"]
+            order["cancel_reason"] = rec.reason
+            order["cancel_ts"] = rec.ts
 
-    def _on_order_report(self, rec: dict[str, Any]) -> str:
+    def order_report(self, rec: OrderReport) -> str:
         """Returns the follow-up the report asks for ("", "query", "resend")."""
-        order = self.orders.get(rec["ref"])
+        order = self.orders.get(rec.ref)
         if order is None:
             return ""
-        step = advance(order["status"], order["filled"], rec.get("status", ""), rec.get("filled"))
-        order["report_ts"] = rec["ts"]
+        before = order["filled"]
+        step = advance(order["status"], order["filled"], rec.status, rec.filled)
+        order["report_ts"] = rec.ts
         if step.changed:
             order["status"], order["filled"] = step.status, step.filled
-            if rec.get("price"):
-                order["fill_price"] = rec["price"]
-            if rec.get("reason"):
-                order["reason_reported"] = rec["reason"]
+            if rec.price:
+                order["fill_price"] = rec.price
+            if rec.reason:
+                order["reason_reported"] = rec.reason
+            if step.status == "filled" or step.filled > before:
+                order["fill_ts"] = rec.report_ts or rec.ts
         return step.follow_up
 
-    def _on_margin_call(self, rec: dict[str, Any]) -> None:
-        self.deadline[rec["ref"]] = float(rec["deadline_ts"])
+    def _on_margin_call(self, rec: MarginCallRecord) -> None:
+        self.deadline[rec.ref] = float(rec.deadline_ts)
 
-    def _on_trading_state(self, rec: dict[str, Any]) -> None:
-        if rec.get("acked"):
-            self.state_acked.add(rec["ref"])
+    def _on_trading_state(self, rec: TradingState) -> None:
+        if rec.acked:
+            self.state_acked.add(rec.ref)
 
-    def _on_proposal_closed(self, rec: dict[str, Any]) -> None:
-        pid = rec["ref"]
+    def _on_proposal_closed(self, rec: ProposalClosed) -> None:
+        pid = rec.ref
         p = self.proposals.get(pid)
-        self.closed[pid] = rec
+        self.closed[pid] = rec.to_record()
         if p is not None:
-            p.state = ProposalState(rec["state"])
-            if rec.get("decided_by") and not p.decided_by:
-                p.decided_by, p.decided_ts = rec["decided_by"], rec["ts"]
+            p.state = ProposalState(rec.state)
+            if rec.decided_by and not p.decided_by:
+                p.decided_by, p.decided_ts = rec.decided_by, rec.ts
+
+    _HANDLERS: ClassVar[dict[type, Callable[[ExecState, Any], Any]]] = {}
 
     def prune(self, before_ts: float) -> int:
         """Forget proposals closed before `before_ts` (the journal keeps them); the request ids
@@ -215,6 +241,29 @@ class ExecState:
 
     def by_state(self, *states: ProposalState) -> list[ActionProposal]:
         return [p for p in self.proposals.values() if p.state in states]
+
+
+def _parse(rec: dict[str, Any]) -> JournalRecord | None:
+    """Only the Executor's own kinds change its state (other kinds are not its business)."""
+    cls = _BY_KIND.get(str(rec.get("kind", "")))
+    return cls.from_record(rec) if cls is not None else None
+
+
+ExecState._HANDLERS.update(
+    {
+        ProposalRecord: ExecState._on_proposal,
+        DecisionRecord: ExecState._on_decision,
+        Refusal: ExecState._on_refusal,
+        ApprovalEscalated: ExecState._on_approval_escalated,
+        PlanRecord: ExecState._on_plan,
+        OrderSent: ExecState._on_order,
+        OrderCancel: ExecState._on_order_cancel,
+        OrderReport: ExecState.order_report,
+        MarginCallRecord: ExecState._on_margin_call,
+        TradingState: ExecState._on_trading_state,
+        ProposalClosed: ExecState._on_proposal_closed,
+    }
+)
 
 
 def _stage(data: dict[str, Any]) -> Stage:

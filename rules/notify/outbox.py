@@ -1,17 +1,17 @@
 """The outbox: each notification is a journal record before it is a request to a provider.
 
-A `Pending` is one notification for one recipient on one channel. Its `notification.queued`
-record carries everything needed to send it again (text, recipient, page), so a restarted
-Notifier rebuilds the outbox from the journal alone: queued minus (delivered, failed, cancelled,
-failed over) is what is still owed. `resume_state` does that arithmetic on journal records.
+A `notification.queued` record carries everything needed to send a notification again (text,
+recipient, page), so a restarted Notifier rebuilds the outbox from the journal alone: queued minus
+(delivered, failed, cancelled, failed over) is what is still owed. `resume_state` does that
+arithmetic on journal records; the machine's `Replay` input applies it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from gateways.channels.base import Notification
+from rules.notify.model import Pending
 
 TERMINAL = (
     "notification.delivered",
@@ -19,77 +19,20 @@ TERMINAL = (
     "notification.cancelled",
     "notification.failover",
 )
-ACTOR = "Notifier"
-
-
-@dataclass
-class Pending:
-    key: str
-    channel: str
-    recipient: str
-    page_id: str
-    alert_ids: list[str]
-    severity: str
-    title: str
-    text: str
-    markdown: str | None
-    fields: dict[str, Any]
-    created_ts: float  # earliest alert behind it entered the system
-    step: int = 0
-    mentions: list[str] = field(default_factory=list)
-    contact: dict[str, str] | None = None  # who it is for (failover reaches them elsewhere)
-    ack_url: str = ""
-    # Runtime only, not journaled:
-    attempts: int = 0
-    not_before: float = 0.0
-    resumed: bool = False
-    uncertain: bool = False
-
-    def note(self) -> Notification:
-        return Notification(
-            alert_id=self.page_id,
-            idempotency_key=self.key,
-            severity=self.severity,
-            title=self.title,
-            text=self.text,
-            markdown=self.markdown,
-            recipient=self.recipient,
-            fields={k: v for k, v in self.fields.items() if isinstance(v, (int, float, str))},
-            mentions=tuple(self.mentions),
-            ack_url=self.ack_url,
-        )
-
-    def queued_record(self) -> dict[str, Any]:
-        body = {
-            k: v
-            for k, v in asdict(self).items()
-            if k not in ("key", "channel", "attempts", "not_before", "resumed", "uncertain")
-        }
-        return {
-            "kind": "notification.queued",
-            "actor": ACTOR,
-            "key": self.channel,
-            "ref": self.key,
-            **body,
-        }
-
-    @classmethod
-    def from_record(cls, rec: dict[str, Any]) -> Pending:
-        names = set(cls.__dataclass_fields__) - {"key", "channel"}
-        kwargs = {k: rec[k] for k in names if k in rec}
-        return cls(key=rec["ref"], channel=rec["key"], **kwargs)
-
-
-def outcome_record(kind: str, p: Pending, **extra: Any) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "actor": ACTOR,
-        "key": p.channel,
-        "ref": p.key,
-        "page_id": p.page_id,
-        "alert_ids": p.alert_ids,
-        **extra,
-    }
+# Kinds a restart reads back (the resume window of the journal).
+RESUME_KINDS = (
+    "notification.accepted",
+    "escalation.opened",
+    "escalation.step",
+    "alert.acked",
+    "notification.queued",
+    "notification.sending",
+    "notification.attempt",
+    "notification.delivered",
+    "notification.failed",
+    "notification.cancelled",
+    "notification.failover",
+)
 
 
 @dataclass

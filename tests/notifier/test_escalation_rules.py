@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from rules.notify.model import Pending
-from rules.notify.outbox import resume_state
-from rules.notify.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from rules.notify.ratelimit import SlidingWindow
 from gateways.operator_http.links import sign_link, verify_link
 from infra import config
 from rules.escalation import (
@@ -24,6 +20,10 @@ from rules.escalation import (
     on_call,
     route,
 )
+from rules.notify.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from rules.notify.model import Pending
+from rules.notify.outbox import resume_state
+from rules.notify.ratelimit import SlidingWindow
 
 DESK = Level("risk-desk", 0.0, (LevelStep("wecom"), LevelStep("sms", 60), LevelStep("voice", 180)))
 HEAD = Level("business-head", 300.0, (LevelStep("wecom"), LevelStep("voice", 60)))

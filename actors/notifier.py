@@ -59,12 +59,18 @@ class Notifier:
         settings: NotifierConfig | None = None,
     ) -> None:
         self.s = s = settings or NotifierConfig()
+        if s.group_wait_s != NotifierConfig.group_wait_s:
+            log.warning(
+                "notifier.group_wait_s is deprecated and ignored: alerts are grouped "
+                "once, by the rule set's [hygiene] group stage"
+            )
         self.journal = Journal(audit)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._kick = threading.Event()
         self._performing = 0  # effects applied whose journal part is not done yet
         self.metrics = wiring.NotifyMetrics()
+        self.channels: dict[str, Any] = {}  # the endpoint may ask for validators before they exist
         self.operator, token = wiring.operator_server(
             s.operator, _Backend(self), self._validators, self.metrics.request
         )
@@ -126,11 +132,15 @@ class Notifier:
         """Wait until every queued notification has a final outcome, journaled (tests,
         shutdown). Steps of an escalation that are not due yet do not count."""
         deadline = time.monotonic() + timeout  # the wall clock may jump
-        with self._changed:
-            while not self._settled() and time.monotonic() < deadline:
-                self._changed.wait(min(0.25, max(0.0, deadline - time.monotonic())))
-        self.journal.durable([])  # every outcome booked so far is in the journal file
-        return self.settled()
+        while True:
+            with self._changed:
+                while not self._settled() and time.monotonic() < deadline:
+                    self._changed.wait(min(0.25, max(0.0, deadline - time.monotonic())))
+                if not self._settled():
+                    return False
+            self.journal.durable([])  # every outcome booked so far is in the journal file
+            if self.settled():  # and nothing new started meanwhile (a callback, a retry)
+                return True
 
     def pid(self) -> int:
         """The worker process id (the crash test kills it)."""
@@ -148,15 +158,19 @@ class Notifier:
     def _apply(self, inp: Any) -> Any:
         with self._lock:
             eff = machine.apply(self.state, inp, time.time())
-            self._performing += 1
-        self._perform(eff)
+            quiet = eff.empty()  # a timer step or a read: nothing to journal or send
+            self._performing += not quiet
+        if quiet:
+            self.metrics.record(eff.metrics)
+        else:
+            self._perform(eff)
         return eff.reply
 
     def _perform(self, eff: Effects) -> None:
         """Journal first (each entry at its durability), then release, post and load."""
         try:
-            for durability, records in eff.journal:
-                getattr(self.journal, durability)(records)
+            for durability, records in eff.journal:  # the journal may be away: wait for it
+                self._retrying(getattr(self.journal, durability), records)
             if eff.token is not None:
                 self._apply(Journaled(eff.token))
             for send in eff.sends:
@@ -177,21 +191,25 @@ class Notifier:
             answer = wiring.result(send.try_id, self.channels[send.channel].send(note))
         except Exception as exc:  # a channel bug: the post may or may not have gone out
             answer = Result(send.try_id, UNCERTAIN, error=f"{type(exc).__name__}: {exc}")
-        self._retrying(self._apply, answer)
+        self._apply(answer)
 
     def _load(self, channel: str, keys: list[str]) -> None:
+        found: list[tuple[str, dict[str, Any] | None]] = []
+
         def read() -> None:
-            found = [
+            found[:] = [
                 (k, (self.journal.query(kind="notification.queued", ref=k) or [None])[-1])
                 for k in keys
             ]
-            self._apply(Loaded(channel, tuple(found)))
 
         self._retrying(read)
+        self._apply(Loaded(channel, tuple(found)))
 
     def _retrying(self, fn: Any, *args: Any) -> None:
-        """Run fn until it succeeds: the journal may be unreachable for a while, and what is
-        being booked must not be lost (the keys stay open, so drain waits for it)."""
+        """Run fn until it succeeds: the journal may be unreachable for a while, and what the
+        machine decided must not be lost (its keys stay open meanwhile, so drain waits). A
+        write retried after a timeout may land twice; the resume arithmetic counts each key
+        once."""
         while True:
             try:
                 fn(*args)
@@ -229,8 +247,8 @@ class _Backend:
         self.notifier = notifier
 
     def ack(self, alert_id: str, by: str, via: str) -> dict[str, Any]:
-        reply = self.notifier._apply(Ack(alert_id, by, via))
-        if reply is None:
+        reply = self.notifier.ack(alert_id, by, via)
+        if reply.get("error") == "UNKNOWN_ALERT":
             raise UnknownAlert(alert_id)
         return reply
 

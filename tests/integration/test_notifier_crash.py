@@ -21,7 +21,6 @@ N = 40
 def world(ray_local, tmp_path_factory):
     port = int(free_tcp_endpoint().rsplit(":", 1)[1])  # fixed, so callbacks survive the restart
     settings = {
-        "group_wait_s": 0.05,
         "group_over": 1000,
         "base_delay_s": 0.05,
         "max_delay_s": 0.2,

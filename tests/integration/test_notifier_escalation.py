@@ -25,7 +25,6 @@ from tests.zmq_util import wait_until
 
 LEVEL2_AT = 2.5
 NOTIFIER = {
-    "group_wait_s": 0.05,
     "base_delay_s": 0.05,
     "max_delay_s": 0.2,
     "max_attempts": 4,

@@ -12,7 +12,6 @@ from tests.zmq_util import wait_until
 
 N = 30
 NOTIFIER = {
-    "group_wait_s": 0.05,
     "group_over": 1000,
     "base_delay_s": 0.02,
     "max_delay_s": 0.1,

@@ -12,6 +12,7 @@ from typing import Any
 
 from rules.escalation import Contact
 from rules.model import severity_rank, stable_id
+from rules.notify import records as rec_
 from rules.notify.backoff import backoff_delay
 from rules.notify.inputs import (
     ACCEPTED,
@@ -25,7 +26,7 @@ from rules.notify.inputs import (
     Send,
 )
 from rules.notify.lanes import Lane
-from rules.notify.model import Message, Pending, outcome_record
+from rules.notify.model import Message, Pending, about
 from rules.notify.render import MARKDOWN_BUDGET, TEXT_BUDGET, batch_line, coalesced
 from rules.notify.state import (
     Flight,
@@ -59,10 +60,7 @@ def _post(st: NotifyState, eff: Effects, lane: Lane, unit: list[Pending]) -> Non
     if not lane.spec.idempotent:  # a restart must know this post may have gone out
         eff.write(
             RECEIVED,
-            [
-                outcome_record("notification.sending", p, attempt=p.attempts + 1, **{"try": try_id})
-                for p in unit
-            ],
+            [about(rec_.Sending, p, attempt=p.attempts + 1, try_id=try_id) for p in unit],
         )
     eff.sends.append(Send(try_id, lane.name, message))
 
@@ -125,8 +123,8 @@ def on_result(st: NotifyState, eff: Effects, r: Result, now: float) -> None:
         p.attempts += 1
         tick(st, eff, lane.name, "sent")
         records.append(
-            outcome_record(
-                "notification.attempt",
+            about(
+                rec_.Attempt,
                 p,
                 attempt=p.attempts,
                 ok=ok,
@@ -137,7 +135,7 @@ def on_result(st: NotifyState, eff: Effects, r: Result, now: float) -> None:
                 provider_id=r.provider_id,
                 latency_ms=r.latency_ms,
                 batch=flight.batch,
-                **{"try": r.try_id},
+                try_id=r.try_id,
             )
         )
         if ok:
@@ -187,9 +185,7 @@ def failover(
                 "to": to,
                 "ts": now,
             }
-            records.append(
-                outcome_record("notification.failover", p, error=why, to=to, attempts=p.attempts)
-            )
+            records.append(about(rec_.FailedOver, p, error=why, to=to, attempts=p.attempts))
         elif lane.breaker.is_open(now):  # every way out is down: wait for the probe
             enqueue(st, eff, p, now, at=lane.breaker.opened_at + lane.breaker.cooldown_s)
         else:

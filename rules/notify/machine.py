@@ -22,6 +22,7 @@ from typing import Any
 from rules.escalation import expand
 from rules.model import Alert, stable_id
 from rules.notify import delivery
+from rules.notify import records as rec_
 from rules.notify.inputs import (
     APPEND,
     DURABLE,
@@ -36,7 +37,7 @@ from rules.notify.inputs import (
     Tick,
 )
 from rules.notify.lanes import build_lane
-from rules.notify.model import ACTOR, LaneSpec, Page, Pending, Settings, outcome_record
+from rules.notify.model import LaneSpec, Page, Pending, Settings, about
 from rules.notify.outbox import resume_state
 from rules.notify.render import render
 from rules.notify.routing import CHANNEL_ROSTER, Routing, recipients
@@ -93,19 +94,8 @@ def apply(st: NotifyState, inp: Any, now: float) -> Effects:
 
 
 def _accept(st: NotifyState, eff: Effects, alerts: list[Alert], now: float) -> None:
-    eff.write(
-        DURABLE,
-        [
-            {
-                "kind": "notification.accepted",
-                "actor": ACTOR,
-                "key": a.rule_id,
-                "ref": a.alert_id,
-                "alert": a.to_record(),
-            }
-            for a in alerts
-        ],
-    )
+    accepted = [rec_.Accepted(key=a.rule_id, ref=a.alert_id, alert=a.to_record()) for a in alerts]
+    eff.write(DURABLE, [r.to_record() for r in accepted])
     st.counts["alerts"] += len(alerts)
     _open_pages(st, eff, alerts, now)
 
@@ -256,17 +246,16 @@ def _ack(st: NotifyState, eff: Effects, inp: Ack, now: float) -> dict[str, Any] 
         return None
     if page.acked:
         return {**page.summary(), "already": True}
-    rec = {
-        "kind": "alert.acked",
-        "actor": ACTOR,
-        "key": inp.via,
-        "ref": page.page_id,
-        "alert_ids": page.alert_ids,
-        "by": inp.by,
-        "via": inp.via,
-        "ts": now,
-        "after_s": round(now - page.started, 3),
-    }
+    acked = rec_.AlertAcked(
+        key=inp.via,
+        ref=page.page_id,
+        alert_ids=page.alert_ids,
+        by=inp.by,
+        via=inp.via,
+        ts=now,
+        after_s=round(now - page.started, 3),
+    )
+    rec = acked.to_record()
     eff.write(DURABLE, [rec])
     page.acked = rec
     st.counts["acked"] += 1
@@ -288,20 +277,11 @@ def _status(st: NotifyState, eff: Effects, inp: ProviderStatus) -> bool:
     if status in ("delivered", "completed"):
         st.per_channel[f"{channel}.confirmed"] += 1
         eff.metric("sent", 1, channel=channel, outcome="confirmed")
-    eff.write(
-        APPEND,
-        [
-            {
-                "kind": "notification.status",
-                "actor": ACTOR,
-                "key": channel,
-                "ref": inp.key,
-                "status": status,
-                "sid": p.get("MessageSid") or p.get("CallSid"),
-                "error_code": p.get("ErrorCode"),
-            }
-        ],
+    sid = p.get("MessageSid") or p.get("CallSid")
+    status_rec = rec_.Status(
+        key=channel, ref=inp.key, status=status, sid=sid, error_code=p.get("ErrorCode")
     )
+    eff.write(APPEND, [status_rec.to_record()])
     return True
 
 
@@ -316,7 +296,8 @@ def _replay(st: NotifyState, eff: Effects, inp: Replay, now: float) -> None:
     records: list[dict[str, Any]] = []
     for bad in state.unreadable:  # counted and journaled; the rest resumes
         st.counts["resume_unreadable"] += 1
-        records.append({"kind": "notification.unresumable", "actor": ACTOR, "key": "", **bad})
+        bad_rec = rec_.Unresumable(ref=bad["ref"], record_seq=bad["seq"], reason=bad["reason"])
+        records.append(bad_rec.to_record())
     for rec in state.pages:
         page = Page.from_record(rec)
         page.fired = state.fired.get(page.page_id, set())
@@ -327,13 +308,11 @@ def _replay(st: NotifyState, eff: Effects, inp: Replay, now: float) -> None:
         st.known_keys.add(p.key)
         if p.channel not in st.lanes or st.acked(p.page_id):
             why = "acknowledged" if st.acked(p.page_id) else "channel gone"
-            records.append(outcome_record("notification.cancelled", p, error=why))
+            records.append(about(rec_.Cancelled, p, error=why))
             st.counts["cancelled"] += 1
             continue
         idem = st.lanes[p.channel].spec.idempotent
-        records.append(
-            outcome_record("notification.resumed", p, uncertain=p.uncertain, idempotent=idem)
-        )
+        records.append(about(rec_.Resumed, p, uncertain=p.uncertain, idempotent=idem))
         st.counts["resumed"] += 1
         st.counts["uncertain"] += int(p.uncertain)
         enqueue(st, eff, p, now)

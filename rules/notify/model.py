@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rules.escalation import Step
+from rules.notify import records as rec_
 
 ACTOR = "Notifier"
 # Providers whose API cannot recognise a resent request as the same one (no idempotency key):
@@ -112,33 +113,53 @@ class Pending:
         )
 
     def queued_record(self) -> dict[str, Any]:
-        runtime = ("key", "channel", "attempts", "not_before", "resumed", "uncertain")
-        body = {k: v for k, v in asdict(self).items() if k not in runtime}
-        return {
-            "kind": "notification.queued",
-            "actor": ACTOR,
-            "key": self.channel,
-            "ref": self.key,
-            **body,
-        }
+        """The outbox entry (`records.Queued`)."""
+        return rec_.Queued(
+            key=self.channel,
+            ref=self.key,
+            recipient=self.recipient,
+            page_id=self.page_id,
+            alert_ids=self.alert_ids,
+            severity=self.severity,
+            title=self.title,
+            text=self.text,
+            markdown=self.markdown,
+            fields=self.fields,
+            created_ts=self.created_ts,
+            step=self.step,
+            mentions=self.mentions,
+            contact=self.contact,
+            ack_by=self.ack_by,
+        ).to_record()
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> Pending:
-        names = set(cls.__dataclass_fields__) - {"key", "channel"}
-        kwargs = {k: rec[k] for k in names if k in rec}
-        return cls(key=rec["ref"], channel=rec["key"], **kwargs)
+        """From a queued record; TypeError names a field an old record lacks."""
+        q = rec_.Queued.from_record(rec)
+        return cls(
+            q.ref,
+            q.key,
+            q.recipient,
+            q.page_id,
+            list(q.alert_ids),
+            q.severity,
+            q.title,
+            q.text,
+            q.markdown,
+            dict(q.fields),
+            q.created_ts,
+            q.step,
+            list(q.mentions),
+            q.contact,
+            q.ack_by,
+        )
 
 
-def outcome_record(kind: str, p: Pending, **extra: Any) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "actor": ACTOR,
-        "key": p.channel,
-        "ref": p.key,
-        "page_id": p.page_id,
-        "alert_ids": p.alert_ids,
-        **extra,
-    }
+def about(cls: type[rec_.Outcome], p: Pending, **extra: Any) -> dict[str, Any]:
+    """A record about one notification (delivered, failed, attempt…) as a journal dict."""
+    return cls(
+        key=p.channel, ref=p.key, page_id=p.page_id, alert_ids=p.alert_ids, **extra
+    ).to_record()
 
 
 @dataclass
@@ -162,40 +183,39 @@ class Page:
     delivered: int = 0
 
     def opened_record(self) -> dict[str, Any]:
-        return {
-            "kind": "escalation.opened",
-            "actor": ACTOR,
-            "key": self.chain,
-            "ref": self.page_id,
-            "alert_ids": self.alert_ids,
-            "severity": self.severity,
-            "started": self.started,
-            "created_ts": self.created_ts,
-            "title": self.title,
-            "text": self.text,
-            "markdown": self.markdown,
-            "fields": self.fields,
-            "dimension": self.dimension,
-            "alert_key": self.key,
-            "steps": [asdict(s) for s in self.steps],
-        }
+        return rec_.PageOpened(
+            key=self.chain,
+            ref=self.page_id,
+            alert_ids=self.alert_ids,
+            severity=self.severity,
+            started=self.started,
+            created_ts=self.created_ts,
+            title=self.title,
+            text=self.text,
+            markdown=self.markdown,
+            fields=self.fields,
+            dimension=self.dimension,
+            alert_key=self.key,
+            steps=[asdict(s) for s in self.steps],
+        ).to_record()
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> Page:
+        r = rec_.PageOpened.from_record(rec)
         return cls(
-            page_id=rec["ref"],
-            alert_ids=list(rec["alert_ids"]),
-            severity=rec["severity"],
-            chain=rec["key"],
-            steps=tuple(Step(**s) for s in rec["steps"]),
-            started=float(rec["started"]),
-            created_ts=float(rec["created_ts"]),
-            title=rec["title"],
-            text=rec["text"],
-            markdown=rec["markdown"],
-            fields=dict(rec.get("fields") or {}),
-            dimension=rec.get("dimension", "account"),
-            key=rec.get("alert_key", ""),
+            page_id=r.ref,
+            alert_ids=list(r.alert_ids),
+            severity=r.severity,
+            chain=r.key,
+            steps=tuple(Step(**s) for s in r.steps),
+            started=float(r.started),
+            created_ts=float(r.created_ts),
+            title=r.title,
+            text=r.text,
+            markdown=r.markdown,
+            fields=dict(r.fields or {}),
+            dimension=r.dimension,
+            key=r.alert_key,
         )
 
     def summary(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rules.notify import records as rec_
 from rules.notify.model import Pending
 
 TERMINAL = (
@@ -52,10 +53,9 @@ def resume_state(by_kind: dict[str, list[dict[str, Any]]]) -> ResumeState:
     """Outbox arithmetic over journal records grouped by kind."""
     done = {r["ref"] for kind in TERMINAL for r in by_kind.get(kind, [])}
     delivered = {r["ref"] for r in by_kind.get("notification.delivered", [])}
-    tried = {r.get("try") for r in by_kind.get("notification.attempt", [])}
-    in_flight = {
-        r["ref"] for r in by_kind.get("notification.sending", []) if r.get("try") not in tried
-    }
+    tried = {rec_.Attempt.from_record(r).try_id for r in by_kind.get("notification.attempt", [])}
+    sending = [rec_.Sending.from_record(r) for r in by_kind.get("notification.sending", [])]
+    in_flight = {s.ref for s in sending if s.try_id not in tried}
     acked = {r["ref"]: r for r in by_kind.get("alert.acked", [])}
     pending, seen, unreadable = [], set(), []
     for rec in by_kind.get("notification.queued", []):
@@ -74,13 +74,13 @@ def resume_state(by_kind: dict[str, list[dict[str, Any]]]) -> ResumeState:
         p.uncertain = key in in_flight
         pending.append(p)
     fired: dict[str, set[int]] = {}
-    for rec in by_kind.get("escalation.step", []):
-        fired.setdefault(rec["ref"], set()).add(int(rec["step"]))
+    for step in map(rec_.StepFired.from_record, by_kind.get("escalation.step", [])):
+        fired.setdefault(step.ref, set()).add(int(step.step))
     opened = [r for r in by_kind.get("escalation.opened", [])]
     paged = {a for r in opened for a in r.get("alert_ids", [])}
     unpaged, seen_alerts = [], set()
-    for rec in by_kind.get("notification.accepted", []):
-        alert = rec.get("alert", {})
+    for accepted in map(rec_.Accepted.from_record, by_kind.get("notification.accepted", [])):
+        alert = accepted.alert
         aid = alert.get("alert_id")
         if aid and aid not in paged and aid not in seen_alerts:
             seen_alerts.add(aid)

@@ -20,9 +20,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from rules.notify import records as rec_
 from rules.notify.inputs import DURABLE, Effects
 from rules.notify.lanes import Lane
-from rules.notify.model import ACTOR, Page, Pending, Settings, outcome_record
+from rules.notify.model import Page, Pending, Settings, about
 from rules.notify.routing import Routing
 
 
@@ -147,8 +148,8 @@ def book_delivered(
             st.counts["pages_delivered"] += 1
             st.counts["pages_within_60s"] += int(latency_ms <= 60_000)
             eff.metric("within_60s", st.counts["pages_within_60s"] / st.counts["pages_delivered"])
-    return outcome_record(
-        "notification.delivered",
+    return about(
+        rec_.Delivered,
         p,
         provider_id=provider_id,
         attempts=p.attempts,
@@ -175,19 +176,18 @@ def book_final(
         "error": why,
         "ts": now,
     }
-    return outcome_record(f"notification.{outcome}", p, attempts=p.attempts, error=why)
+    cls = rec_.Cancelled if outcome == "cancelled" else rec_.Failed
+    return about(cls, p, attempts=p.attempts, error=why)
 
 
 def step_record(page: Page, index: int, keys: list[str]) -> dict[str, Any]:
     step = page.steps[index]
-    return {
-        "kind": "escalation.step",
-        "actor": ACTOR,
-        "key": step.channel,
-        "ref": page.page_id,
-        "step": index,
-        "level": step.level,
-        "roster": step.roster,
-        "at_s": step.at_s,
-        "keys": keys,
-    }
+    return rec_.StepFired(
+        key=step.channel,
+        ref=page.page_id,
+        step=index,
+        level=step.level,
+        roster=step.roster,
+        at_s=step.at_s,
+        keys=keys,
+    ).to_record()

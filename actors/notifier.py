@@ -155,7 +155,8 @@ class Notifier:
     def _settled(self) -> bool:  # under the lock
         return self.state.settled() and self._performing == 0
 
-    def _apply(self, inp: Any) -> Any:
+    def _apply(self, inp: Any, want: str = "reply") -> Any:
+        """Apply one input and perform its effects; returns the effects' reply (or `want`)."""
         with self._lock:
             eff = machine.apply(self.state, inp, time.time())
             quiet = eff.empty()  # a timer step or a read: nothing to journal or send
@@ -164,7 +165,7 @@ class Notifier:
             self.metrics.record(eff.metrics)
         else:
             self._perform(eff)
-        return eff.reply
+        return getattr(eff, want)
 
     def _perform(self, eff: Effects) -> None:
         """Journal first (each entry at its durability), then release, post and load."""
@@ -219,11 +220,11 @@ class Notifier:
                 time.sleep(1.0)
 
     def _scheduler(self) -> None:
-        depth_at = 0.0
+        depth_at, wake = 0.0, 0.0
         while True:
             self._kick.clear()
             try:
-                self._apply(Tick())
+                wake = self._apply(Tick(), want="wake")
             except Exception:
                 log.exception("notifier: a timer step failed")
             now = time.time()
@@ -232,7 +233,7 @@ class Notifier:
                 with self._lock:
                     depths = {n: lane.depth() for n, lane in self.state.lanes.items()}
                 self.metrics.depths(depths)
-            self._kick.wait(max(0.002, min(self.state.wake - time.time(), 0.25)))
+            self._kick.wait(max(0.002, min(wake - time.time(), 0.25)))
 
     def _validators(self) -> list[Any]:
         return [

@@ -104,6 +104,7 @@ class Effects:
     sends: list[Send] = field(default_factory=list)
     loads: list[tuple[str, list[str]]] = field(default_factory=list)  # (channel, keys)
     metrics: list[tuple[str, float, dict[str, str]]] = field(default_factory=list)
+    wake: float | None = None  # the timer: when the next Tick is worth applying
     reply: Any = None
 
     def write(self, durability: str, records: list[dict[str, Any]]) -> None:

@@ -70,7 +70,7 @@ def apply(st: NotifyState, inp: Any, now: float) -> Effects:
             if keys:
                 eff.loads.append((lane.name, keys))
         wake = delivery.pump(st, eff, now)
-        st.wake = min(wake, st.steps[0][0]) if st.steps else wake
+        st.wake = eff.wake = min(wake, st.steps[0][0]) if st.steps else wake
     elif isinstance(inp, Result):
         delivery.on_result(st, eff, inp, now)
     elif isinstance(inp, Journaled):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from rules.escalation import Level, LevelStep
 from rules.notify.backoff import backoff_delay
-from rules.notify.inputs import FINAL, RECEIVED, RETRYABLE, UNCERTAIN, AlertsIn, Loaded
+from rules.notify.inputs import FINAL, RECEIVED, RETRYABLE, UNCERTAIN, AlertsIn, Loaded, Tick
 from rules.notify.model import LaneSpec
 from tests.notifier.machine_driver import DESK, EMAIL, SMS, Driver, alert, routing
 
@@ -26,6 +26,7 @@ def test_retryable_failures_back_off_with_seeded_jitter_then_fail() -> None:
     for delay in expected:
         d.answer(post, now, outcome=RETRYABLE, error="HTTP 503")
         assert d.tick(now + delay - 1e-6) == []  # not before its time
+        assert d.apply(Tick(), now + delay - 1e-6).wake == now + delay
         [post] = d.tick(now + delay)
         now += delay
     d.answer(post, now, outcome=RETRYABLE, error="HTTP 503")

@@ -48,6 +48,7 @@ def test_steps_fire_at_their_time_level_by_level_to_each_roster() -> None:
     d.deliver_all(0.0, until=1.0)
     assert [s["step"] for s in d.kinds("escalation.step")] == [0]
     assert d.tick(59.9) == []
+    assert machine.apply(d.st, Tick(), 59.5).wake == 60.0  # the timer: the next step's time
     [sms] = d.tick(60.0)
     assert (sms.channel, sms.message.recipient) == ("sms", DESK.phone)
     d.answer(sms, 60.1)

@@ -1,35 +1,146 @@
-"""Notifier actor: alerts to people, on every channel, with retry, escalation and an outbox.
+"""Notifier actor: a thin shell over the notification machine (rules/notify/).
 
-The work lives in actors/notify/ (core: accept → group → page → escalate → lanes → outcome;
-outbox: what the journal must hold to resume; lanes: per-channel queue, rate limit, breaker,
-coalescing; delivery: send, retry, failover). This module makes it a Ray actor and adds the calls
-other actors and the CLI make. It is threaded (max_concurrency) so an acknowledgement from the
-CLI is answered while a `drain` waits.
+It receives (alerts, acks, provider callbacks, answers of its own posts), applies each to the
+machine under one lock, writes the journal entries the effects name — durable ones before
+anything acts on them (the outbox) — and then performs the posts on worker threads, feeding
+every answer back through the same `apply`. A restart replays the journal through `apply` too.
+
+`drain` is true only when nothing is owed: every queued notification has its final outcome booked
+(delivered means the provider answered, i.e. stored it), no post is in flight, no effect is still
+being performed, and the journal holds all of it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import ray
 
 from actors.common import ACTOR_OPTIONS
-from actors.notify.core import NotifierCore, NotifierReads
-from actors.notify.render import render
+from actors.notify import wiring
+from actors.notify.journal import Journal
 from gateways.operator_http import UnknownAlert
+from infra.config import NotifierConfig
+from rules.model import Alert
+from rules.notify import machine
+from rules.notify.inputs import (
+    UNCERTAIN,
+    Ack,
+    AlertsIn,
+    Effects,
+    Journaled,
+    Loaded,
+    ProviderStatus,
+    Replay,
+    Result,
+    Send,
+    Tick,
+)
+from rules.notify.outbox import RESUME_KINDS
+from rules.notify.routing import build_routing
 
-__all__ = ["Notifier", "render"]
+log = logging.getLogger(__name__)
+__all__ = ["Notifier"]
 
 
 @ray.remote(**{**ACTOR_OPTIONS, "max_concurrency": 16})
-class Notifier(NotifierReads, NotifierCore):
+class Notifier:
+    """Threaded (max_concurrency) so an acknowledgement is answered while a `drain` waits."""
+
+    def __init__(
+        self,
+        channels: list[dict[str, Any]],
+        audit: Any = None,
+        settings: NotifierConfig | None = None,
+    ) -> None:
+        self.s = s = settings or NotifierConfig()
+        if s.group_wait_s != NotifierConfig.group_wait_s:
+            log.warning(
+                "notifier.group_wait_s is deprecated and ignored: alerts are grouped "
+                "once, by the rule set's [hygiene] group stage"
+            )
+        self.journal = Journal(audit)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._kick = threading.Event()
+        self._performing = 0  # effects applied whose journal part is not done yet
+        self.metrics = wiring.NotifyMetrics()
+        self.channels: dict[str, Any] = {}  # the endpoint may ask for validators before they exist
+        self.operator, token = wiring.operator_server(
+            s.operator, _Backend(self), self._validators, self.metrics.request
+        )
+        base = self.operator.url if self.operator is not None else None
+        self.channels, specs = wiring.build_channels(channels, s, base)
+        self._link = wiring.signer(self.operator, token, s.operator.link_ttl_s)
+        routing = build_routing(s, list(self.channels))
+        self.state = machine.new_state(
+            wiring.machine_settings(s), specs, routing, spill=self.journal.enabled
+        )
+        self.pool = ThreadPoolExecutor(max_workers=s.workers * max(1, len(specs)) + 2)
+        if self.journal.enabled:
+            self.journal.durable([])  # flush, so every record sent before is readable
+            since = time.time() - s.resume_window_s
+            self._apply(Replay({k: self.journal.query(kind=k, since=since) for k in RESUME_KINDS}))
+        if self.operator is not None:
+            self.operator.start()
+        threading.Thread(target=self._scheduler, name="notify-scheduler", daemon=True).start()
+
+    # ---- messages ------------------------------------------------------------------------------
+
+    def notify(self, alerts: list[Alert]) -> int:
+        """Accept alerts (journaled before this returns), each group paged at once."""
+        self._apply(AlertsIn(tuple(alerts)))
+        return len(alerts)
+
     def ack(self, alert_id: str, by: str = "cli", via: str = "cli") -> dict[str, Any]:
         """Acknowledge an alert (or page) id; an unknown id answers {"error": "UNKNOWN_ALERT"}."""
-        try:
-            return self._ack(alert_id, by, via)
-        except UnknownAlert:
+        reply = self._apply(Ack(alert_id, by, via))
+        if reply is None:
             return {"error": "UNKNOWN_ALERT", "detail": f"no alert {alert_id!r}"}
+        return reply
+
+    def provider_status(self, key: str, params: dict[str, str]) -> bool:
+        return bool(self._apply(ProviderStatus(key, dict(params))))
+
+    def alerts(self, state: str = "all") -> list[dict[str, Any]]:
+        with self._lock:
+            return machine.alerts(self.state, state)
+
+    def outcomes_for(self, alert_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return machine.outcomes_for(self.state, alert_id)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            out = machine.stats(self.state)
+        return {
+            **out,
+            "alert_to_first_delivery_ms": self.metrics.first_delivery.percentiles((50, 99)),
+            "operator": self.operator.counts() if self.operator is not None else {},
+        }
+
+    def settled(self) -> bool:
+        with self._lock:
+            return self._settled()
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every queued notification has a final outcome, journaled (tests,
+        shutdown). Steps of an escalation that are not due yet do not count."""
+        deadline = time.monotonic() + timeout  # the wall clock may jump
+        while True:
+            with self._changed:
+                while not self._settled() and time.monotonic() < deadline:
+                    self._changed.wait(min(0.25, max(0.0, deadline - time.monotonic())))
+                if not self._settled():
+                    return False
+            self.journal.durable([])  # every outcome booked so far is in the journal file
+            if self.settled():  # and nothing new started meanwhile (a callback, a retry)
+                return True
 
     def pid(self) -> int:
         """The worker process id (the crash test kills it)."""
@@ -38,3 +149,112 @@ class Notifier(NotifierReads, NotifierCore):
     def endpoint(self) -> str:
         """Base URL of the operator endpoint ("" when disabled)."""
         return self.operator.url if self.operator is not None else ""
+
+    # ---- apply and perform -----------------------------------------------------------------------
+
+    def _settled(self) -> bool:  # under the lock
+        return self.state.settled() and self._performing == 0
+
+    def _apply(self, inp: Any, want: str = "reply") -> Any:
+        """Apply one input and perform its effects; returns the effects' reply (or `want`)."""
+        with self._lock:
+            eff = machine.apply(self.state, inp, time.time())
+            quiet = eff.empty()  # a timer step or a read: nothing to journal or send
+            self._performing += not quiet
+        if quiet:
+            self.metrics.record(eff.metrics)
+        else:
+            self._perform(eff)
+        return getattr(eff, want)
+
+    def _perform(self, eff: Effects) -> None:
+        """Journal first (each entry at its durability), then release, post and load."""
+        try:
+            for durability, records in eff.journal:  # the journal may be away: wait for it
+                self._retrying(getattr(self.journal, durability), records)
+            if eff.token is not None:
+                self._apply(Journaled(eff.token))
+            for send in eff.sends:
+                self.pool.submit(self._send, send)
+            for channel, keys in eff.loads:
+                self.pool.submit(self._load, channel, keys)
+            self.metrics.record(eff.metrics)
+        finally:
+            with self._changed:
+                self._performing -= 1
+                self._changed.notify_all()
+            if eff.token is not None or eff.sends or eff.loads:
+                self._kick.set()
+
+    def _send(self, send: Send) -> None:
+        note = wiring.notification(send.message, self._link)
+        try:
+            answer = wiring.result(send.try_id, self.channels[send.channel].send(note))
+        except Exception as exc:  # a channel bug: the post may or may not have gone out
+            answer = Result(send.try_id, UNCERTAIN, error=f"{type(exc).__name__}: {exc}")
+        self._apply(answer)
+
+    def _load(self, channel: str, keys: list[str]) -> None:
+        found: list[tuple[str, dict[str, Any] | None]] = []
+
+        def read() -> None:
+            found[:] = [
+                (k, (self.journal.query(kind="notification.queued", ref=k) or [None])[-1])
+                for k in keys
+            ]
+
+        self._retrying(read)
+        self._apply(Loaded(channel, tuple(found)))
+
+    def _retrying(self, fn: Any, *args: Any) -> None:
+        """Run fn until it succeeds: the journal may be unreachable for a while, and what the
+        machine decided must not be lost (its keys stay open meanwhile, so drain waits). A
+        write retried after a timeout may land twice; the resume arithmetic counts each key
+        once."""
+        while True:
+            try:
+                fn(*args)
+                return
+            except Exception:
+                log.exception("notifier: booking failed; trying again in 1 s")
+                time.sleep(1.0)
+
+    def _scheduler(self) -> None:
+        depth_at, wake = 0.0, 0.0
+        while True:
+            self._kick.clear()
+            try:
+                wake = self._apply(Tick(), want="wake")
+            except Exception:
+                log.exception("notifier: a timer step failed")
+            now = time.time()
+            if now - depth_at >= 0.5:
+                depth_at = now
+                with self._lock:
+                    depths = {n: lane.depth() for n, lane in self.state.lanes.items()}
+                self.metrics.depths(depths)
+            self._kick.wait(max(0.002, min(wake - time.time(), 0.25)))
+
+    def _validators(self) -> list[Any]:
+        return [
+            c.webhook_validator() for c in self.channels.values() if hasattr(c, "webhook_validator")
+        ]
+
+
+class _Backend:
+    """What the operator endpoint calls, as the HTTP layer expects it."""
+
+    def __init__(self, notifier: Any) -> None:
+        self.notifier = notifier
+
+    def ack(self, alert_id: str, by: str, via: str) -> dict[str, Any]:
+        reply = self.notifier.ack(alert_id, by, via)
+        if reply.get("error") == "UNKNOWN_ALERT":
+            raise UnknownAlert(alert_id)
+        return reply
+
+    def list_alerts(self, state: str) -> list[dict[str, Any]]:
+        return self.notifier.alerts(state)
+
+    def provider_status(self, key: str, params: dict[str, str]) -> bool:
+        return self.notifier.provider_status(key, params)

@@ -10,6 +10,7 @@
   together; the AuditLog runs them in order). The outbox uses it for what must survive:
   accepted alerts, opened pages, queued notifications, acknowledgements.
 Every call first takes what is buffered along, so the journal keeps the order things happened.
+The method names are the durabilities of `rules.notify.inputs` (APPEND, RECEIVED, DURABLE).
 """
 
 from __future__ import annotations

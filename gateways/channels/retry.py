@@ -12,24 +12,9 @@ import time
 from collections.abc import Callable
 
 from gateways.channels.base import Channel, DeliveryResult, Notification
+from rules.notify.backoff import backoff_delay
 
-
-def backoff_delay(
-    attempt: int,
-    *,
-    base_delay: float = 0.2,
-    max_delay: float = 5.0,
-    jitter: float = 0.2,
-    rng: random.Random | None = None,
-) -> float:
-    """Seconds to wait after failed attempt number `attempt` (1-based).
-
-    base_delay * 2**(attempt-1), spread by ±jitter (a fraction), never above max_delay.
-    """
-    delay = min(max_delay, base_delay * 2 ** (attempt - 1))
-    if jitter:
-        delay *= 1 + (rng or random).uniform(-jitter, jitter)
-    return max(0.0, min(max_delay, delay))
+__all__ = ["backoff_delay", "deliver_with_retry"]
 
 
 def deliver_with_retry(

@@ -78,8 +78,8 @@ class NotifierConfig:
     base_delay_s: float = 0.2
     max_delay_s: float = 5.0
     workers: int = 8
-    group_over: int = 5  # more alerts of one rule within group_wait_s become one digest
-    group_wait_s: float = 0.5
+    group_over: int = 5  # a Correlator group of more alerts than this becomes one digest page
+    group_wait_s: float = 0.5  # deprecated, ignored: alerts are grouped once, by [hygiene]
     queue_limit: int = 10_000  # per channel; beyond it notifications wait in the journal only
     breaker_failures: int = 5
     breaker_cooldown_s: float = 10.0

@@ -17,17 +17,10 @@ from tests.zmq_util import free_tcp_endpoint, wait_until
 N = 40
 
 
-# Known intermittent failure in the full suite (a lane settles before its last WeCom post is
-# seen, about one run in three under load); tracked in the issue notes. Until it is found,
-# a failing test is run again in a fresh world rather than failing CI on timing alone.
-pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=1)
-
-
-@pytest.fixture  # one world per test, so a rerun starts clean
+@pytest.fixture  # one world per test
 def world(ray_local, tmp_path_factory):
     port = int(free_tcp_endpoint().rsplit(":", 1)[1])  # fixed, so callbacks survive the restart
     settings = {
-        "group_wait_s": 0.05,
         "group_over": 1000,
         "base_delay_s": 0.05,
         "max_delay_s": 0.2,

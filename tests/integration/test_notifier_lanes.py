@@ -12,7 +12,6 @@ from tests.zmq_util import wait_until
 
 N = 30
 NOTIFIER = {
-    "group_wait_s": 0.05,
     "group_over": 1000,
     "base_delay_s": 0.02,
     "max_delay_s": 0.1,
@@ -32,13 +31,7 @@ NOTIFIER = {
 }
 
 
-# Known intermittent failure in the full suite (a lane settles before its last WeCom post is
-# seen, about one run in three under load); tracked in the issue notes. Until it is found,
-# a failing test is run again in a fresh world rather than failing CI on timing alone.
-pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=1)
-
-
-@pytest.fixture  # one world per test, so a rerun starts clean
+@pytest.fixture  # one world per test
 def world(ray_local, tmp_path_factory):
     w = start_world(
         tmp_path_factory.mktemp("lanes"),

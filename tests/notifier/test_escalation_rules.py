@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from actors.notify.outbox import Pending, resume_state
-from gateways.channels.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from gateways.channels.ratelimit import SlidingWindow
 from gateways.operator_http.links import sign_link, verify_link
 from infra import config
 from rules.escalation import (
@@ -23,6 +20,10 @@ from rules.escalation import (
     on_call,
     route,
 )
+from rules.notify.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from rules.notify.model import Pending
+from rules.notify.outbox import resume_state
+from rules.notify.ratelimit import SlidingWindow
 
 DESK = Level("risk-desk", 0.0, (LevelStep("wecom"), LevelStep("sms", 60), LevelStep("voice", 180)))
 HEAD = Level("business-head", 300.0, (LevelStep("wecom"), LevelStep("voice", 60)))
@@ -167,7 +168,7 @@ def test_config_checks_rosters_chains_and_routes() -> None:
 
 
 def test_resume_skips_journal_records_it_cannot_read_and_says_why():
-    from actors.notify.outbox import resume_state
+    from rules.notify.outbox import resume_state
 
     old = {
         "seq": 7,

@@ -12,6 +12,7 @@ from rules.model import Alert
 
 DIGEST_LIST = 50  # accounts named in a digest; the rest are counted
 MARKDOWN_BUDGET = 3800  # bytes of a coalesced WeCom markdown (the robot takes 4096)
+TEXT_BUDGET = 1900  # bytes of a coalesced WeCom text message (the robot takes 2048)
 
 
 def render(alerts: list[Alert]) -> tuple[str, str, str, dict[str, Any]]:

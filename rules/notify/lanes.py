@@ -2,11 +2,13 @@
 
 A lane holds ready notifications (FIFO), ones waiting for a retry time (heap), a count in
 flight, a circuit breaker and, for providers that limit us (the WeCom robot: 20 a minute), a
-sliding window. `pump` hands out the units the dispatcher may send now — one notification, or
-on a rate-limited lane several coalesced into one message, so a burst is delivered in fewer
-posts instead of waiting minutes behind the limit. Beyond `limit` queued notifications the lane
-spills: the notification stays in the journal's outbox and only its key stays in memory, until
-the lane has room and reads it back.
+sliding window. `pump` hands out the units that may be sent now — one notification, or on a
+rate-limited lane several coalesced into one post, so a burst is delivered in fewer posts instead
+of waiting minutes behind the limit. Coalescing is a delivery concern of one channel, not
+grouping: which alerts belong together was decided once, by the Correlator's hygiene; here
+unrelated notifications merely share a post because the robot allows so few. Beyond `limit`
+queued notifications the lane spills: the notification stays in the journal and only its key
+stays here, until the lane has room and the shell reads it back.
 """
 
 from __future__ import annotations
@@ -15,30 +17,19 @@ import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
-from actors.notify.outbox import Pending
-from gateways.channels.breaker import CircuitBreaker
-from gateways.channels.ratelimit import SlidingWindow
-
-# Providers whose API cannot recognise a resent request as the same one (no idempotency key):
-# the notifier records "sending" before each post so a restart knows which sends are uncertain.
-NON_IDEMPOTENT = frozenset({"wecom", "email"})
-DEFAULT_RATE = {"wecom": (20, 60.0)}  # the robot's documented limit per key
+from rules.notify.breaker import CircuitBreaker
+from rules.notify.model import LaneSpec, Pending
+from rules.notify.ratelimit import SlidingWindow
 
 
 @dataclass
 class Lane:
-    name: str
-    channel: Any
-    recipients: list[str]
-    failover: list[str]
+    spec: LaneSpec
     breaker: CircuitBreaker
     window: SlidingWindow | None = None
     limit: int = 10_000
-    max_in_flight: int = 8
     coalesce_max: int = 1
-    linger_s: float = 0.5
     ready: deque[Pending] = field(default_factory=deque)
     delayed: list[tuple[float, int, Pending]] = field(default_factory=list)
     spilled: deque[str] = field(default_factory=deque)
@@ -47,18 +38,15 @@ class Lane:
     _seq: itertools.count = field(default_factory=itertools.count)
 
     @property
-    def kind(self) -> str:
-        return self.channel.kind
+    def name(self) -> str:
+        return self.spec.name
 
     @property
-    def idempotent(self) -> bool:
-        return self.kind not in NON_IDEMPOTENT
+    def kind(self) -> str:
+        return self.spec.kind
 
     def depth(self) -> int:
         return len(self.ready) + len(self.delayed) + len(self.spilled)
-
-    def busy(self) -> bool:
-        return self.depth() + self.in_flight > 0
 
     def push(self, p: Pending, at: float = 0.0) -> bool:
         """Queue p (at a retry time, or now); False when it spilled (kept by key only)."""
@@ -71,10 +59,11 @@ class Lane:
             self.ready.append(p)
         return True
 
-    def room(self) -> int:
-        """How many spilled keys to read back now (refill below half the limit)."""
+    def take_spilled(self) -> list[str]:
+        """Keys to read back now (once the lane is below half its limit)."""
         free = self.limit // 2 - len(self.ready) - len(self.delayed)
-        return min(free, len(self.spilled)) if free > 0 else 0
+        n = min(free, len(self.spilled)) if free > 0 else 0
+        return [self.spilled.popleft() for _ in range(n)]
 
     def remove(self, page_id: str) -> list[Pending]:
         """Take every queued (not in flight) notification of a page out of the lane."""
@@ -95,19 +84,19 @@ class Lane:
             return [], [], wake
         if self.breaker.is_open(now):
             wake = min(wake, self.breaker.opened_at + self.breaker.cooldown_s)
-            if self.failover:
+            if self.spec.failover:
                 moved = list(self.ready)
                 self.ready.clear()
                 return [], moved, wake
             return [], [], wake
         units: list[list[Pending]] = []
-        while self.ready and self.in_flight < self.max_in_flight:
+        while self.ready and self.in_flight < self.spec.max_in_flight:
             if self.window is not None:
                 wait = self.window.wait_s(now)
                 if wait > 0:
                     return units, [], min(wake, now + wait)
                 if self._lingering(now):
-                    return units, [], min(wake, self.ready[0].not_before + self.linger_s)
+                    return units, [], min(wake, self.ready[0].not_before + self.spec.linger_s)
             if not self.breaker.allow(now):
                 break
             units.append(self._take(now))
@@ -129,7 +118,7 @@ class Lane:
         if self.coalesce_max <= 1 or len(self.ready) >= self.coalesce_max or self.window is None:
             return False
         pressed = len(self.ready) >= max(1, self.window.remaining(now) // 2)
-        return pressed and now - self.ready[0].not_before < self.linger_s
+        return pressed and now - self.ready[0].not_before < self.spec.linger_s
 
     def _take(self, now: float) -> list[Pending]:
         """One notification, or several coalesced when the window could not carry them one by
@@ -140,3 +129,16 @@ class Lane:
         while self.ready and len(unit) < self.coalesce_max:
             unit.append(self.ready.popleft())
         return unit
+
+
+def build_lane(
+    spec: LaneSpec, queue_limit: int, coalesce_max: int, failures: int, cooldown_s: float
+) -> Lane:
+    window = SlidingWindow(*spec.rate) if spec.rate else None
+    return Lane(
+        spec=spec,
+        breaker=CircuitBreaker(failures, cooldown_s),
+        window=window,
+        limit=queue_limit,
+        coalesce_max=coalesce_max if window else 1,
+    )

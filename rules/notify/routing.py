@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.config import NotifierConfig
 from rules.escalation import Chain, Contact, Level, LevelStep, Roster, Route, on_call, route
 
 CHANNEL_ROSTER = ""  # a step whose recipients are the channel's own `to` list
@@ -24,7 +23,6 @@ class Routing:
     routes: tuple[Route, ...]
 
     def chain_for(self, severity: str, dimension: str, key: str, group: str) -> Chain:
-
         name = route(self.routes, severity, dimension, key, group) or DEFAULT_CHAIN
         return self.chains.get(name) or self.chains[DEFAULT_CHAIN]
 
@@ -33,8 +31,11 @@ class Routing:
         return on_call(found, now) if found is not None else ()
 
 
-def build_routing(settings: NotifierConfig, channel_names: list[str]) -> Routing:
-    """Validate references against the channels at hand; raise ValueError naming the culprit."""
+def build_routing(settings: Any, channel_names: list[str]) -> Routing:
+    """Validate references against the channels at hand; raise ValueError naming the culprit.
+
+    `settings` is the notifier's config (rosters, chains, routes), read by attribute so this
+    pure layer does not import the config module."""
     rosters = {
         r.name: Roster(
             r.name,

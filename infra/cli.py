@@ -384,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     from infra.rules_cli import add_parsers as add_rules_parsers
 
     add_rules_parsers(sub, common, _load_config)  # rules, silence, backtest (issue 6)
+    from app.console.people_cli import add_parser as add_people_parser  # the CLI moves to app/
+
+    add_people_parser(sub, common, _load_config)
     return parser
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra.console_config import ConsoleConfig, PersonConfig
+from rules.access import valid_role
 from rules.book import AccountPolicy
 
 if sys.version_info >= (3, 11):
@@ -458,6 +460,8 @@ class Config:
     # Rule files (TOML, see examples/rules.toml) loaded with [[rules]] above as one rule set;
     # `fengkong rules apply FILE` replaces it on a running system.
     rules_files: tuple[str, ...] = ()
+    console: ConsoleConfig = ConsoleConfig()
+    people: tuple[PersonConfig, ...] = ()
     source: str = "<defaults>"
 
 
@@ -579,6 +583,10 @@ def _validate(cfg: Config) -> None:
         _fail("sim.accounts", "must be at least 1")
     _validate_notifier(cfg.notifier)
     _validate_approval(cfg.approval)
+    for i, person in enumerate(cfg.people):
+        why = valid_role(person.role)
+        if why:
+            _fail(f"people[{i}] ({person.name}).role", why)
 
 
 def _validate_approval(a: ApprovalConfig) -> None:

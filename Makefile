@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test cluster bench lint install clean
+.PHONY: run test cluster bench lint install clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,15 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/fengkong demo $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The console's browser tests drive the Debian chromium (never `playwright install`); without
+# root or a package mirror they skip with their reason instead.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	    >/dev/null 2>&1 || echo "chromium could not be installed: the console browser tests will skip"; }
 
 cluster: $(STAMP)
 	$(BIN)/python -m pytest -q -m cluster tests/cluster $(PYTEST_ARGS)

@@ -21,10 +21,10 @@ test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The console's browser tests drive the Debian chromium (never `playwright install`); without
-# root or a package mirror they skip with their reason instead.
+# root or a package mirror they skip with their reason instead. The CJK font is for the screenshots.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	@dpkg -s chromium fonts-wqy-microhei >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei) \
 	    >/dev/null 2>&1 || echo "chromium could not be installed: the console browser tests will skip"; }
 
 cluster: $(STAMP)

@@ -46,6 +46,7 @@ class Refused(Exception):
     def __init__(self, code: str, detail: str, status: int = 403) -> None:
         super().__init__(f"{code}: {detail}")
         self.code, self.detail, self.status = code, detail, status
+        self.journaled = False  # guard journals its refusals; the app's handler does the rest
 
 
 class Desk:
@@ -102,6 +103,7 @@ class Desk:
         except Refused as exc:
             self.journal(action, None, "refused", request, durable=True, code=exc.code,
                          reason=str(exc))  # fmt: skip
+            exc.journaled = True
             raise
         if who.via == "session":
             given = (form or {}).get("csrf") or request.headers.get("x-csrf-token") or ""
@@ -117,4 +119,6 @@ class Desk:
     def _refuse(self, request: Request, action: str, who: Who, code: str, detail: str) -> None:
         self.journal(action, who, "refused", request, durable=True, code=code,
                      reason=f"{code}: {detail}")  # fmt: skip
-        raise Refused(code, detail, 403)
+        exc = Refused(code, detail, 403)
+        exc.journaled = True
+        raise exc

@@ -257,10 +257,13 @@ def approval_rows(
         f"<td>{decide('group', g['group_id'], t(lang, 'approve_group'), 'approve') if can and g['states'].get('pending') else ''}</td></tr>"
         for g in groups
     ]
+    # A shock's whole group first: on a phone that is the one tap that matters.
     return (
-        _table([t(lang, c) for c in cols], out, "approvals")
-        + f"<h2>{t(lang, 'status')}</h2>"
-        + _table(["group", t(lang, "kind"), t(lang, "pending"), t(lang, "status"), ""], grows)
+        _table(
+            ["group", t(lang, "kind"), t(lang, "pending"), t(lang, "status"), ""], grows, "groups"
+        )
+        + f"<h2>{t(lang, 'pending')}</h2>"
+        + _table([t(lang, c) for c in cols], out, "approvals")
     )
 
 

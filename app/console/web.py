@@ -50,6 +50,9 @@ def create_app(desk: Desk) -> FastAPI:
 
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> Response:
+        if not exc.journaled:  # a page or stream refused (no session, expired, unknown topic)
+            desk.journal("view", None, "refused", request, code=exc.code, reason=str(exc),
+                         path=request.url.path)  # fmt: skip
         if exc.status == 401 and "text/html" in request.headers.get("accept", ""):
             return RedirectResponse(f"/login?why={exc.code}", status_code=303)
         return Response(

@@ -162,6 +162,7 @@ def test_two_people_shock_ack_approve_from_a_phone_and_refusals_journaled(world,
     li.goto(f"{url}/approvals")
     li.wait_for_selector("tr[data-proposal]", timeout=60_000)
     assert li.query_selector("button.approve") is None
+    _shot(li, "approvals-desktop")
     resp = li.request.post(f"{url}/inbox/ack", form={"alert_id": first})
     assert resp.status == 403 and resp.json()["error"] == "CSRF_MISSING"
 

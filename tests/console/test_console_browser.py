@@ -9,15 +9,20 @@ journaled. Screenshots of every page, desktop and phone, go to docs/console/.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import ray
+from twilio.request_validator import RequestValidator
 
 from app.console.store import ConsoleStore
+from gateways.operator_http.links import sign_link
 from infra.audit import AuditStore
 from infra.specs import load_contract_table
 from tests.integration.harness import account_at_risk, start_harness
@@ -33,10 +38,11 @@ PEOPLE = {"li": ("risk_officer", "li-password-1"), "wang": ("approver", "wang-pa
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 
-pytestmark = pytest.mark.skipif(
+needs_browser = pytest.mark.skipif(
     not os.path.exists(CHROMIUM),
     reason=f"no browser: {CHROMIUM} is absent (apt-get install chromium)",
 )
+LINK_SECRET = "link-secret-for-tests"
 
 
 def _free_port() -> int:
@@ -62,6 +68,7 @@ def world(ray_local, tmp_path_factory):
     h = start_harness(
         tmp, {RB: RB_PRICE}, ["rb"],
         console={"port": port, "store_path": str(store_path), "live_interval_s": 0.3},
+        notifier={"operator": {"token": LINK_SECRET}},
         people=[{"name": n, "role": r} for n, (r, _p) in PEOPLE.items()],
     )  # fmt: skip
     url = deploy_console(h.cfg, prefix=h.system.prefix, namespace="fengkong-test")
@@ -115,6 +122,7 @@ def _console_records(h) -> list[dict]:
         store.close()
 
 
+@needs_browser
 def test_two_people_shock_ack_approve_from_a_phone_and_refusals_journaled(world, browser):
     h, url, store = world
     # wrong password first: refused, shown, journaled
@@ -223,6 +231,67 @@ def test_two_people_shock_ack_approve_from_a_phone_and_refusals_journaled(world,
     assert any(r["kind"] == "console.approve" and r["key"] == "wang" for r in ok)
     decisions = AuditStore(h.journal).query(kind="decision")
     assert decisions and all(d["user"] == "wang" and d["via"] == "console" for d in decisions)
+
+
+def _http(
+    method: str, url: str, body: bytes = b"", headers: dict | None = None
+) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=body or None, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+            return resp.status, (
+                json.loads(raw) if raw.startswith(b"{") else {"body": raw.decode()}
+            )
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_ack_link_twilio_callback_and_api_token_on_the_serve_app(world):
+    """The routes of the stdlib endpoints, on the console: same verification functions."""
+    h, url, store = world
+    table = load_contract_table()
+    h.send_accounts([account_at_risk("L01", RB, "short", 8, h.market.prices[RB], 0.79, table)])
+    assert wait_until(
+        lambda: any(ray.get(s.has_account.remote("L01")) for s in h.system.shards), 20
+    )
+    h.market.set(**{RB: h.market.prices[RB] * 1.05})  # a short account past 80%
+
+    def page_of_l01() -> str | None:
+        ids = {a["alert_id"] for a in ray.get(h.system.correlator.alerts.remote(500))
+               if a.get("key") == "L01"}  # fmt: skip
+        pages = ray.get(h.system.notifier.alerts.remote("open"))
+        return next((p["page_id"] for p in pages if ids & set(p["alert_ids"])), None)
+
+    assert wait_until(lambda: page_of_l01() is not None, 30)
+    page_id = page_of_l01()
+    link = sign_link(url, LINK_SECRET, page_id, "+8613800138000", 600)
+    assert _http("GET", link.replace("sig=", "sig=0"))[0] == 403
+    status, body = _http("GET", link)
+    assert status == 200 and body["state"] == "acked" and body["acked_via"] == "link", body
+    # Twilio <Gather>: signed with the channel's auth token, or refused
+    gather = f"{url}/twilio/gather/{page_id}"
+    form = {"Digits": "1", "To": "+8613800138000"}
+    sig = RequestValidator(h.cfg.sink.twilio_auth_token).compute_signature(gather, form)
+    body_bytes = urlencode(form).encode()
+    kind = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert _http("POST", gather, body_bytes, {**kind, "X-Twilio-Signature": "bad"})[0] == 403
+    status, body = _http("POST", gather, body_bytes, {**kind, "X-Twilio-Signature": sig})
+    assert status == 200 and "已确认" in body["body"]
+    # the approval API: a person's API token, never anonymous
+    assert _http("GET", f"{url}/api/proposals")[0] == 401
+    token = store.issue_token("wang", "tests")
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    status, body = _http("GET", f"{url}/api/proposals", headers=auth)
+    assert status == 200 and "proposals" in body
+    decision = json.dumps({"action": "reject", "ids": ["no-such-proposal"]}).encode()
+    status, body = _http("POST", f"{url}/api/decisions", decision, auth)
+    assert status == 200 and "UNKNOWN_PROPOSAL" in body["results"][0]["refused"]
+    records = _console_records(h)
+    assert any(r["kind"] == "console.ack_link" and r["outcome"] == "refused" for r in records)
+    assert any(r["kind"] == "console.twilio" and r["code"] == "BAD_SIGNATURE" for r in records)
+    assert any(r["kind"] == "console.reject" and r["key"] == "wang" and r["via"] == "token"
+               for r in records)  # fmt: skip
 
 
 def test_docs_reference_every_screenshot():

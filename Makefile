@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test cluster bench lint install clean locale
+.PHONY: run test cluster bench lint install clean locale chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,15 @@ locale:
 run: $(STAMP)
 	$(BIN)/fengkong demo $(ARGS)
 
-test: $(STAMP) locale
+test: $(STAMP) locale chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The console's browser tests drive the Debian chromium (never `playwright install`); without
+# root or a package mirror they skip with their reason instead. The CJK font is for the screenshots.
+chromium:
+	@dpkg -s chromium fonts-wqy-microhei >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei) \
+	    >/dev/null 2>&1 || echo "chromium could not be installed: the console browser tests will skip"; }
 
 cluster: $(STAMP)
 	$(BIN)/python -m pytest -q -m cluster tests/cluster $(PYTEST_ARGS)

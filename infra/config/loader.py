@@ -19,6 +19,8 @@ from infra.config.legacy import legacy_specs
 from infra.config.market import ClusterConfig, MarketConfig
 from infra.config.notify import ChannelConfig, NotifierConfig, SinkConfig, channel_from
 from infra.config.tables import AccountsConfig, AuditConfig, BooksConfig, OrdersConfig, RuleConfig
+from infra.console_config import ConsoleConfig, PersonConfig
+from rules.access import valid_role
 from rules.book import AccountPolicy
 
 if sys.version_info >= (3, 11):
@@ -51,6 +53,8 @@ class Config:
     # Rule files (TOML, see examples/rules.toml) loaded with [[rules]] above as one rule set;
     # `fengkong rules apply FILE` replaces it on a running system.
     rules_files: tuple[str, ...] = ()
+    console: ConsoleConfig = ConsoleConfig()
+    people: tuple[PersonConfig, ...] = ()
     source: str = "<defaults>"
     # Optional edges' own tables ([ctp], [backoffice]) by name, as their validators made them.
     edges: dict[str, Any] = field(default_factory=dict)
@@ -151,6 +155,10 @@ def _validate(cfg: Config) -> None:
         fail("sim.accounts", "must be at least 1")
     _validate_notifier(cfg.notifier)
     _validate_approval(cfg.approval)
+    for i, person in enumerate(cfg.people):
+        why = valid_role(person.role)
+        if why:
+            fail(f"people[{i}] ({person.name}).role", why)
 
 
 def _validate_approval(a: ApprovalConfig) -> None:

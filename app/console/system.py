@@ -77,9 +77,8 @@ class ConsoleSystem:
         return self._get(self._actor("Notifier").outcomes_for.remote(alert_id))
 
     def provider_status(self, key: str, params: dict[str, str]) -> bool:
-        """A Twilio status callback. The Notifier has no public method for it yet; its
-        stdlib endpoint calls `_provider_status` — re-point here when one is added."""
-        return self._get(self._actor("Notifier")._provider_status.remote(key, params))
+        """A Twilio status callback, handed to the Notifier's state machine."""
+        return self._get(self._actor("Notifier").provider_status.remote(key, params))
 
     def silence(self, matchers: list[str], duration_s: float, by: str, reason: str) -> Any:
         """A silence (matchers like "key=ACC000123") that ends after duration_s."""

@@ -9,11 +9,11 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from gateways.channels import build_channel
 from gateways.channels.base import (
     Channel,
     DeliveryResult,
     Notification,
-    build_channel,
     is_loopback,
     resolve_secret,
 )

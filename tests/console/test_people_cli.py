@@ -1,7 +1,6 @@
 """`fengkong people …` on a real store file: a password from FENGKONG_PASSWORD, a token, a list."""
 
 from app.cli import main
-
 from app.console.store import ConsoleStore
 
 

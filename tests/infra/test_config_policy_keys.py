@@ -11,9 +11,6 @@ from infra import config
 from rules.book import AccountPolicy
 
 HAS_KEYS = {"single_side", "fee_multiplier"} <= {f.name for f in dataclasses.fields(AccountPolicy)}
-needs_book = pytest.mark.skipif(
-    not HAS_KEYS, reason="AccountPolicy.single_side / fee_multiplier come with the `book` branch"
-)
 
 
 def _cfg(policy: dict):
@@ -25,7 +22,6 @@ def test_unknown_policy_key_is_named():
         _cfg({"match": "*", "colour": "red"})
 
 
-@needs_book
 def test_policy_keys_reach_account_policy():
     cfg = _cfg({"match": "grpA/*", "single_side": "off", "fee_multiplier": 1.5})
     policy = AccountPolicy(**cfg.accounts.policies[0])
@@ -34,7 +30,6 @@ def test_policy_keys_reach_account_policy():
     assert (default.single_side, default.fee_multiplier) == ("exchange", 1.0)
 
 
-@needs_book
 @pytest.mark.parametrize(
     ("policy", "message"),
     [

@@ -12,21 +12,16 @@ import pytest
 import ray
 import zmq
 
-from actors.account_shard import AccountShard
+from actors.account_shard import AccountShard, AccountShardSettings
 from actors.correlator import Correlator
-from actors.market_feed import MarketFeed
+from actors.market_feed import MarketFeed, MarketFeedSettings
 from gateways.accounts.bus import AccountBus
 from infra.codec import encode_records
 from infra.config import MarketConfig
-from rules.book import AccountBook
 from tests.integration.harness import ScriptedMarket
 from tests.zmq_util import free_tcp_endpoint, wait_until
 
 # AccountBook.apply_settlement marks the book branch (risk degree +inf at equity <= 0).
-needs_book = pytest.mark.skipif(
-    not hasattr(AccountBook, "apply_settlement"),
-    reason="risk degree +inf at equity <= 0 comes with the `book` branch (merged before this one)",
-)
 SERIES = [20.1, 18.27, 10.0, 1.0, 0.0, -10.0, -37.63]  # sc2005 standing in for WTI front month
 RULES = [{"id": "account.equity.nonpositive", "metric": "equity", "op": "<=", "threshold": 0.0,
           "rearm": 1000.0, "severity": "emergency"},
@@ -41,16 +36,15 @@ def _snapshot(account_id: str, direction: str) -> dict:
                            "cost_price": 20.1}]}  # fmt: skip
 
 
-@needs_book
 def test_long_and_short_marked_through_minus_37_63(ray_local):
     ep = {k: free_tcp_endpoint() for k in ("market", "in", "pub", "snap")}
     market = ScriptedMarket(ep["market"], {"sc2005": SERIES[0]})
     bus = AccountBus(ep["in"], ep["pub"], ep["snap"]).start()
     correlator = Correlator.remote()
-    shard = AccountShard.remote(0, 1, ep["pub"], ep["snap"], RULES, correlator=correlator,
-                                flush_ms=20)  # fmt: skip
-    feed = MarketFeed.remote("crude", ep["market"], 20, [(shard, "on_prices", 0.0)],
-                             correlator=correlator, market=MarketConfig(rules=()))  # fmt: skip
+    shard = AccountShard.remote(AccountShardSettings(0, 1, ep["pub"], ep["snap"], flush_ms=20),
+                                rules=RULES, correlator=correlator)  # fmt: skip
+    feed = MarketFeed.remote(MarketFeedSettings("crude", ep["market"], 20, market=MarketConfig(rules=())),
+                             subscribers=[(shard, "on_prices", 0.0)], correlator=correlator)  # fmt: skip
     push = zmq.Context.instance().socket(zmq.PUSH)
     push.setsockopt(zmq.LINGER, 2000)
     push.connect(ep["in"])

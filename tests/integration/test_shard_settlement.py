@@ -11,10 +11,9 @@ import pytest
 import ray
 import zmq
 
-from actors.account_shard import AccountShard
+from actors.account_shard import AccountShard, AccountShardSettings
 from gateways.accounts.bus import AccountBus
 from infra.codec import encode_records
-from rules.book import AccountBook
 from tests.zmq_util import free_tcp_endpoint, wait_until
 
 
@@ -50,8 +49,8 @@ def _send(bus: AccountBus, records: list[dict]) -> None:
 
 
 def _shard(bus: AccountBus, journal=None):
-    return AccountShard.remote(0, 1, bus.pub_endpoint, bus.snapshot_endpoint, [],
-                               audit=journal, flush_ms=20)  # fmt: skip
+    settings = AccountShardSettings(0, 1, bus.pub_endpoint, bus.snapshot_endpoint, flush_ms=20)
+    return AccountShard.remote(settings, rules=[], audit=journal)
 
 
 def _snapshot(account_id: str) -> dict:
@@ -91,10 +90,6 @@ def test_record_missing_a_field_is_rejected_alone(ray_local, bus):
         ray.kill(shard, no_restart=True)
 
 
-@pytest.mark.skipif(
-    not hasattr(AccountBook, "apply_settlement"),
-    reason="AccountBook.apply_settlement comes with the `book` branch (merged before this one)",
-)
 def test_settlement_rolls_every_account_and_survives_a_restart(ray_local, bus):
     journal = Journal.remote()
     shard = _shard(bus, journal)

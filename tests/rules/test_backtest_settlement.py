@@ -10,16 +10,11 @@ import numpy as np
 import pytest
 
 from app import backtest
-from rules.book import AccountBook
 from rules.engine.backtest import Backtest, Ticks, coalesce, settlement_steps
 from tests.rules.test_rule_backtest import ACCOUNT_RULES, TABLE, random_book, synthetic_ticks
 
 MONDAY_1400 = 1767592800.0  # 2026-01-05 14:00 Beijing
 TUESDAY_NIGHT = MONDAY_1400 + 7 * 3600  # 21:00 Monday: Tuesday's night session
-needs_book = pytest.mark.skipif(
-    not hasattr(AccountBook, "apply_settlement"),
-    reason="AccountBook.apply_settlement comes with the `book` branch (merged before this one)",
-)
 
 
 def two_days(seconds: int = 900) -> Ticks:
@@ -44,7 +39,6 @@ def test_settlement_steps_at_the_trading_day_boundary():
     assert settlement_steps(one_day) == {}
 
 
-@needs_book
 def test_multi_day_replay_settles_once_at_the_days_last_prices():
     ticks = two_days()
     runs = {}
@@ -65,7 +59,6 @@ def test_multi_day_replay_settles_once_at_the_days_last_prices():
 IF_HOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "ticks" / "CFFEX.IF_HOT_ticks_20210104-20210118_wtpy.csv.gz"  # fmt: skip
 
 
-@needs_book
 @pytest.mark.skipif(not IF_HOT.exists(), reason=f"real multi-day IF ticks not found at {IF_HOT}")
 def test_fengkong_backtest_settles_each_day_of_a_multi_day_file(tmp_path):
     accounts, positions = tmp_path / "accounts.csv", tmp_path / "positions.csv"

@@ -12,14 +12,9 @@ import pytest
 
 from infra import rulesets
 from infra.account_notes import account_notes, risk_text
-from rules.account_math import FIGURES
 from rules.engine.metrics import ACCOUNT_METRICS, derived_metric
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rules.toml"
-needs_book = pytest.mark.skipif(
-    "locked_contracts" not in FIGURES,
-    reason="AccountFigures.locked_contracts / locked_margin come with the `book` branch",
-)
 
 
 def test_default_rules_raise_an_emergency_at_zero_equity_and_alert_locked_high_risk():
@@ -35,7 +30,6 @@ def test_default_rules_raise_an_emergency_at_zero_equity_and_alert_locked_high_r
     assert (locked.metric, locked.op, locked.threshold) == ("locked_risk_degree", ">", 0.9)
 
 
-@needs_book
 @pytest.mark.parametrize("metric", ["locked_contracts", "locked_margin", "locked_risk_degree"])
 def test_locked_metrics_are_accepted_in_rule_files(tmp_path, metric):
     path = tmp_path / "r.toml"

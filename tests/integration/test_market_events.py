@@ -189,16 +189,23 @@ def test_backup_takes_over_from_a_stale_primary_and_hands_back(ray_local):
 
         primary_market.paused.set()  # the whole primary goes quiet
         assert wait_until(lambda: ray.get(backup.stats.remote())["owned"] == 2, 10)
-        takeovers = [a for a in alerts(corr) if a["rule_id"] == "market.feed_takeover"]
-        assert [a["attributes"]["instruments"] for a in takeovers] == [["cu2601"], ["rb2601"]]
+
+        def takeovers() -> list[list[str]]:  # the events reach the correlator in its next batch
+            found = [a for a in alerts(corr) if a["rule_id"] == "market.feed_takeover"]
+            return [a["attributes"]["instruments"] for a in found]
+
+        assert wait_until(lambda: len(takeovers()) == 2, 10), takeovers()
+        assert takeovers() == [["cu2601"], ["rb2601"]]
 
         primary_market.muted.clear()
         primary_market.paused.clear()  # back: the backup hands both contracts back
         assert wait_until(lambda: ray.get(backup.stats.remote())["owned"] == 0, 10)
-        time.sleep(0.2)  # one flush round for a push that was already in flight
         mark = ray.get(rec.count.remote())
         assert wait_until(lambda: ray.get(rec.count.remote()) > mark + 20, 10)
-        assert {feed for feed, _ in ray.get(rec.since.remote(mark))} == {"primary"}
+        after = [feed for feed, _ in ray.get(rec.since.remote(mark))]
+        # A feed has at most one push in flight per subscriber: the backup's last one may land
+        # after it handed back, none after that.
+        assert after.count("backup") <= 1 and set(after[-20:]) == {"primary"}, after
         assert ray.get(backup.stats.remote())["ticks"] > 0  # it kept folding every tick
     finally:
         for actor in (primary, backup):

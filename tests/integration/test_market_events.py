@@ -176,9 +176,13 @@ def test_backup_takes_over_from_a_stale_primary_and_hands_back(ray_local):
     )  # fmt: skip
     try:
         assert wait_until(lambda: ray.get(backup.stats.remote()).get("contracts") == 2, 10)
+        # A primary slow to start (a loaded machine) can look stale to the backup for a moment:
+        # the backup then takes over and hands back. The steady state is what is asserted.
+        assert wait_until(lambda: ray.get(backup.stats.remote())["owned"] == 0, 10)
         start = ray.get(rec.count.remote())
         assert wait_until(lambda: ray.get(rec.count.remote()) > start + 20, 10)
-        assert {feed for feed, _ in ray.get(rec.since.remote(start))} == {"primary"}
+        first = [feed for feed, _ in ray.get(rec.since.remote(start))]
+        assert first.count("backup") <= 1 and set(first[-20:]) == {"primary"}, first
 
         primary_market.mute("cu2601")  # the primary loses one contract: only it moves
         assert wait_until(lambda: ray.get(backup.stats.remote())["owned"] == 1, 10)

@@ -1,7 +1,8 @@
 """A settlement through the real account bus (ZeroMQ) into a real AccountShard (local Ray):
 every account rolls once, in order with its records, and again identically after the shard is
 restarted and rebuilds itself from the bus's snapshot socket. A record missing a required field
-is rejected alone (counted, quarantined, journaled), its neighbours applied."""
+is rejected alone (counted, quarantined, journaled), its neighbours applied; so is one whose
+application raises something unforeseen (a ts of 1e300, a NaN)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import ray
 import zmq
 
-from actors.account_shard import AccountShard
+from actors.account_shard import AccountShard, AccountShardSettings
 from gateways.accounts.bus import AccountBus
 from infra.codec import encode_records
 from rules.book import AccountBook
@@ -50,8 +51,8 @@ def _send(bus: AccountBus, records: list[dict]) -> None:
 
 
 def _shard(bus: AccountBus, journal=None):
-    return AccountShard.remote(0, 1, bus.pub_endpoint, bus.snapshot_endpoint, [],
-                               audit=journal, flush_ms=20)  # fmt: skip
+    settings = AccountShardSettings(0, 1, bus.pub_endpoint, bus.snapshot_endpoint, flush_ms=20)
+    return AccountShard.remote(settings, rules=[], audit=journal)
 
 
 def _snapshot(account_id: str) -> dict:
@@ -87,6 +88,41 @@ def test_record_missing_a_field_is_rejected_alone(ray_local, bus):
         rejected = ray.get(journal.of.remote("account_event_rejected"))
         assert len(rejected) == 1 and "price" in rejected[0]["reason"]
         assert rejected[0]["key"] == "A1" and rejected[0]["record"]["volume"] == 2
+    finally:
+        ray.kill(shard, no_restart=True)
+
+
+def test_record_whose_application_raises_is_rejected_alone(ray_local, bus):
+    """Issue 13 item 3: a deposit at ts=1e300 and a trade at ts=NaN among good records; each
+    bad one is refused alone and the bus client goes on to the neighbours and the next
+    snapshot (nothing after them is skipped)."""
+    journal = Journal.remote()
+    shard = _shard(bus, journal)
+    try:
+        _send(bus, [
+            _snapshot("A1"),
+            {"type": "deposit", "account_id": "A1", "amount": 5000.0, "ts": time.time()},
+            {"type": "deposit", "account_id": "A1", "amount": 7.0, "ts": 1e300},
+            {"type": "trade", "account_id": "A1", "instrument": "rb2105", "direction": "long",
+             "offset": "open", "volume": 2, "price": 4000.0, "ts": float("nan")},
+            {"type": "withdraw", "account_id": "A1", "amount": 1000.0, "ts": time.time()},
+        ])  # fmt: skip
+        _send(bus, [_snapshot("A2")])
+        assert wait_until(lambda: _stats(shard).get("events_snapshot") == 2, timeout=30)
+        stats = _stats(shard)
+        assert stats["events_rejected"] == 2, stats
+        assert stats["events_deposit"] == 1 and stats["events_withdraw"] == 1
+        assert stats.get("events_trade", 0) == 0
+        view = ray.get(shard.account.remote("A1"))
+        assert view["deposit"] == 5000.0 and view["withdraw"] == 1000.0
+        assert [p["volume"] for p in view["positions"]] == [10.0], "the NaN trade left no lots"
+        assert ray.get(shard.has_account.remote("A2")), "the snapshot after them was applied"
+        assert wait_until(
+            lambda: len(ray.get(journal.of.remote("account_event_rejected"))) == 2, timeout=30
+        )
+        rejected = ray.get(journal.of.remote("account_event_rejected"))
+        assert sorted(r["record"]["type"] for r in rejected) == ["deposit", "trade"]
+        assert all(r["key"] == "A1" and r["reason"] for r in rejected)
     finally:
         ray.kill(shard, no_restart=True)
 

@@ -12,9 +12,9 @@ import pytest
 import ray
 import zmq
 
-from actors.account_shard import AccountShard
+from actors.account_shard import AccountShard, AccountShardSettings
 from actors.correlator import Correlator
-from actors.market_feed import MarketFeed
+from actors.market_feed import MarketFeed, MarketFeedSettings
 from gateways.accounts.bus import AccountBus
 from infra.codec import encode_records
 from infra.config import MarketConfig
@@ -47,10 +47,12 @@ def test_long_and_short_marked_through_minus_37_63(ray_local):
     market = ScriptedMarket(ep["market"], {"sc2005": SERIES[0]})
     bus = AccountBus(ep["in"], ep["pub"], ep["snap"]).start()
     correlator = Correlator.remote()
-    shard = AccountShard.remote(0, 1, ep["pub"], ep["snap"], RULES, correlator=correlator,
-                                flush_ms=20)  # fmt: skip
-    feed = MarketFeed.remote("crude", ep["market"], 20, [(shard, "on_prices", 0.0)],
-                             correlator=correlator, market=MarketConfig(rules=()))  # fmt: skip
+    shard = AccountShard.remote(AccountShardSettings(0, 1, ep["pub"], ep["snap"], flush_ms=20),
+                                rules=RULES, correlator=correlator)  # fmt: skip
+    feed = MarketFeed.remote(MarketFeedSettings("crude", ep["market"], 20,
+                                                market=MarketConfig(rules=())),
+                             subscribers=[(shard, "on_prices", 0.0)],
+                             correlator=correlator)  # fmt: skip
     push = zmq.Context.instance().socket(zmq.PUSH)
     push.setsockopt(zmq.LINGER, 2000)
     push.connect(ep["in"])

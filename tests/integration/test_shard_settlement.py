@@ -62,6 +62,16 @@ def _snapshot(account_id: str) -> dict:
                            "cost_price": 4000.0, "today_volume": 10}]}  # fmt: skip
 
 
+def _among_good_records(*bad: dict) -> list[dict]:
+    """A1's snapshot and a deposit of 5,000, then the bad records, then a withdrawal of 1,000."""
+    return [
+        _snapshot("A1"),
+        {"type": "deposit", "account_id": "A1", "amount": 5000.0, "ts": time.time()},
+        *bad,
+        {"type": "withdraw", "account_id": "A1", "amount": 1000.0, "ts": time.time()},
+    ]
+
+
 def _stats(shard) -> dict:
     return ray.get(shard.stats.remote(), timeout=30)
 
@@ -70,13 +80,10 @@ def test_record_missing_a_field_is_rejected_alone(ray_local, bus):
     journal = Journal.remote()
     shard = _shard(bus, journal)
     try:
-        _send(bus, [
-            _snapshot("A1"),
-            {"type": "deposit", "account_id": "A1", "amount": 5000.0, "ts": time.time()},
+        _send(bus, _among_good_records(
             {"type": "trade", "account_id": "A1", "instrument": "rb2105", "direction": "long",
              "offset": "open", "volume": 2},  # no price
-            {"type": "withdraw", "account_id": "A1", "amount": 1000.0, "ts": time.time()},
-        ])  # fmt: skip
+        ))  # fmt: skip
         assert wait_until(lambda: _stats(shard).get("events_withdraw") == 1, timeout=30)
         stats = _stats(shard)
         assert stats["events_rejected"] == 1 and stats["events_deposit"] == 1
@@ -99,14 +106,11 @@ def test_record_whose_application_raises_is_rejected_alone(ray_local, bus):
     journal = Journal.remote()
     shard = _shard(bus, journal)
     try:
-        _send(bus, [
-            _snapshot("A1"),
-            {"type": "deposit", "account_id": "A1", "amount": 5000.0, "ts": time.time()},
+        _send(bus, _among_good_records(
             {"type": "deposit", "account_id": "A1", "amount": 7.0, "ts": 1e300},
             {"type": "trade", "account_id": "A1", "instrument": "rb2105", "direction": "long",
              "offset": "open", "volume": 2, "price": 4000.0, "ts": float("nan")},
-            {"type": "withdraw", "account_id": "A1", "amount": 1000.0, "ts": time.time()},
-        ])  # fmt: skip
+        ))  # fmt: skip
         _send(bus, [_snapshot("A2")])
         assert wait_until(lambda: _stats(shard).get("events_snapshot") == 2, timeout=30)
         stats = _stats(shard)

@@ -31,6 +31,7 @@ import zmq
 from actors.common import ACTOR_OPTIONS, BoundedSender
 from actors.context import Context
 from actors.feed_checks import FeedChecks
+from actors.feed_fanout import FeedFanout, Subscriber
 from actors.feed_group import BackupRole
 from actors.feed_ingest import FeedIngest
 from actors.rule_host import bundle_of
@@ -41,20 +42,9 @@ from infra.stats import LatencyRing
 from rules.engine.kinds import kind_of
 from rules.engine.kinds.market_set import MarketRuleSet, SilenceState
 from rules.market_stats import MarketStats, StatsParams
-from rules.model import PriceUpdate, RiskEvent
+from rules.model import RiskEvent
 
 QUARANTINE_SIZE = 200
-
-
-class _Subscriber:
-    def __init__(self, handle: Any, method: str, capacity: int, min_interval_s: float) -> None:
-        self.handle = handle
-        self.method = method
-        self.min_interval_s = min_interval_s  # slow consumers (books) need no 50 ms cadence
-        self.last_sent = 0.0
-        self.sender = BoundedSender(max_in_flight=1)
-        self.pending = np.zeros(capacity, dtype=bool)
-        self.arrival = np.full(capacity, np.inf)
 
 
 @dataclass(frozen=True)
@@ -68,7 +58,7 @@ class MarketFeedSettings:
 
 
 @ray.remote(**ACTOR_OPTIONS)
-class MarketFeed(ActorShell, FeedIngest, FeedChecks):
+class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout):
     def __init__(
         self,
         settings: MarketFeedSettings,
@@ -116,7 +106,7 @@ class MarketFeed(ActorShell, FeedIngest, FeedChecks):
         self.template = np.zeros(cap, dtype=np.int64)  # session schedule of each contract
         self.stale_s = np.full(cap, np.nan)  # per-contract stale threshold override
         self.owned = np.ones(cap, dtype=bool)  # a standby backup owns nothing
-        self.subscribers = [_Subscriber(h, m, cap, i) for h, m, i in (subscribers or [])]
+        self.subscribers = [Subscriber(h, m, cap, i) for h, m, i in (subscribers or [])]
         self.backup = BackupRole(primary, market.takeover_s) if role == "backup" else None
         if self.backup is not None:
             self.owned[:] = False
@@ -163,58 +153,12 @@ class MarketFeed(ActorShell, FeedIngest, FeedChecks):
     # ---- flush and checks -----------------------------------------------------------------
 
     def _flush_step(self) -> None:
-        """Every `flush_ms`: the checks when due (actors/feed_checks.py), then the fan-out."""
+        """Every `flush_ms`: the checks when due (actors/feed_checks.py), then the fan-out
+        (actors/feed_fanout.py)."""
         if time.monotonic() >= self._next_check:
             self._next_check = time.monotonic() + self.check_s
             self.check()
         self.flush()
-
-    def flush(self) -> int:
-        """Send each free subscriber the contracts changed since its last update, and the
-        Correlator the events raised since the last flush."""
-        sent = 0
-        now = time.time()
-        for sub in self.subscribers:
-            if now - sub.last_sent < sub.min_interval_s:
-                continue
-            if sub.sender.busy():
-                self.counts["coalesced"] += 1
-                continue
-            with self._lock:
-                n = len(self.names)
-                rows = np.flatnonzero(sub.pending[:n] & self.owned[:n])
-                if rows.size == 0:
-                    continue
-                self.seq += 1
-                st = self.stats_engine
-                update = PriceUpdate(
-                    instruments=[self.names[r] for r in rows],
-                    last=st.last[rows].copy(),
-                    upper_limit=st.upper[rows].copy(),
-                    lower_limit=st.lower[rows].copy(),
-                    pre_settlement=st.pre_settlement[rows].copy(),
-                    arrival_ts=sub.arrival[rows].copy(),
-                    seq=self.seq,
-                    feed=self.name,
-                    open_interest=st.open_interest[rows].copy(),
-                )
-                sub.pending[rows] = False
-                sub.arrival[rows] = np.inf
-            sub.sender.send(getattr(sub.handle, sub.method).remote(update))
-            sub.last_sent = now
-            sent += 1
-        self.counts["updates_sent"] += sent
-        self._flush_events(now)
-        return sent
-
-    def _flush_events(self, now: float) -> None:
-        if not self._events or self._event_sender.busy():
-            return
-        with self._lock:
-            batch, self._events = self._events, []
-        self._event_sender.send(self.correlator.on_events.remote(batch))
-        self.event_latency.add([(now - e.ingress_ts) * 1000 for e in batch])
-        self.counts["event_batches"] += 1
 
     # ---- queries --------------------------------------------------------------------------
 

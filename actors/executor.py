@@ -11,7 +11,6 @@ approval executes; one clock thread ticks the machine every `tick_s`.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -24,6 +23,7 @@ from actors.common import ACTOR_OPTIONS
 from actors.execution.metrics import ExecutorMetrics
 from actors.execution.settings import ExecutorSettings
 from actors.execution.views import ShardViews
+from actors.shell import ActorShell
 from gateways.orders.bridge import BridgeClient
 from rules.approval import SYSTEM_USER, ApprovalPolicy
 from rules.execution.machine import ExecutionMachine
@@ -50,13 +50,16 @@ from rules.execution.state import RESUME_KINDS
 from rules.model import ActionProposal
 
 __all__ = ["Executor"]
-log = logging.getLogger(__name__)
 ACTOR = "Executor"
 
 
 @ray.remote(**{**ACTOR_OPTIONS, "max_concurrency": 8})
-class Executor:
+class Executor(ActorShell):
+    """`reject` here is the approval message (a proposal refused); the Executor quarantines no
+    input, so it does not need the shell's `reject`, which the shell never calls itself."""
+
     def __init__(self, settings: ExecutorSettings, audit: Any = None, notifier: Any = None) -> None:
+        super().__init__(ACTOR)
         self.settings = settings
         self.audit = audit
         self.notifier = notifier
@@ -67,8 +70,6 @@ class Executor:
         self.metrics = ExecutorMetrics()
         self.lock = threading.RLock()  # around `apply`: the machine is not thread-safe
         self.decide_lock = threading.Lock()  # one decision request at a time, plan included
-        self._stop = threading.Event()
-        self.watch_errors = 0
         # The journal first, through the same `apply` as live; then the reports: none is applied
         # to a half-built state. Every open order is asked about at once (the gateway answers a
         # status query with its latest report), so a report missed while down is not lost.
@@ -78,7 +79,8 @@ class Executor:
         )
         threading.Thread(target=self._perform, args=(resumed,), daemon=True).start()
         self.http = self._start_http()
-        threading.Thread(target=self._watch_loop, name="executor-watch", daemon=True).start()
+        # The clock: a failed round is counted (`watch_errors`, `last_error`), the next one runs.
+        self.every(settings.execution.tick_s, self._watch_step, "watch")
 
     # ---- messages ------------------------------------------------------------------------------
 
@@ -151,12 +153,11 @@ class Executor:
         """The worker process id (tests kill it to prove a restart resumes from the journal)."""
         return os.getpid()
 
-    def stats(self) -> dict[str, Any]:
+    def figures(self) -> dict[str, Any]:
         with self.lock:
             out = self.machine.stats()
-        out.update(
-            self.metrics.stats(), view_errors=self.views.errors, watch_errors=self.watch_errors
-        )
+        out.update(self.metrics.stats(), view_errors=self.views.errors)
+        out.setdefault("watch_errors", self.counts["watch_errors"])
         return out
 
     def latencies_ms(self) -> dict[str, list[float]]:
@@ -217,17 +218,12 @@ class Executor:
         query = self.audit.query.remote(kinds=list(RESUME_KINDS), actor=ACTOR, since=since)
         return ray.get(query, timeout=120)
 
-    def _watch_loop(self) -> None:
-        while not self._stop.wait(self.settings.execution.tick_s):
-            try:
-                now = time.time()
-                with self.lock:
-                    accounts = self.machine.tick_accounts(now)
-                views = self.views.fetch(accounts) if accounts else {}
-                self._run(Tick(views), now)
-            except Exception:  # the clock must keep ticking; the failure is counted and logged
-                self.watch_errors += 1
-                log.exception("executor watch round failed")
+    def _watch_step(self) -> None:
+        now = time.time()
+        with self.lock:
+            accounts = self.machine.tick_accounts(now)
+        views = self.views.fetch(accounts) if accounts else {}
+        self._run(Tick(views), now)
 
     def _start_http(self) -> Any:
         port = int(self.settings.approval.get("http_port", -1))

@@ -24,6 +24,7 @@ import ray
 from actors.common import ACTOR_OPTIONS
 from actors.notify import wiring
 from actors.notify.journal import Journal
+from actors.shell import ActorShell
 from gateways.operator_http import UnknownAlert
 from infra.config import NotifierConfig
 from rules.model import Alert
@@ -49,7 +50,7 @@ __all__ = ["Notifier"]
 
 
 @ray.remote(**{**ACTOR_OPTIONS, "max_concurrency": 16})
-class Notifier:
+class Notifier(ActorShell):
     """Threaded (max_concurrency) so an acknowledgement is answered while a `drain` waits."""
 
     def __init__(
@@ -58,6 +59,7 @@ class Notifier:
         audit: Any = None,
         settings: NotifierConfig | None = None,
     ) -> None:
+        super().__init__("Notifier")
         self.s = s = settings or NotifierConfig()
         if s.group_wait_s != NotifierConfig.group_wait_s:
             log.warning(
@@ -88,7 +90,9 @@ class Notifier:
             self._apply(Replay({k: self.journal.query(kind=k, since=since) for k in RESUME_KINDS}))
         if self.operator is not None:
             self.operator.start()
-        threading.Thread(target=self._scheduler, name="notify-scheduler", daemon=True).start()
+        self._depth_at = 0.0
+        # The timers: a failed step is counted (`scheduler_errors`, `last_error`), the next runs.
+        self.every(0.0, self._scheduler_step, "scheduler")  # the step waits for its next timer
 
     # ---- messages ------------------------------------------------------------------------------
 
@@ -115,7 +119,7 @@ class Notifier:
         with self._lock:
             return machine.outcomes_for(self.state, alert_id)
 
-    def stats(self) -> dict[str, Any]:
+    def figures(self) -> dict[str, Any]:
         with self._lock:
             out = machine.stats(self.state)
         return {
@@ -219,17 +223,16 @@ class Notifier:
                 log.exception("notifier: booking failed; trying again in 1 s")
                 time.sleep(1.0)
 
-    def _scheduler(self) -> None:
-        depth_at, wake = 0.0, 0.0
-        while True:
-            self._kick.clear()
-            try:
-                wake = self._apply(Tick(), want="wake")
-            except Exception:
-                log.exception("notifier: a timer step failed")
+    def _scheduler_step(self) -> None:
+        """Tick the machine's timers, then sleep until the next one is due (or a kick)."""
+        self._kick.clear()
+        wake = time.time() + 0.25  # after a failed step: the usual longest wait
+        try:
+            wake = self._apply(Tick(), want="wake")
+        finally:  # a failed step still waits, so a persistent failure does not spin
             now = time.time()
-            if now - depth_at >= 0.5:
-                depth_at = now
+            if now - self._depth_at >= 0.5:
+                self._depth_at = now
                 with self._lock:
                     depths = {n: lane.depth() for n, lane in self.state.lanes.items()}
                 self.metrics.depths(depths)

@@ -66,8 +66,7 @@ class AccountRules:
             fresh = set(report["added"]) | set(report["changed"])
             fired = 0
             if fresh and self.book.n_accounts:
-                if self.book._marked_positions != self.book.n_positions:
-                    self.book.mark()
+                self.book.ensure_marked()
                 rows = np.flatnonzero(self.book.active[: self.book.n_accounts])
                 fired = self._evaluate(self.book.figures, time.time(), rows, only=fresh)
         if fired:

@@ -5,7 +5,9 @@ An actor of fengkong is its messages and nothing else; the shell gives it
 - background loops (`every(interval, step, name)`) that survive an error: it is counted under
   `<name>_errors`, kept as `last_error`, and the loop goes on;
 - counters (`counts`), shown by `stats()`;
-- a bounded quarantine of bad input, each entry with its reason (`reject(reason, item)`);
+- a bounded quarantine of bad input, each entry with its reason (`reject(reason, item)`; the
+  shell never calls it itself, so an actor whose messages include a `reject` — the Executor's
+  approval refusal — may override it);
 - metrics through ray.util.metrics (`metric(...)`), tagged with the actor's name;
 - the system's `Context` (contracts, calendar with holidays, clock).
 

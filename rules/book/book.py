@@ -309,6 +309,10 @@ class AccountBook:
         self.full_marks += 1
         return self.figures
 
+    def ensure_marked(self) -> AccountFigures:
+        """The figures, fully re-marked first if positions were added since the last mark."""
+        return self.mark() if self._marked_positions != self.n_positions else self.figures
+
     def mark_contracts(self, contract_rows: np.ndarray, full_above: float = 0.05) -> np.ndarray:
         """Incremental re-mark after prices of `contract_rows` changed.
 

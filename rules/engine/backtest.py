@@ -47,6 +47,7 @@ from rules.engine.backtest_steps import (
     coalesce,
     limit_candidates,
     settlement_steps,
+    unpriced_at_cost,
 )
 from rules.engine.bounds import figure_bounds, figure_path
 from rules.engine.evaluator import RuleEngine
@@ -197,7 +198,7 @@ class Backtest:
         days = self._settle_at.get(k)
         if days is None:
             return False
-        last = _unpriced_at_cost(self.book)
+        last = unpriced_at_cost(self.book)
         names = self.book.contracts.names
         prices = {names[c]: float(last[c]) for c in np.flatnonzero(np.isfinite(last)).tolist()}
         rec = {"type": "settlement", "trading_day": days[0], "next_trading_day": days[1],
@@ -392,18 +393,3 @@ class Backtest:
 
 def _order(e: RiskEvent) -> tuple[float, str, str, str]:
     return (e.ts, e.dimension, e.rule_id, e.key)
-
-
-def _unpriced_at_cost(book: AccountBook) -> np.ndarray:
-    """Last price per contract, and for a held contract the data has not priced yet (a month
-    that starts trading after the day) its held lots' average open price: the price the book
-    marks it at until its first tick, so settling it there changes no figure."""
-    nc = len(book.contracts)
-    last = np.array(book.contracts.last[:nc])
-    n = book.n_positions
-    contract, volume = book.pos_contract[:n], book.pos["volume"][:n]
-    value = np.bincount(contract, weights=volume * book.pos["open_price"][:n], minlength=nc)
-    lots = np.bincount(contract, weights=volume, minlength=nc)
-    missing = ~np.isfinite(last) & (lots > 0)
-    last[missing] = value[missing] / lots[missing]
-    return last

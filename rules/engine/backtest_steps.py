@@ -150,3 +150,18 @@ def limit_candidates(
         if c + 1 < len(starts):
             mask[accounts[starts[c] : starts[c + 1]]] = True
     return np.flatnonzero(mask & book.active[: book.n_accounts])
+
+
+def unpriced_at_cost(book: AccountBook) -> np.ndarray:
+    """Last price per contract, and for a held contract the data has not priced yet (a month
+    that starts trading after the day) its held lots' average open price: the price the book
+    marks it at until its first tick, so settling it there changes no figure."""
+    nc = len(book.contracts)
+    last = np.array(book.contracts.last[:nc])
+    n = book.n_positions
+    contract, volume = book.pos_contract[:n], book.pos["volume"][:n]
+    value = np.bincount(contract, weights=volume * book.pos["open_price"][:n], minlength=nc)
+    lots = np.bincount(contract, weights=volume, minlength=nc)
+    missing = ~np.isfinite(last) & (lots > 0)
+    last[missing] = value[missing] / lots[missing]
+    return last

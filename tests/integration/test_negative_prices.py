@@ -43,8 +43,10 @@ def test_long_and_short_marked_through_minus_37_63(ray_local):
     correlator = Correlator.remote()
     shard = AccountShard.remote(AccountShardSettings(0, 1, ep["pub"], ep["snap"], flush_ms=20),
                                 rules=RULES, correlator=correlator)  # fmt: skip
-    feed = MarketFeed.remote(MarketFeedSettings("crude", ep["market"], 20, market=MarketConfig(rules=())),
-                             subscribers=[(shard, "on_prices", 0.0)], correlator=correlator)  # fmt: skip
+    feed = MarketFeed.remote(MarketFeedSettings("crude", ep["market"], 20,
+                                                market=MarketConfig(rules=())),
+                             subscribers=[(shard, "on_prices", 0.0)],
+                             correlator=correlator)  # fmt: skip
     push = zmq.Context.instance().socket(zmq.PUSH)
     push.setsockopt(zmq.LINGER, 2000)
     push.connect(ep["in"])

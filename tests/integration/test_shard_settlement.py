@@ -1,7 +1,8 @@
 """A settlement through the real account bus (ZeroMQ) into a real AccountShard (local Ray):
 every account rolls once, in order with its records, and again identically after the shard is
 restarted and rebuilds itself from the bus's snapshot socket. A record missing a required field
-is rejected alone (counted, quarantined, journaled), its neighbours applied."""
+is rejected alone (counted, quarantined, journaled), its neighbours applied; so is one whose
+application raises something unforeseen (a ts of 1e300, a NaN)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,16 @@ def _snapshot(account_id: str) -> dict:
                            "cost_price": 4000.0, "today_volume": 10}]}  # fmt: skip
 
 
+def _among_good_records(*bad: dict) -> list[dict]:
+    """A1's snapshot and a deposit of 5,000, then the bad records, then a withdrawal of 1,000."""
+    return [
+        _snapshot("A1"),
+        {"type": "deposit", "account_id": "A1", "amount": 5000.0, "ts": time.time()},
+        *bad,
+        {"type": "withdraw", "account_id": "A1", "amount": 1000.0, "ts": time.time()},
+    ]
+
+
 def _stats(shard) -> dict:
     return ray.get(shard.stats.remote(), timeout=30)
 
@@ -68,13 +79,10 @@ def test_record_missing_a_field_is_rejected_alone(ray_local, bus):
     journal = Journal.remote()
     shard = _shard(bus, journal)
     try:
-        _send(bus, [
-            _snapshot("A1"),
-            {"type": "deposit", "account_id": "A1", "amount": 5000.0, "ts": time.time()},
+        _send(bus, _among_good_records(
             {"type": "trade", "account_id": "A1", "instrument": "rb2105", "direction": "long",
              "offset": "open", "volume": 2},  # no price
-            {"type": "withdraw", "account_id": "A1", "amount": 1000.0, "ts": time.time()},
-        ])  # fmt: skip
+        ))  # fmt: skip
         assert wait_until(lambda: _stats(shard).get("events_withdraw") == 1, timeout=30)
         stats = _stats(shard)
         assert stats["events_rejected"] == 1 and stats["events_deposit"] == 1
@@ -86,6 +94,38 @@ def test_record_missing_a_field_is_rejected_alone(ray_local, bus):
         rejected = ray.get(journal.of.remote("account_event_rejected"))
         assert len(rejected) == 1 and "price" in rejected[0]["reason"]
         assert rejected[0]["key"] == "A1" and rejected[0]["record"]["volume"] == 2
+    finally:
+        ray.kill(shard, no_restart=True)
+
+
+def test_record_whose_application_raises_is_rejected_alone(ray_local, bus):
+    """Issue 13 item 3: a deposit at ts=1e300 and a trade at ts=NaN among good records; each
+    bad one is refused alone and the bus client goes on to the neighbours and the next
+    snapshot (nothing after them is skipped)."""
+    journal = Journal.remote()
+    shard = _shard(bus, journal)
+    try:
+        _send(bus, _among_good_records(
+            {"type": "deposit", "account_id": "A1", "amount": 7.0, "ts": 1e300},
+            {"type": "trade", "account_id": "A1", "instrument": "rb2105", "direction": "long",
+             "offset": "open", "volume": 2, "price": 4000.0, "ts": float("nan")},
+        ))  # fmt: skip
+        _send(bus, [_snapshot("A2")])
+        assert wait_until(lambda: _stats(shard).get("events_snapshot") == 2, timeout=30)
+        stats = _stats(shard)
+        assert stats["events_rejected"] == 2, stats
+        assert stats["events_deposit"] == 1 and stats["events_withdraw"] == 1
+        assert stats.get("events_trade", 0) == 0
+        view = ray.get(shard.account.remote("A1"))
+        assert view["deposit"] == 5000.0 and view["withdraw"] == 1000.0
+        assert [p["volume"] for p in view["positions"]] == [10.0], "the NaN trade left no lots"
+        assert ray.get(shard.has_account.remote("A2")), "the snapshot after them was applied"
+        assert wait_until(
+            lambda: len(ray.get(journal.of.remote("account_event_rejected"))) == 2, timeout=30
+        )
+        rejected = ray.get(journal.of.remote("account_event_rejected"))
+        assert sorted(r["record"]["type"] for r in rejected) == ["deposit", "trade"]
+        assert all(r["key"] == "A1" and r["reason"] for r in rejected)
     finally:
         ray.kill(shard, no_restart=True)
 

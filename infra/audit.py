@@ -54,15 +54,48 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-def _clean(value: Any) -> Any:
-    """JSON has no NaN/inf; keep them readable as strings instead of failing the batch."""
+def _clean(value: Any, found: list[str] | None = None, path: str = "") -> Any:
+    """JSON has no NaN/inf: each becomes its name as a string ("nan", "inf") and its field's
+    path is added to `found`, so the record says which numbers were not numbers."""
     if isinstance(value, float) and not math.isfinite(value):
+        if found is not None:
+            found.append(path or "?")
         return str(value)
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: _clean(v, found, f"{path}.{k}".lstrip(".")) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [_clean(v, found, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
+
+
+QUARANTINE = "quarantine"  # a record that cannot be journaled as sent, with the reason
+
+
+def _encode(rec: dict[str, Any], now: float) -> tuple[float, str, str, str, str, str]:
+    """(ts, kind, actor, key, ref, payload) of one record. A non-finite number never reaches
+    the journal: `ts` becomes the append time and any other is written as its name, both listed
+    under `nonfinite` (a NULL ts would make `verify` report an edit that never happened). A
+    record that cannot be serialized (a 1,000-deep field, a cycle) comes back as a `quarantine`
+    record with the reason, so it alone is set aside."""
+    rec = dict(rec)
+    kind = str(rec.pop("kind"))
+    actor, key, ref = (str(rec.pop(c, "")) for c in ("actor", "key", "ref"))
+    found: list[str] = []
+    try:
+        ts = float(rec.pop("ts", now))
+    except (TypeError, ValueError):  # "soon": not a time, flagged like a NaN
+        ts = float("nan")
+    if not math.isfinite(ts):
+        found.append("ts")
+        ts = now
+    try:
+        body = _clean(rec, found)
+        if found:
+            body["nonfinite"] = found
+        return ts, kind, actor, key, ref, _dumps(body)
+    except (RecursionError, TypeError, ValueError, OverflowError) as exc:
+        reason = {"reason": f"{type(exc).__name__}: {exc}"[:300], "record_kind": kind}
+        return now, QUARANTINE, actor, key, ref, _dumps(reason)
 
 
 def record_hash(
@@ -135,13 +168,7 @@ class AuditStore:
         now = time.time()
         sha = hashlib.sha256
         for rec in records:
-            rec = dict(rec)
-            kind = str(rec.pop("kind"))
-            actor = str(rec.pop("actor", ""))
-            key = str(rec.pop("key", ""))
-            ref = str(rec.pop("ref", ""))
-            ts = float(rec.pop("ts", now))
-            payload = _dumps(_clean(rec))
+            ts, kind, actor, key, ref, payload = _encode(rec, now)
             seq += 1
             digest = sha(
                 _dumps([prev, seq, repr(ts), kind, actor, key, ref, payload]).encode()

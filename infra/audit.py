@@ -293,6 +293,7 @@ class AuditStore:
         day); `anchor` (seq, hash) taken earlier (an archive manifest) also catches records
         deleted from the end, which a chain alone cannot see."""
         breaks: list[ChainBreak] = []
+        senders: dict[str, int] = {}  # sender -> its last sender_seq seen
         expected_seq, prev = first_seq, None if first_seq > 1 else GENESIS
         sha, dumps = hashlib.sha256, _dumps
         last_good: tuple[int, str] | None = None
@@ -317,6 +318,10 @@ class AuditStore:
                 breaks.append(
                     ChainBreak(seq, f"record {seq} edited: its content does not match its hash")
                 )
+            if '"sender_seq":' in payload:
+                gap = _sender_gap(senders, payload, first_seq == 1)
+                if gap:
+                    breaks.append(ChainBreak(seq, gap))
             expected_seq, prev = seq + 1, digest
             last_good = (seq, digest)
         if anchor is not None:
@@ -333,6 +338,31 @@ class AuditStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def stamp(records: list[dict[str, Any]], sender: str, last: int) -> int:
+    """Number a sender's records 1, 2, 3… (`sender`, `sender_seq`) so `verify` can prove none
+    it sent is missing, whatever the writer lost; returns the last number used."""
+    for rec in records:
+        last += 1
+        rec["sender"], rec["sender_seq"] = sender, last
+    return last
+
+
+def _sender_gap(senders: dict[str, int], payload: str, from_start: bool) -> str | None:
+    try:
+        body = json.loads(payload)
+        sender, n = str(body["sender"]), int(body["sender_seq"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    before = senders.get(sender, 0 if from_start else None)
+    senders[sender] = n if before is None else max(before, n)
+    if before is None or n == before + 1:
+        return None
+    if n <= before:
+        return f"sender {sender}: record {n} journaled twice (last was {before})"
+    what = f"record {before + 1}" if n == before + 2 else f"records {before + 1}..{n - 1}"
+    return f"sender {sender}: {what} sent but never journaled (lost)"
 
 
 def _row(r: tuple) -> dict[str, Any]:

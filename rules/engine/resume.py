@@ -17,11 +17,11 @@ Pure: records in, alerts and batches out.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules.engine.hygiene import Batch
+from rules.engine.hygiene import Batch, Pipeline
 from rules.model import Alert
 
 _ALERT_FIELDS = tuple(f.name for f in dataclasses.fields(Alert))
@@ -110,3 +110,22 @@ def grouped_alerts(batch: Batch, keys_shown: int) -> list[Alert]:
     return [
         dataclasses.replace(a, attributes={**a.attributes, "group": info}) for a in batch.alerts
     ]
+
+
+def restore(
+    pipeline: Pipeline,
+    found: Resume,
+    labels_of: Callable[[Alert], dict[str, str]],
+    keys_shown: int,
+) -> list[list[Alert]]:
+    """Put what `resume` found back into a fresh pipeline (dedup memory, pending groups with
+    their history); returns the in-flight batches to send again, as first sent."""
+    for aid in found.seen:
+        pipeline.dedup.seen[aid] = None
+    by_key: dict[str, list[Alert]] = {}
+    for a in found.pending:
+        by_key.setdefault(pipeline.group.key_of(labels_of(a)), []).append(a)
+    for key in set(by_key) | set(found.history):
+        h = found.history.get(key, GroupHistory())
+        pipeline.group.restore(key, by_key.get(key, []), h.sequence, h.members, h.last_flush)
+    return [grouped_alerts(batch_of(rec, members), keys_shown) for rec, members in found.unsent]

@@ -91,6 +91,8 @@ def test_pending_groups_survive_a_correlator_kill(world):
     assert {a: paged[a] for a in expected if paged[a] != 1} == {}
     # a retried shard batch after the restart is still one alert (dedup memory rebuilt)
     assert ray.get(corr.on_events.remote(_events("CS", 30, "r.warn"))) == 0
+    # every record each incarnation numbered was journaled (per-sender completeness)
+    assert ray.get(world.system.audit.verify.remote()) == []
 
 
 def test_a_batch_handed_over_but_not_accepted_is_sent_again_once(world):

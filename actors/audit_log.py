@@ -19,6 +19,7 @@ import ray
 from actors.common import ACTOR_OPTIONS
 from actors.shell import ActorShell
 from infra.audit import QUARANTINE, AuditStore
+from infra.journal_kinds import needs_commit
 
 
 @dataclass(frozen=True)
@@ -49,15 +50,22 @@ class AuditLog(ActorShell):
         self.every(settings.batch_ms / 1000, self._write, "write")
 
     def append(self, records: list[dict[str, Any]]) -> int:
-        """Queue records; returns how many are queued (they land within batch_ms)."""
+        """Queue records; returns how many are queued (they land within batch_ms). A batch with
+        a record of a DURABLE kind (infra.journal_kinds) is committed, with all queued before
+        it, before this returns: what others rebuild from is never only in this memory."""
         now = time.time()
         with self._lock:
             if self._oldest is None and records:
                 self._oldest = now
             for rec in records:
-                rec.setdefault("ts", now)
+                if isinstance(rec, dict):
+                    rec.setdefault("ts", now)
                 self._queue.append(rec)
-            return len(self._queue)
+            queued = len(self._queue)
+        if needs_commit(records):
+            self._write()
+            self.counts["committed_on_append"] += 1
+        return queued
 
     def _write(self) -> int:
         with self._write_lock:

@@ -76,3 +76,25 @@ def test_the_audit_log_keeps_the_neighbours_of_a_poisoned_record(ray_local, tmp_
         assert ray.get(log.figures.remote())["lag_ms"] > 0  # journal_lag_ms, append to commit
     finally:
         ray.kill(log)
+
+
+def test_a_durable_kind_is_on_disk_when_append_returns(ray_local, tmp_path):
+    """Before: every append waited in the writer's memory for batch_ms, so a kill of the
+    AuditLog lost acknowledged alerts and orders. Now a DURABLE kind commits before the call
+    returns (with everything queued before it); a QUEUED kind says it is fire-and-forget."""
+    from infra.journal_kinds import DURABLE, QUEUED, durability
+
+    assert (durability("alert"), durability("order"), durability("risk_event")) == (
+        DURABLE, DURABLE, QUEUED,
+    )  # fmt: skip
+    path = str(tmp_path / "j.sqlite")
+    log = AuditLog.options(max_restarts=0).remote(AuditLogSettings(path=path, batch_ms=600_000))
+    ray.get(log.append.remote([{"kind": "risk_event", "key": "A1", "ref": "e1"}]))
+    ray.get(log.append.remote([{"kind": "alert", "key": "A1", "ref": "a1"}]))
+    ray.get(log.append.remote([{"kind": "risk_event", "key": "A1", "ref": "e2"}]))
+    ray.kill(log)  # the process dies with e2 still queued
+    store = AuditStore(path)
+    assert [(r["kind"], r["ref"]) for r in store.query()] == [
+        ("risk_event", "e1"), ("alert", "a1"),
+    ]  # fmt: skip
+    assert store.verify() == []

@@ -54,18 +54,29 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-def _clean(value: Any, found: list[str] | None = None, path: str = "") -> Any:
-    """JSON has no NaN/inf: each becomes its name as a string ("nan", "inf") and its field's
-    path is added to `found`, so the record says which numbers were not numbers."""
+def _clean(value: Any, found: list[str] | None = None) -> Any:
+    """JSON has no NaN/inf: each becomes its name as a string ("nan", "inf"), and `found` (when
+    given) gets an entry per replacement; `_nonfinite_paths` names them (only then: the walk
+    with paths costs on every record)."""
     if isinstance(value, float) and not math.isfinite(value):
         if found is not None:
-            found.append(path or "?")
+            found.append("")
         return str(value)
     if isinstance(value, dict):
-        return {k: _clean(v, found, f"{path}.{k}".lstrip(".")) for k, v in value.items()}
+        return {k: _clean(v, found) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v, found, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_clean(v, found) for v in value]
     return value
+
+
+def _nonfinite_paths(value: Any, path: str = "") -> list[str]:
+    if isinstance(value, float) and not math.isfinite(value):
+        return [path or "?"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _nonfinite_paths(v, f"{path}.{k}".lstrip("."))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in _nonfinite_paths(v, f"{path}[{i}]")]
+    return []
 
 
 QUARANTINE = "quarantine"  # a record that cannot be journaled as sent, with the reason
@@ -80,18 +91,19 @@ def _encode(rec: dict[str, Any], now: float) -> tuple[float, str, str, str, str,
     rec = dict(rec)
     kind = str(rec.pop("kind"))
     actor, key, ref = (str(rec.pop(c, "")) for c in ("actor", "key", "ref"))
-    found: list[str] = []
+    flagged: list[str] = []
     try:
         ts = float(rec.pop("ts", now))
     except (TypeError, ValueError):  # "soon": not a time, flagged like a NaN
         ts = float("nan")
     if not math.isfinite(ts):
-        found.append("ts")
+        flagged.append("ts")
         ts = now
     try:
+        found: list[str] = []
         body = _clean(rec, found)
-        if found:
-            body["nonfinite"] = found
+        if found or flagged:
+            body["nonfinite"] = flagged + (_nonfinite_paths(rec) if found else [])
         return ts, kind, actor, key, ref, _dumps(body)
     except (RecursionError, TypeError, ValueError, OverflowError) as exc:
         reason = {"reason": f"{type(exc).__name__}: {exc}"[:300], "record_kind": kind}

@@ -231,28 +231,20 @@ class Correlator(ActorShell):
         records = []
         for b in batches:
             out.extend(grouped_alerts(b, GROUP_KEYS_SHOWN))
+            body = {"alert_ids": [a.alert_id for a in b.alerts], "members": b.members,
+                    "sequence": b.sequence, "size": len(b.alerts), "digest": b.digest}  # fmt: skip
             records.append(
-                entry(
-                    "alert.grouped",
-                    "Correlator",
-                    b.group_key,
-                    b.group_id,
-                    {
-                        "alert_ids": [a.alert_id for a in b.alerts],
-                        "members": b.members,
-                        "sequence": b.sequence,
-                        "size": len(b.alerts),
-                        "digest": b.digest,
-                    },
-                    ts=now,
-                )
+                entry("alert.grouped", "Correlator", b.group_key, b.group_id, body, ts=now)
             )
         self.counts["groups_sent"] += len(batches)
         self.counts["alerts_notified"] += len(out)
         # Durable before the hand-over: a crash after it resends the batch (the Notifier
         # deduplicates it), a crash before it finds the alerts still pending (rules.engine.resume).
-        if records:
-            self._durable(records)
+        try:
+            if records:
+                self._durable(records)
+        except Exception as exc:  # journal down: still notify (a restart then re-derives less)
+            self.failed("journal", exc)
         if self.notifier is not None and out:
             self.notifier.notify.remote(out)
         return len(out)

@@ -18,7 +18,8 @@ import ray
 
 from actors.common import ACTOR_OPTIONS
 from actors.shell import ActorShell
-from infra.audit import AuditStore
+from infra.audit import QUARANTINE, AuditStore
+from infra.journal_kinds import needs_commit
 
 
 @dataclass(frozen=True)
@@ -38,24 +39,39 @@ class AuditLog(ActorShell):
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # one append at a time keeps the chain in order
         self.appended = 0
+        self._oldest: float | None = None  # when the oldest queued record arrived
+        self.lag_ms = 0.0
         self._m_records = self.metric(
             "counter", "journal_records_total", "records appended to the journal"
+        )
+        self._m_lag = self.metric(
+            "gauge", "journal_lag_ms", "append to commit of the last batch's oldest record"
         )
         self.every(settings.batch_ms / 1000, self._write, "write")
 
     def append(self, records: list[dict[str, Any]]) -> int:
-        """Queue records; returns how many are queued (they land within batch_ms)."""
+        """Queue records; returns how many are queued (they land within batch_ms). A batch with
+        a record of a DURABLE kind (infra.journal_kinds) is committed, with all queued before
+        it, before this returns: what others rebuild from is never only in this memory."""
         now = time.time()
         with self._lock:
+            if self._oldest is None and records:
+                self._oldest = now
             for rec in records:
-                rec.setdefault("ts", now)
+                if isinstance(rec, dict):
+                    rec.setdefault("ts", now)
                 self._queue.append(rec)
-            return len(self._queue)
+            queued = len(self._queue)
+        if needs_commit(records):
+            self._write()
+            self.counts["committed_on_append"] += 1
+        return queued
 
     def _write(self) -> int:
         with self._write_lock:
             with self._lock:
                 batch, self._queue = self._queue, []
+                oldest, self._oldest = self._oldest, None
             if not batch:
                 return 0
             bad = [r for r in batch if not isinstance(r, dict) or "kind" not in r]
@@ -64,16 +80,44 @@ class AuditLog(ActorShell):
             if bad:
                 batch = [r for r in batch if isinstance(r, dict) and "kind" in r]
             try:
-                self.store.append(batch)
+                self._append_split(batch)
             except sqlite3.Error as exc:  # locked, disk full: keep the batch, try next round
                 with self._lock:
                     self._queue[:0] = batch
+                    if oldest is not None:
+                        self._oldest = min(oldest, self._oldest or oldest)
                 self.failed("write", exc)
                 return 0
             self.appended += len(batch)
             if batch:
                 self._m_records.inc(len(batch), tags={"actor": "AuditLog"})
+            if oldest is not None:
+                self.lag_ms = (time.time() - oldest) * 1000
+                self._m_lag.set(self.lag_ms, tags={"actor": "AuditLog"})
         return len(batch)
+
+    def _append_split(self, batch: list[dict[str, Any]]) -> None:
+        """Append a batch; one that fails for anything but SQLite is split in halves until the
+        record at fault stands alone, and that one is journaled as a `quarantine` record with
+        the reason, so nothing else of the batch is lost."""
+        try:
+            self.store.append(batch)
+        except sqlite3.Error:
+            raise
+        except Exception as exc:
+            if len(batch) > 1:
+                half = len(batch) // 2
+                self._append_split(batch[:half])
+                self._append_split(batch[half:])
+                return
+            rec = batch[0]
+            reason = f"{type(exc).__name__}: {exc}"[:300]
+            self.reject("UNWRITABLE", reason)
+            self.store.append(
+                [{"kind": QUARANTINE, "actor": "AuditLog", "key": str(rec.get("key", ""))[:200],
+                  "ref": str(rec.get("ref", ""))[:200], "reason": reason,
+                  "record_kind": str(rec.get("kind", ""))[:100]}]
+            )  # fmt: skip
 
     def durable(self, records: list[dict[str, Any]]) -> int:
         """Append and commit now (with whatever else queued, in order); returns the last seq."""
@@ -91,6 +135,7 @@ class AuditLog(ActorShell):
             "appended": self.appended,
             "last_seq": self.store.last_seq,
             "queued": len(self._queue),
+            "lag_ms": self.lag_ms,
             "write_errors": self.counts["write_errors"],
         }
 

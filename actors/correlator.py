@@ -19,6 +19,7 @@ import collections
 import dataclasses
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +30,14 @@ from actors.context import Context
 from actors.rule_host import bundle_of, start_ruleset
 from actors.shell import ActorShell
 from infra import metrics
+from infra.audit import stamp
 from infra.stats import LatencyRing
 from rules.engine.alerts import alert_labels, alert_title, make_alert, trading_day
-from rules.engine.hygiene import Batch, Item, Pipeline, Silences, new_silence
+from rules.engine.hygiene import Item, Pipeline, Silences, new_silence
 from rules.engine.hygiene import Silence as SilenceRecord
 from rules.engine.kinds import kind_of
 from rules.engine.kinds.composite import CompositeMatcher
+from rules.engine.resume import grouped_alerts, restore, resume
 from rules.engine.spec import RuleSet
 from rules.model import ActionProposal, Alert, RiskEvent, stable_id
 
@@ -43,12 +46,14 @@ __all__ = ["Correlator", "alert_title", "make_alert", "trading_day"]
 FLUSH_EVERY_S = 0.05
 GROUP_KEYS_SHOWN = 200
 SILENCE_KINDS = ("silence.added", "silence.expired")
+ACCEPTED_KIND = "notification.accepted"  # the Notifier took an alert on (ref = alert id)
 
 
 @dataclass(frozen=True)
 class CorrelatorSettings:
     flush_every_s: float = FLUSH_EVERY_S  # how often due groups go to the Notifier
     recent_alerts: int = 10_000  # alerts kept for `alerts()`
+    resume_window_s: float = 6 * 3600.0  # journal read back for pending groups on restart
 
 
 @ray.remote(**ACTOR_OPTIONS)
@@ -69,6 +74,8 @@ class Correlator(ActorShell):
         self.executor = executor
         self.audit = audit
         self._lock = threading.RLock()
+        self._sent_lock = threading.Lock()  # numbers records and submits them in one step
+        self._sender, self._sender_seq = f"Correlator:{uuid.uuid4().hex[:8]}", 0
         ruleset, _rule_context = start_ruleset(rules, audit)
         self.silences = Silences()
         self.matcher = CompositeMatcher()
@@ -76,6 +83,8 @@ class Correlator(ActorShell):
         self.pipeline = Pipeline(ruleset.hygiene, ruleset.inhibit, self.silences, self._repeat_of)
         self._install(ruleset)
         self._recover_silences()
+        self._unsent: list[list[Alert]] = []
+        self._recover_groups()
         self.recent: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=settings.recent_alerts
         )
@@ -169,6 +178,8 @@ class Correlator(ActorShell):
                 if id(it) in passed and ev.action and ev.action.get("kind"):
                     proposals.append(self._proposal(a, ev, now))
             self.counts["composite_events"] += len(composite)
+            if records:  # submitted before a flush can group them
+                self._journal(records)
         if events:
             self.fire_latency.add([(ev.ts - ev.ingress_ts) * 1000 for ev in events])
             self.transit_latency.add([(now - ev.ts) * 1000 for ev in events])
@@ -179,8 +190,6 @@ class Correlator(ActorShell):
                 self._m_alerts.inc(tags={"actor": "Correlator", "severity": a.severity})
                 self._m_latency.observe(ms, tags={"actor": "Correlator"})
             self.counts["alerts"] += len(fresh)
-        if self.audit is not None and records:
-            self.audit.append.remote(records)
         if self.executor is not None and proposals:
             self.counts["proposals"] += len(proposals)
             self.executor.on_proposals.remote(proposals)
@@ -215,32 +224,28 @@ class Correlator(ActorShell):
         now = time.time()
         with self._lock:
             batches = self.pipeline.group.due(now, flush_all)
-        if not batches:
+            out: list[Alert] = [a for batch in self._unsent for a in batch]
+            self._unsent = []
+        if not batches and not out:
             return 0
-        out: list[Alert] = []
         records = []
         for b in batches:
-            out.extend(_grouped(b))
+            out.extend(grouped_alerts(b, GROUP_KEYS_SHOWN))
+            body = {"alert_ids": [a.alert_id for a in b.alerts], "members": b.members,
+                    "sequence": b.sequence, "size": len(b.alerts), "digest": b.digest}  # fmt: skip
             records.append(
-                entry(
-                    "alert.grouped",
-                    "Correlator",
-                    b.group_key,
-                    b.group_id,
-                    {
-                        "alert_ids": [a.alert_id for a in b.alerts],
-                        "members": b.members,
-                        "sequence": b.sequence,
-                        "size": len(b.alerts),
-                    },
-                    ts=now,
-                )
+                entry("alert.grouped", "Correlator", b.group_key, b.group_id, body, ts=now)
             )
         self.counts["groups_sent"] += len(batches)
         self.counts["alerts_notified"] += len(out)
-        if self.audit is not None:
-            self.audit.append.remote(records)
-        if self.notifier is not None:
+        # Durable before the hand-over: a crash after it resends the batch (the Notifier
+        # deduplicates it), a crash before it finds the alerts still pending (rules.engine.resume).
+        try:
+            if records:
+                self._durable(records)
+        except Exception as exc:  # journal down: still notify (a restart then re-derives less)
+            self.failed("journal", exc)
+        if self.notifier is not None and out:
             self.notifier.notify.remote(out)
         return len(out)
 
@@ -318,9 +323,43 @@ class Correlator(ActorShell):
                 s = self.silences.by_id[rec["silence_id"]]
                 self.silences.by_id[s.id] = dataclasses.replace(s, ends_ts=float(rec["ends_ts"]))
 
+    def _recover_groups(self) -> None:
+        """Rebuild the group stage from the journal: pending alerts back into their groups,
+        batches handed over but never accepted by the Notifier sent again as they were."""
+        if self.audit is None:
+            return
+        since = time.time() - self.settings.resume_window_s
+        try:
+            ray.get(self.audit.flush.remote(), timeout=30)
+            alerts, grouped, accepted = ray.get(
+                [
+                    self.audit.query.remote(kind="alert", since=since),
+                    self.audit.query.remote(kind="alert.grouped", since=since),
+                    self.audit.query.remote(kind=ACCEPTED_KIND, since=since),
+                ],
+                timeout=60,
+            )
+        except Exception as exc:  # no journal: nothing to resume
+            self.failed("resume_groups", exc)
+            return
+        found = resume(alerts, grouped, (r["ref"] for r in accepted))
+        with self._lock:
+            self._unsent = restore(self.pipeline, found, alert_labels, GROUP_KEYS_SHOWN)
+        self.counts["resumed_pending"] += len(found.pending)
+        self.counts["resumed_unsent"] += len(found.unsent)
+
+    def _journal(self, records: list[dict[str, Any]], durable: bool = False) -> Any:
+        """Send records numbered per sender (infra.audit.stamp: `audit verify` finds a gap)."""
+        if self.audit is None:
+            return None
+        with self._sent_lock:
+            self._sender_seq = stamp(records, self._sender, self._sender_seq)
+            send = self.audit.durable if durable else self.audit.append
+            return send.remote(records)
+
     def _durable(self, records: list[dict[str, Any]]) -> None:
         if self.audit is not None:
-            ray.get([self.audit.append.remote(records), self.audit.flush.remote()], timeout=30)
+            ray.get(self._journal(records, durable=True), timeout=30)
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -351,19 +390,3 @@ class Correlator(ActorShell):
 
     def latencies_ms(self) -> list[float]:
         return self.latency.values().tolist()
-
-
-def _grouped(batch: Batch) -> list[Alert]:
-    keys = [a.key for a in batch.alerts]
-    info = {
-        "id": batch.group_id,
-        "key": batch.group_key,
-        "size": len(batch.alerts),
-        "members": batch.members,
-        "sequence": batch.sequence,
-        "digest": batch.digest,  # the hygiene's decision: one notification for the batch
-        "keys": keys[:GROUP_KEYS_SHOWN],
-    }
-    return [
-        dataclasses.replace(a, attributes={**a.attributes, "group": info}) for a in batch.alerts
-    ]

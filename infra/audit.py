@@ -54,15 +54,60 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-def _clean(value: Any) -> Any:
-    """JSON has no NaN/inf; keep them readable as strings instead of failing the batch."""
+def _clean(value: Any, found: list[str] | None = None) -> Any:
+    """JSON has no NaN/inf: each becomes its name as a string ("nan", "inf"), and `found` (when
+    given) gets an entry per replacement; `_nonfinite_paths` names them (only then: the walk
+    with paths costs on every record)."""
     if isinstance(value, float) and not math.isfinite(value):
+        if found is not None:
+            found.append("")
         return str(value)
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: _clean(v, found) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [_clean(v, found) for v in value]
     return value
+
+
+def _nonfinite_paths(value: Any, path: str = "") -> list[str]:
+    if isinstance(value, float) and not math.isfinite(value):
+        return [path or "?"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _nonfinite_paths(v, f"{path}.{k}".lstrip("."))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in _nonfinite_paths(v, f"{path}[{i}]")]
+    return []
+
+
+QUARANTINE = "quarantine"  # a record that cannot be journaled as sent, with the reason
+
+
+def _encode(rec: dict[str, Any], now: float) -> tuple[float, str, str, str, str, str]:
+    """(ts, kind, actor, key, ref, payload) of one record. A non-finite number never reaches
+    the journal: `ts` becomes the append time and any other is written as its name, both listed
+    under `nonfinite` (a NULL ts would make `verify` report an edit that never happened). A
+    record that cannot be serialized (a 1,000-deep field, a cycle) comes back as a `quarantine`
+    record with the reason, so it alone is set aside."""
+    rec = dict(rec)
+    kind = str(rec.pop("kind"))
+    actor, key, ref = (str(rec.pop(c, "")) for c in ("actor", "key", "ref"))
+    flagged: list[str] = []
+    try:
+        ts = float(rec.pop("ts", now))
+    except (TypeError, ValueError):  # "soon": not a time, flagged like a NaN
+        ts = float("nan")
+    if not math.isfinite(ts):
+        flagged.append("ts")
+        ts = now
+    try:
+        found: list[str] = []
+        body = _clean(rec, found)
+        if found or flagged:
+            body["nonfinite"] = flagged + (_nonfinite_paths(rec) if found else [])
+        return ts, kind, actor, key, ref, _dumps(body)
+    except (RecursionError, TypeError, ValueError, OverflowError) as exc:
+        reason = {"reason": f"{type(exc).__name__}: {exc}"[:300], "record_kind": kind}
+        return now, QUARANTINE, actor, key, ref, _dumps(reason)
 
 
 def record_hash(
@@ -135,13 +180,7 @@ class AuditStore:
         now = time.time()
         sha = hashlib.sha256
         for rec in records:
-            rec = dict(rec)
-            kind = str(rec.pop("kind"))
-            actor = str(rec.pop("actor", ""))
-            key = str(rec.pop("key", ""))
-            ref = str(rec.pop("ref", ""))
-            ts = float(rec.pop("ts", now))
-            payload = _dumps(_clean(rec))
+            ts, kind, actor, key, ref, payload = _encode(rec, now)
             seq += 1
             digest = sha(
                 _dumps([prev, seq, repr(ts), kind, actor, key, ref, payload]).encode()
@@ -266,6 +305,7 @@ class AuditStore:
         day); `anchor` (seq, hash) taken earlier (an archive manifest) also catches records
         deleted from the end, which a chain alone cannot see."""
         breaks: list[ChainBreak] = []
+        senders: dict[str, int] = {}  # sender -> its last sender_seq seen
         expected_seq, prev = first_seq, None if first_seq > 1 else GENESIS
         sha, dumps = hashlib.sha256, _dumps
         last_good: tuple[int, str] | None = None
@@ -290,6 +330,10 @@ class AuditStore:
                 breaks.append(
                     ChainBreak(seq, f"record {seq} edited: its content does not match its hash")
                 )
+            if '"sender_seq":' in payload:
+                gap = _sender_gap(senders, payload, first_seq == 1)
+                if gap:
+                    breaks.append(ChainBreak(seq, gap))
             expected_seq, prev = seq + 1, digest
             last_good = (seq, digest)
         if anchor is not None:
@@ -306,6 +350,31 @@ class AuditStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def stamp(records: list[dict[str, Any]], sender: str, last: int) -> int:
+    """Number a sender's records 1, 2, 3… (`sender`, `sender_seq`) so `verify` can prove none
+    it sent is missing, whatever the writer lost; returns the last number used."""
+    for rec in records:
+        last += 1
+        rec["sender"], rec["sender_seq"] = sender, last
+    return last
+
+
+def _sender_gap(senders: dict[str, int], payload: str, from_start: bool) -> str | None:
+    try:
+        body = json.loads(payload)
+        sender, n = str(body["sender"]), int(body["sender_seq"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    before = senders.get(sender, 0 if from_start else None)
+    senders[sender] = n if before is None else max(before, n)
+    if before is None or n == before + 1:
+        return None
+    if n <= before:
+        return f"sender {sender}: record {n} journaled twice (last was {before})"
+    what = f"record {before + 1}" if n == before + 2 else f"records {before + 1}..{n - 1}"
+    return f"sender {sender}: {what} sent but never journaled (lost)"
 
 
 def _row(r: tuple) -> dict[str, Any]:

@@ -87,12 +87,16 @@ def parse(
     raw_rules = data.get("rules", [])
     if not isinstance(raw_rules, list):
         _fail(source, "rules", "expected [[rules]] tables")
-    specs = [rule_from(r, f"rules[{i}]", source, vol_windows) for i, r in enumerate(raw_rules)]
+    specs = [_guarded(rule_from, r, f"rules[{i}]", source, vol_windows)
+             for i, r in enumerate(raw_rules)]  # fmt: skip
     ids = [s.id for s in specs]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         _fail(source, "rules", f"rule ids must be unique, repeated: {dupes}")
-    inhibit = [_inhibit(r, f"inhibit[{i}]", source) for i, r in enumerate(data.get("inhibit", []))]
+    raw_inhibit = data.get("inhibit", [])
+    if not isinstance(raw_inhibit, list):
+        _fail(source, "inhibit", "expected [[inhibit]] tables")
+    inhibit = [_guarded(_inhibit, r, f"inhibit[{i}]", source) for i, r in enumerate(raw_inhibit)]
     return RuleSet(
         tuple(specs), tuple(inhibit), _hygiene(data.get("hygiene") or {}, source), source
     )
@@ -108,7 +112,7 @@ def rule_from(
         _fail(source, f"{where}.id", "missing (every rule needs a unique string id)")
     at = f"{where} ({rid})"
     kind_name = raw.get("kind", "threshold")
-    if kind_name not in KINDS:
+    if not isinstance(kind_name, str) or kind_name not in KINDS:
         _fail(
             source,
             f"{at}.kind",
@@ -208,6 +212,8 @@ def _inhibit(raw: Any, where: str, source: str) -> InhibitRule:
 def _hygiene(raw: Mapping[str, Any], source: str) -> Hygiene:
     allowed = ("group_by", "group_wait_s", "group_interval_s", "repeat_s", "digest_over")
     out: dict[str, Any] = {}
+    if not isinstance(raw, Mapping):
+        _fail(source, "hygiene", "expected a [hygiene] table")
     for key, value in raw.items():
         if key not in allowed:
             _fail(source, f"hygiene.{key}", f"unknown key{_hint(key, allowed)}")
@@ -224,7 +230,11 @@ def _hygiene(raw: Mapping[str, Any], source: str) -> Hygiene:
                 _fail(source, "hygiene.digest_over", "expected a whole number of alerts >= 1")
             out[key] = value
         else:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 <= value < float("inf")  # NaN and inf too
+            ):
                 _fail(source, f"hygiene.{key}", "expected a number of seconds >= 0")
             out[key] = float(value)
     return Hygiene(**out)
@@ -309,6 +319,16 @@ def last_applied(records: Iterable[Mapping[str, Any]]) -> RuleSet | None:
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+
+def _guarded(build: Any, raw: Any, where: str, source: str, *args: Any) -> Any:
+    """A value of the wrong shape deep in a table (a list where a number goes) is that table's
+    RulesetError naming it, never a TypeError from inside the rule kind."""
+    try:
+        return build(raw, where, source, *args)
+    except (TypeError, AttributeError, KeyError, OverflowError) as exc:
+        rid = raw.get("id", "?") if isinstance(raw, Mapping) else "?"
+        return _fail(source, f"{where} ({rid})", f"malformed value: {type(exc).__name__}: {exc}")
 
 
 def _read(p: Path) -> dict[str, Any]:

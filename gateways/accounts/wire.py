@@ -76,7 +76,7 @@ def route_problem(record: Any) -> str | None:
     if not isinstance(record, dict):
         return f"record is a {type(record).__name__}, expected a map"
     kind = record.get("type")
-    if kind not in RECORD_TYPES:
+    if not isinstance(kind, str) or kind not in RECORD_TYPES:  # a list type is not hashable
         return f"type {kind!r} not one of {sorted(RECORD_TYPES)}"
     if kind not in BROADCAST_TYPES and (
         not isinstance(record.get("account_id"), str) or not record["account_id"]

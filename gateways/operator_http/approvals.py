@@ -20,6 +20,7 @@ every refusal; this module only speaks HTTP.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Protocol
 
 from gateways.operator_http.server import Answer, OperatorServer, error_answer, json_answer
@@ -41,6 +42,30 @@ REFUSAL_STATUS = {
     "REPLAYED_REQUEST": 409,
     "MALFORMED": 400,
 }
+
+
+DECISION_FIELDS = ("action", "ids", "group", "user", "reason", "request_id", "ts", "signature")
+TEXT_FIELDS = ("action", "group", "user", "reason", "request_id")
+
+
+def malformed_decision(data: Any) -> str | None:
+    """Why a decision body cannot be a request (one line), None when its fields are typed right:
+    checked here so the signature check never meets a string `ts` or a non-ASCII signature."""
+    if not isinstance(data, dict):
+        return "body must be a JSON object with ids: [...]"
+    ids = data.get("ids", [])
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return "ids must be a list of proposal ids (strings)"
+    for name in TEXT_FIELDS:
+        if name in data and not isinstance(data[name], str):
+            return f"{name} must be a string, not {type(data[name]).__name__}"
+    ts = data.get("ts", 0.0)
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts):
+        return f"ts must be a number of seconds since the epoch, not {ts!r}"[:200]
+    signature = data.get("signature", "")
+    if not isinstance(signature, str) or not signature.isascii():
+        return "signature must be the hex HMAC-SHA256 of the request"
+    return None
 
 
 def handle_approval(
@@ -69,12 +94,11 @@ def handle_approval(
         data = json.loads(body or b"{}")
     except ValueError:
         data = None
-    if not isinstance(data, dict) or not isinstance(data.get("ids", []), list):
-        return "decisions", error_answer(
-            400, "MALFORMED", "body must be a JSON object with ids: [...]"
-        )
-    fields = ("action", "ids", "group", "user", "reason", "request_id", "ts", "signature")
-    request = {k: data[k] for k in fields if k in data}
+    problem = malformed_decision(data)
+    if problem:
+        return "decisions", error_answer(400, "MALFORMED", problem)
+    assert isinstance(data, dict)
+    request = {k: data[k] for k in DECISION_FIELDS if k in data}
     request["via"] = "http"
     result = backend.decide(request)
     code = result.get("refused")

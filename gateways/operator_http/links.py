@@ -34,7 +34,9 @@ def verify_link(
         expires = int(exp)
     except ValueError:
         return "MALFORMED_LINK"
-    if not hmac.compare_digest(_signature(secret, alert_id, by, expires), sig):
+    if not sig.isascii():  # a signature is hex; compare_digest would raise on anything else
+        return "BAD_SIGNATURE"
+    if not hmac.compare_digest(_signature(secret, alert_id, by, expires).encode(), sig.encode()):
         return "BAD_SIGNATURE"
     if expires < (now if now is not None else time.time()):
         return "LINK_EXPIRED"

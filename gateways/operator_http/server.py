@@ -160,7 +160,10 @@ class OperatorServer(HttpService):
         given = headers.get("Authorization") or ""
         if not given.startswith("Bearer "):
             return error_answer(401, "UNAUTHORIZED", "Authorization: Bearer <token> required")
-        if not hmac.compare_digest(given[7:].strip(), self._token):
+        token = given[7:].strip()
+        if not token.isascii():  # compare_digest takes only ASCII str; a token is ASCII
+            return error_answer(401, "UNAUTHORIZED", "the token must be ASCII")
+        if not hmac.compare_digest(token.encode(), self._token.encode()):
             return error_answer(401, "UNAUTHORIZED", "bad token")
         return None
 

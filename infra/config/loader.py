@@ -65,6 +65,7 @@ class Config:
 # the key). A table whose validator is not registered is kept raw; its edge validates on start.
 EDGE_VALIDATORS: dict[str, Any] = {}
 EDGE_TABLES = ("ctp", "backoffice")
+RULE_ACTION_KEYS = ("kind", "target")  # what the Correlator reads of a rule's action
 
 
 def _coerce(tp: Any, value: Any, path: str) -> Any:
@@ -151,6 +152,10 @@ def _validate(cfg: Config) -> None:
     ids = [r.id for r in cfg.rules]
     if len(set(ids)) != len(ids):
         fail("rules", "rule ids must be unique")
+    for i, r in enumerate(cfg.rules):
+        for key in r.action:
+            if key not in RULE_ACTION_KEYS:
+                fail(f"rules[{i}].action.{key}", "unknown key" + hint(key, RULE_ACTION_KEYS))
     if cfg.sim.accounts < 1:
         fail("sim.accounts", "must be at least 1")
     _validate_notifier(cfg.notifier)

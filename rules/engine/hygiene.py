@@ -298,6 +298,20 @@ class GroupStage:
     def waiting(self) -> int:
         return sum(len(g.pending) for g in self.groups.values())
 
+    def restore(
+        self, key: str, pending: Sequence[Alert], sequence: int, members: int, last_flush: float
+    ) -> None:
+        """A restarted Correlator puts a group back as it was: its pending alerts (waiting
+        since the oldest was created) and how often it was notified before."""
+        created = min((a.created_ts for a in pending), default=last_flush)
+        g = self.groups.get(key)
+        if g is None:
+            g = self.groups[key] = _Group(key, created if not sequence else last_flush)
+        g.flushed = max(g.flushed, sequence)
+        g.last_flush = max(g.last_flush, last_flush)
+        g.members = max(g.members, members) + len(pending)
+        g.pending.extend(pending)
+
 
 class Pipeline:
     """dedup → inhibit → silence → repeat → group, with the rule set's hygiene settings."""

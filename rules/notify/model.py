@@ -37,6 +37,7 @@ class Settings:
     group_over: int = 5  # a Correlator group larger than this becomes one digest page
     seed: int = 0  # of the retry jitter
     session: str = ""  # names this run's send attempts apart from a previous process's
+    console_url: str = ""  # links in pages point at it ([console] public_url / url())
 
 
 @dataclass(frozen=True)

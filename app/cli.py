@@ -16,6 +16,7 @@ from typing import Any
 
 from infra import config as config_mod
 from infra.audit import AuditStore
+from rules.display import beijing
 
 
 def _load_config(args: argparse.Namespace) -> config_mod.Config:
@@ -29,7 +30,7 @@ def _journal(args: argparse.Namespace) -> AuditStore:
 
 
 def _fmt_ts(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+    return beijing(ts, millis=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

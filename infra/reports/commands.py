@@ -21,6 +21,7 @@ from typing import Any
 
 from infra.audit import AuditStore
 from infra.audit_archive import BEIJING, archive_day, key_from_env, verify_archive
+from rules.display import beijing
 from rules.journal_records import ENVELOPE, REGISTRY
 
 CLOSED_LOOP_REPORTS = ("replay", "kpi", "day")
@@ -44,7 +45,7 @@ def parse_time(text: str, end_of_day: bool = False) -> float:
 
 
 def _fmt(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, BEIJING).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return beijing(ts, millis=True)
 
 
 def _store(

@@ -8,10 +8,10 @@ orders are journaled durably before they are sent (the Journal effect comes firs
 from __future__ import annotations
 
 import math
-import time
 from typing import TYPE_CHECKING, Any
 
 from rules.actions import AGGRESSION_TICKS, limit_price, moot_reason, plan_action
+from rules.display import beijing, yuan
 from rules.execution.closing import close, mark_record, record
 from rules.execution.messages import (
     Effect,
@@ -137,15 +137,13 @@ def on_plan(m: ExecutionMachine, msg: PlanApproved, now: float) -> list[Effect]:
 def _margin_call_alert(
     p: ActionProposal, amount: float, deadline: float, explanation: str, now: float
 ) -> Alert:
-    when = time.strftime(
-        "%H:%M", time.localtime(deadline)
-    )  # formats the given time, reads no clock
+    when = beijing(deadline)
     return Alert(
         alert_id=stable_id("margin_call", p.proposal_id),
         rule_id="action.margin_call",
         key=p.account_id,
         severity="critical",
-        title=f"追加保证金 margin call {p.account_id}: deposit {amount:,.2f} by {when}",
+        title=f"追加保证金 margin call {p.account_id}: deposit {yuan(amount)} by {when}",
         value=amount,
         threshold=p.target_risk_degree,
         created_ts=now,

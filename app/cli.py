@@ -190,14 +190,20 @@ def cmd_accounts(args: argparse.Namespace) -> int:
 
     from actors.common import actor_name
     from infra.account_notes import account_text, risk_text
+    from rules.account_math import FIGURES
     from rules.sharding import shard_of
 
+    if args.action == "top" and args.by not in FIGURES:
+        raise OperatorError(f"--by {args.by!r}: not a figure; one of {', '.join(FIGURES)}")
     shards = _shards(args)
     if args.action == "show":
         if not args.id:
             print("fengkong accounts show ID", file=sys.stderr)
             return 2
-        view = ray.get(shards[shard_of(args.id, len(shards))].account.remote(args.id))
+        views = ray.get(shards[shard_of(args.id, len(shards))].accounts.remote([args.id]))
+        if args.id not in views:
+            raise OperatorError(f"accounts show {args.id}: no such account in the books")
+        view = views[args.id]
         print(account_text(view))
         try:
             store = _journal(args)
@@ -395,13 +401,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class OperatorError(ValueError):
+    """A mistake of the operator's (an unknown id, a bad option value): one line, exit 2."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line: its first non-empty line (a Ray error's cause, not its traceback)."""
+    cause = getattr(exc, "cause", None)  # ray.exceptions.RayTaskError / ActorDiedError
+    if isinstance(cause, BaseException) and cause is not exc:
+        exc = cause
+    lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    if "Traceback" in text or text.startswith("ray::"):
+        text = next((x for x in reversed(lines) if not x.startswith(("File ", "  "))), text)
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Every operator-facing error is one line with its reason; `--debug` (anywhere on the
+    command line) shows the traceback instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except config_mod.ConfigError as exc:
+        if debug:
+            raise
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        code = 2 if isinstance(exc, (OperatorError, ValueError, KeyError, FileNotFoundError)) else 1
+        print(f"error: {one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

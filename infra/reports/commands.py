@@ -38,7 +38,13 @@ def parse_time(text: str, end_of_day: bool = False) -> float:
             return dt.datetime.strptime(text, fmt).replace(tzinfo=BEIJING).timestamp()
         except ValueError:
             continue
-    day = dt.datetime.strptime(text.replace("-", ""), "%Y%m%d").replace(tzinfo=BEIJING)
+    try:
+        day = dt.datetime.strptime(text.replace("-", ""), "%Y%m%d").replace(tzinfo=BEIJING)
+    except ValueError:
+        raise ValueError(
+            f"time {text!r}: not a time; give YYYY-MM-DD, YYYYMMDD, 'YYYY-MM-DD HH:MM[:SS]' "
+            "(Beijing time) or a UTC epoch in seconds"
+        ) from None
     if end_of_day:
         day += dt.timedelta(days=1, microseconds=-1)
     return day.timestamp()

@@ -1,0 +1,34 @@
+"""Every operator-facing error is one line with its reason, never a traceback; `--debug` shows
+the traceback (issue 19). These mistakes are caught before anything connects to Ray."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.cli import main
+from infra.audit import AuditStore
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_accounts_by_an_unknown_figure_is_one_line(capsys):
+    assert main(["accounts", "top", "--by", "bogus"]) == 2
+    err = _one_line(capsys)
+    assert "--by 'bogus': not a figure" in err and "risk_degree" in err
+
+
+def test_audit_search_from_a_word_is_one_line(tmp_path, capsys):
+    journal = tmp_path / "j.sqlite"
+    AuditStore(journal)
+    code = main(["audit", "search", "--journal", str(journal), "--from", "yesterday"])
+    assert code == 2
+    assert "time 'yesterday': not a time; give YYYY-MM-DD" in _one_line(capsys)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(ValueError, match="not a figure"):
+        main(["accounts", "top", "--by", "bogus", "--debug"])

@@ -35,8 +35,10 @@ def _fmt_ts(ts: float) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
+    from app.preflight import preflight
 
     cfg = _load_config(args)
+    preflight(cfg)  # before Ray starts
     sim = cfg.sim
     if args.duration is not None:
         sim = dataclasses.replace(sim, duration_s=args.duration)
@@ -55,10 +57,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import ray
 
+    from app.preflight import preflight
     from app.supervisor import start_system, stop_system
     from infra.cluster import dashboard_hint, start_ray
 
     cfg = _load_config(args)
+    preflight(cfg)  # rules files, channel secrets, referenced files: before Ray starts
     url = start_ray(cfg.cluster, args.address)
     print(f"Ray dashboard: {url or '(cluster dashboard)'} — {dashboard_hint()}")
     system = start_system(cfg)

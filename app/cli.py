@@ -97,16 +97,38 @@ def cmd_proposals(args: argparse.Namespace) -> int:
 
     executor = _executor(args)
     rows = ray.get(executor.pending.remote())
-    for p in rows:
-        print(
-            f"{p['proposal_id']}  {p['kind']:<10} {p['account_id']:<12} target {p['target_risk_degree']:.0%}  "
-            f"{p.get('stage', '')}  group {p.get('group_id', '')}  {p['reason']}"
-        )
+    for line in proposal_lines(rows):
+        print(line)
     for g in ray.get(executor.groups.remote()):
         if g["states"].get("pending"):
             print(f"group {g['group_id']}: {g['proposals']} {g['kind']} proposals {g['states']}")
     print(f"{len(rows)} pending")
     return 0
+
+
+def proposal_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Pending proposals as a risk manager reads them: what approving will do (orders, size,
+    the risk degree expected after), when it was proposed (Beijing time), and how to approve."""
+    from rules.display import percent, yuan
+
+    out = []
+    for p in rows:
+        pv = p.get("preview") or {}
+        after = pv.get("projected_risk_degree")
+        does = (
+            f"{pv.get('legs', 0)} order(s), {yuan(pv.get('notional', 0.0))}, risk degree after "
+            f"{percent(after) if after is not None else '—'}"
+            if "legs" in pv
+            else pv.get("explanation", "")
+        )
+        out.append(
+            f"{p['proposal_id']}  {p['kind']:<10} {p['account_id']:<12} "
+            f"target {percent(p['target_risk_degree'])}  approve → {does}  "
+            f"{beijing(p.get('created_ts'))}  {p.get('stage', '')}  group {p.get('group_id', '')}"
+            f"  {p.get('reason', '')}"
+        )
+        out.append(f"    fengkong approve {p['proposal_id']}")
+    return out
 
 
 def _decision(args: argparse.Namespace, action: str, ids: list[str]) -> int:

@@ -32,3 +32,18 @@ def test_audit_search_from_a_word_is_one_line(tmp_path, capsys):
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(ValueError, match="not a figure"):
         main(["accounts", "top", "--by", "bogus", "--debug"])
+
+
+def test_pending_proposals_say_what_approving_will_do():
+    from app.cli import proposal_lines
+
+    ts = 1_796_261_465.0  # 2026-12-03 09:31:05 北京时间
+    row = {
+        "proposal_id": "p-1", "kind": "reduce", "account_id": "ACC000123",
+        "target_risk_degree": 0.8, "created_ts": ts, "stage": "risk desk 0/1", "group_id": "g1",
+        "reason": "risk degree 95.0%",
+        "preview": {"legs": 2, "notional": 1234567.0, "projected_risk_degree": 0.7982},
+    }  # fmt: skip
+    head, how = proposal_lines([row])
+    assert "target 80.0%" in head and "2 order(s), ¥1,234,567.00, risk degree after 79.8%" in head
+    assert "2026-12-03 09:31:05 北京时间" in head and how.strip() == "fengkong approve p-1"

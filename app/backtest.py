@@ -57,7 +57,14 @@ def _rows(path: Path, columns: Sequence[str]) -> Iterable[tuple[int, dict[str, s
             raise BacktestInputError(
                 f"{path}: header needs {', '.join(columns)}; missing {missing}"
             )
-        yield from enumerate(reader, start=2)
+        for line, row in enumerate(reader, start=2):
+            short = [c for c in columns if row.get(c) is None]
+            if short:  # a row with fewer cells than the header
+                raise BacktestInputError(
+                    f"{path}:{line}: missing {', '.join(short)} (the row has fewer columns "
+                    "than the header)"
+                )
+            yield line, row
 
 
 def _num(value: str, path: Path, line: int, name: str) -> float:

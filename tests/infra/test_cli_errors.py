@@ -47,3 +47,22 @@ def test_pending_proposals_say_what_approving_will_do():
     head, how = proposal_lines([row])
     assert "target 80.0%" in head and "2 order(s), ¥1,234,567.00, risk degree after 79.8%" in head
     assert "2026-12-03 09:31:05 北京时间" in head and how.strip() == "fengkong approve p-1"
+
+
+def test_a_positions_row_with_missing_columns_names_file_and_line(tmp_path):
+    from app.backtest import BacktestInputError, build_book
+    from infra.specs import load_contract_table
+
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text("account_id,group_path,pre_balance\nA1,g/a,1000000\n", encoding="utf-8")
+    positions = tmp_path / "positions.csv"
+    positions.write_text(
+        "account_id,contract,direction,volume,cost_price\nA1,rb2601,long,3,3000\nA1,rb2601\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(BacktestInputError) as err:
+        build_book(accounts, positions, load_contract_table([]))
+    assert str(err.value) == (
+        f"{positions}:3: missing direction, volume, cost_price (the row has fewer columns than "
+        "the header)"
+    )

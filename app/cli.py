@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any
 
+from app.cli_output import OperatorError, one_line, proposal_lines, rollup_text, top_text
+from app.journal_cli import cmd_alerts, cmd_audit
 from infra import config as config_mod
 from infra.audit import AuditStore
 from rules.display import beijing
@@ -106,31 +108,6 @@ def cmd_proposals(args: argparse.Namespace) -> int:
     return 0
 
 
-def proposal_lines(rows: list[dict[str, Any]]) -> list[str]:
-    """Pending proposals as a risk manager reads them: what approving will do (orders, size,
-    the risk degree expected after), when it was proposed (Beijing time), and how to approve."""
-    from rules.display import percent, yuan
-
-    out = []
-    for p in rows:
-        pv = p.get("preview") or {}
-        after = pv.get("projected_risk_degree")
-        does = (
-            f"{pv.get('legs', 0)} order(s), {yuan(pv.get('notional', 0.0))}, risk degree after "
-            f"{percent(after) if after is not None else '—'}"
-            if "legs" in pv
-            else pv.get("explanation", "")
-        )
-        out.append(
-            f"{p['proposal_id']}  {p['kind']:<10} {p['account_id']:<12} "
-            f"target {percent(p['target_risk_degree'])}  approve → {does}  "
-            f"{beijing(p.get('created_ts'))}  {p.get('stage', '')}  group {p.get('group_id', '')}"
-            f"  {p.get('reason', '')}"
-        )
-        out.append(f"    fengkong approve {p['proposal_id']}")
-    return out
-
-
 def _decision(args: argparse.Namespace, action: str, ids: list[str]) -> int:
     """Send a decision request, signed with the user's secret when one is at hand."""
     import os
@@ -215,7 +192,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     import ray
 
     from actors.common import actor_name
-    from infra.account_notes import account_text, risk_text
+    from infra.account_notes import account_text
     from rules.account_math import FIGURES
     from rules.sharding import shard_of
 
@@ -243,12 +220,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     if args.action == "rollup":
         hierarchy = ray.get_actor(actor_name(args.prefix, "Hierarchy"))
         rows = ray.get(hierarchy.rollups.remote(args.level, args.group or ""))
-        print(f"{'node':<28}{'level':<11}{'accounts':>9}{'equity':>18}{'margin':>18}{'risk':>8}")
-        for r in rows:
-            print(
-                f"{r['node']:<28}{r['level']:<11}{r['accounts']:>9.0f}{r['equity']:>18,.2f}"
-                f"{r['margin']:>18,.2f}{r['risk_degree']:>8.1%}"
-            )
+        print(rollup_text(rows))
         return 0
     parts = ray.get([s.top.remote(args.top, args.by, args.group or "") for s in shards])
     rows = sorted(
@@ -256,47 +228,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
         key=lambda r: r[args.by],
         reverse=args.by not in ("liquidation_distance", "available", "equity", "static_equity"),
     )
-    print(f"{'account':<12}{'group':<22}{'equity':>16}{'margin':>16}{'risk':>8}{'to line':>9}")
-    for r in rows[: args.top]:
-        print(
-            f"{r['account_id']:<12}{r['group_path']:<22}{r['equity']:>16,.2f}{r['margin']:>16,.2f}"
-            f"{risk_text(r['risk_degree']):>8}{r['liquidation_distance']:>9.2%}"
-        )
-    return 0
-
-
-def cmd_alerts(args: argparse.Namespace) -> int:
-    store = _journal(args)
-    rows = store.query(kind="alert")[-args.limit :]
-    for r in rows:
-        print(f"{_fmt_ts(r['ts'])}  {r['alert_id']}  {r['severity']:<9} {r['title']}")
-    print(f"{len(rows)} alerts shown (journal {store.path})")
-    return 0
-
-
-def cmd_audit(args: argparse.Namespace) -> int:
-    if args.action in ("verify", "search", "archive"):
-        from infra.reports.commands import cmd_audit as audit_command
-
-        return audit_command(args, _load_config)
-    store = _journal(args)
-    if args.action == "verify":
-        breaks = store.verify()
-        for b in breaks:
-            print(f"BROKEN at seq {b.seq}: {b.reason}")
-        print(
-            f"{store.count()} records, chain {'intact' if not breaks else 'BROKEN'} ({store.path})"
-        )
-        return 1 if breaks else 0
-    rows = store.query(kind=args.kind, key=args.account)[-args.limit :]
-    for r in rows:
-        detail = {
-            k: v for k, v in r.items() if k not in ("seq", "ts", "kind", "actor", "key", "ref")
-        }
-        print(
-            f"{r['seq']:>8} {_fmt_ts(r['ts'])} {r['kind']:<22} {r['key']:<14} {json.dumps(detail, ensure_ascii=False)[:160]}"
-        )
-    print(f"{len(rows)} records shown of {store.count()} (journal {store.path})")
+    print(top_text(rows[: args.top]))
     return 0
 
 
@@ -425,22 +357,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_people_parser(sub, common, _load_config)
     return parser
-
-
-class OperatorError(ValueError):
-    """A mistake of the operator's (an unknown id, a bad option value): one line, exit 2."""
-
-
-def one_line(exc: BaseException) -> str:
-    """An error as one line: its first non-empty line (a Ray error's cause, not its traceback)."""
-    cause = getattr(exc, "cause", None)  # ray.exceptions.RayTaskError / ActorDiedError
-    if isinstance(cause, BaseException) and cause is not exc:
-        exc = cause
-    lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
-    text = lines[0] if lines else type(exc).__name__
-    if "Traceback" in text or text.startswith("ray::"):
-        text = next((x for x in reversed(lines) if not x.startswith(("File ", "  "))), text)
-    return text
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,15 @@ def on_proposals(m: ExecutionMachine, msg: ProposalsSubmitted, now: float) -> li
     fresh = [p for p in msg.proposals if p.proposal_id not in st.proposals]
     m.counts["duplicate_proposals"] += len(msg.proposals) - len(fresh)
     records: list[dict[str, Any]] = []
+    unknown = [p for p in fresh if msg.views.get(p.account_id) is None]
+    for p in unknown:  # a missing view = an account the books do not know: never a proposal
+        why = f"UNKNOWN_ACCOUNT: no account {p.account_id!r} in the books"
+        rec = record(Refusal, p.account_id, p.proposal_id, now, user=msg.proposer,
+                     decision="propose", via="propose", code="UNKNOWN_ACCOUNT", reason=why)  # fmt: skip
+        st.apply(rec)
+        records.append(rec)
+    m.counts["refused"] += len(unknown)
+    fresh = [p for p in fresh if msg.views.get(p.account_id) is not None]
     for p in fresh:
         view = msg.views.get(p.account_id)
         preview = (
@@ -70,7 +79,10 @@ def on_proposals(m: ExecutionMachine, msg: ProposalsSubmitted, now: float) -> li
         if view:
             records.append(mark_record(m, p.proposal_id, view, "proposal", now))
     m.counts["proposals"] += len(fresh)
-    return [Journal(tuple(records), durable=True), Reply({"accepted": len(fresh)})]
+    reply: dict[str, Any] = {"accepted": len(fresh)}
+    if unknown:
+        reply["refused"] = {p.proposal_id: "UNKNOWN_ACCOUNT" for p in unknown}
+    return [Journal(tuple(records), durable=True), Reply(reply)]
 
 
 def on_manual(m: ExecutionMachine, msg: ManualProposal, now: float) -> list[Effect]:

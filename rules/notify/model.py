@@ -99,13 +99,16 @@ class Pending:
     resumed: bool = False
     uncertain: bool = False
 
-    def message(self) -> Message:
+    def message(self, form: str = "") -> Message:
+        """The post; `form` names the channel's own text among the figures (rules.notify.render:
+        "sms" for one SMS segment, "voice" for speakable Chinese), the page's text otherwise."""
+        text = self.fields.get(form) if form else None
         return Message(
             alert_id=self.page_id,
             idempotency_key=self.key,
             severity=self.severity,
             title=self.title,
-            text=self.text,
+            text=text if isinstance(text, str) and text else self.text,
             markdown=self.markdown,
             recipient=self.recipient,
             fields={k: v for k, v in self.fields.items() if isinstance(v, (int, float, str))},

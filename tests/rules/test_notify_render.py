@@ -46,3 +46,16 @@ def test_one_alert_reads_as_a_risk_manager_reads_it():
     assert len(fig["sms"]) <= SMS_SEGMENT and "80.4%" in fig["sms"]
     assert fig["voice"].startswith("风控告警。账户 A C C 零 零 零 一 二 三，风险度百分之八十点四")
     assert not any(ch.isdigit() for ch in fig["voice"])
+
+
+def test_an_sms_lane_posts_the_one_segment_form_and_email_the_full_page():
+    from rules.escalation import Level, LevelStep
+    from rules.notify.inputs import AlertsIn
+    from tests.notifier.machine_driver import EMAIL, SMS, Driver, routing
+
+    d = Driver([SMS, EMAIL], routing(Level("desk", 0.0, (LevelStep("sms"), LevelStep("email")))))
+    a = _alert("ACC000123", 0.8044, 0.8, "account.risk_degree", equity=1_000_000.0)
+    d.apply(AlertsIn((a,)), TS)
+    posts = {p.channel: p.message for p in d.tick(TS)}
+    assert posts["sms"].text == posts["sms"].fields["sms"] and len(posts["sms"].text) <= 70
+    assert "risk_degree: 80.4%" in posts["email"].text and "北京时间" in posts["email"].text

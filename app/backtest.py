@@ -57,7 +57,14 @@ def _rows(path: Path, columns: Sequence[str]) -> Iterable[tuple[int, dict[str, s
             raise BacktestInputError(
                 f"{path}: header needs {', '.join(columns)}; missing {missing}"
             )
-        yield from enumerate(reader, start=2)
+        for line, row in enumerate(reader, start=2):
+            short = [c for c in columns if row.get(c) is None]
+            if short:  # a row with fewer cells than the header
+                raise BacktestInputError(
+                    f"{path}:{line}: missing {', '.join(short)} (the row has fewer columns "
+                    "than the header)"
+                )
+            yield line, row
 
 
 def _num(value: str, path: Path, line: int, name: str) -> float:
@@ -134,6 +141,13 @@ def run(
     book = build_book(Path(accounts), Path(positions), table)
     t1 = time.perf_counter()
     tick_cols, info = load_ticks(ticks, cache, trading_day)
+    unticked = sorted(set(book.contracts.index) - set(tick_cols.instruments))
+    if unticked:
+        raise BacktestInputError(
+            f"{positions}: positions in {len(unticked)} contract(s) with no tick in the tick files:"
+            f" {', '.join(unticked[:8])}{' …' if len(unticked) > 8 else ''} — add their ticks or "
+            "leave those positions out"
+        )
     t2 = time.perf_counter()
     engine = Backtest(book, ruleset, table, SessionCalendar.from_table(table),
                       step_s=step_ms / 1000, screen=screen)  # fmt: skip

@@ -14,8 +14,11 @@ import sys
 import time
 from typing import Any
 
+from app.cli_output import OperatorError, one_line, proposal_lines, rollup_text, top_text
+from app.journal_cli import cmd_alerts, cmd_audit
 from infra import config as config_mod
 from infra.audit import AuditStore
+from rules.display import beijing
 
 
 def _load_config(args: argparse.Namespace) -> config_mod.Config:
@@ -29,13 +32,15 @@ def _journal(args: argparse.Namespace) -> AuditStore:
 
 
 def _fmt_ts(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+    return beijing(ts, millis=True)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
+    from app.preflight import preflight
 
     cfg = _load_config(args)
+    preflight(cfg)  # before Ray starts
     sim = cfg.sim
     if args.duration is not None:
         sim = dataclasses.replace(sim, duration_s=args.duration)
@@ -54,10 +59,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import ray
 
+    from app.preflight import preflight
     from app.supervisor import start_system, stop_system
     from infra.cluster import dashboard_hint, start_ray
 
     cfg = _load_config(args)
+    preflight(cfg)  # rules files, channel secrets, referenced files: before Ray starts
     url = start_ray(cfg.cluster, args.address)
     print(f"Ray dashboard: {url or '(cluster dashboard)'} — {dashboard_hint()}")
     system = start_system(cfg)
@@ -92,11 +99,8 @@ def cmd_proposals(args: argparse.Namespace) -> int:
 
     executor = _executor(args)
     rows = ray.get(executor.pending.remote())
-    for p in rows:
-        print(
-            f"{p['proposal_id']}  {p['kind']:<10} {p['account_id']:<12} target {p['target_risk_degree']:.0%}  "
-            f"{p.get('stage', '')}  group {p.get('group_id', '')}  {p['reason']}"
-        )
+    for line in proposal_lines(rows):
+        print(line)
     for g in ray.get(executor.groups.remote()):
         if g["states"].get("pending"):
             print(f"group {g['group_id']}: {g['proposals']} {g['kind']} proposals {g['states']}")
@@ -188,15 +192,21 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     import ray
 
     from actors.common import actor_name
-    from infra.account_notes import account_text, risk_text
+    from infra.account_notes import account_text
+    from rules.account_math import FIGURES
     from rules.sharding import shard_of
 
+    if args.action == "top" and args.by not in FIGURES:
+        raise OperatorError(f"--by {args.by!r}: not a figure; one of {', '.join(FIGURES)}")
     shards = _shards(args)
     if args.action == "show":
         if not args.id:
             print("fengkong accounts show ID", file=sys.stderr)
             return 2
-        view = ray.get(shards[shard_of(args.id, len(shards))].account.remote(args.id))
+        views = ray.get(shards[shard_of(args.id, len(shards))].accounts.remote([args.id]))
+        if args.id not in views:
+            raise OperatorError(f"accounts show {args.id}: no such account in the books")
+        view = views[args.id]
         print(account_text(view))
         try:
             store = _journal(args)
@@ -210,12 +220,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     if args.action == "rollup":
         hierarchy = ray.get_actor(actor_name(args.prefix, "Hierarchy"))
         rows = ray.get(hierarchy.rollups.remote(args.level, args.group or ""))
-        print(f"{'node':<28}{'level':<11}{'accounts':>9}{'equity':>18}{'margin':>18}{'risk':>8}")
-        for r in rows:
-            print(
-                f"{r['node']:<28}{r['level']:<11}{r['accounts']:>9.0f}{r['equity']:>18,.2f}"
-                f"{r['margin']:>18,.2f}{r['risk_degree']:>8.1%}"
-            )
+        print(rollup_text(rows))
         return 0
     parts = ray.get([s.top.remote(args.top, args.by, args.group or "") for s in shards])
     rows = sorted(
@@ -223,47 +228,7 @@ def cmd_accounts(args: argparse.Namespace) -> int:
         key=lambda r: r[args.by],
         reverse=args.by not in ("liquidation_distance", "available", "equity", "static_equity"),
     )
-    print(f"{'account':<12}{'group':<22}{'equity':>16}{'margin':>16}{'risk':>8}{'to line':>9}")
-    for r in rows[: args.top]:
-        print(
-            f"{r['account_id']:<12}{r['group_path']:<22}{r['equity']:>16,.2f}{r['margin']:>16,.2f}"
-            f"{risk_text(r['risk_degree']):>8}{r['liquidation_distance']:>9.2%}"
-        )
-    return 0
-
-
-def cmd_alerts(args: argparse.Namespace) -> int:
-    store = _journal(args)
-    rows = store.query(kind="alert")[-args.limit :]
-    for r in rows:
-        print(f"{_fmt_ts(r['ts'])}  {r['alert_id']}  {r['severity']:<9} {r['title']}")
-    print(f"{len(rows)} alerts shown (journal {store.path})")
-    return 0
-
-
-def cmd_audit(args: argparse.Namespace) -> int:
-    if args.action in ("verify", "search", "archive"):
-        from infra.reports.commands import cmd_audit as audit_command
-
-        return audit_command(args, _load_config)
-    store = _journal(args)
-    if args.action == "verify":
-        breaks = store.verify()
-        for b in breaks:
-            print(f"BROKEN at seq {b.seq}: {b.reason}")
-        print(
-            f"{store.count()} records, chain {'intact' if not breaks else 'BROKEN'} ({store.path})"
-        )
-        return 1 if breaks else 0
-    rows = store.query(kind=args.kind, key=args.account)[-args.limit :]
-    for r in rows:
-        detail = {
-            k: v for k, v in r.items() if k not in ("seq", "ts", "kind", "actor", "key", "ref")
-        }
-        print(
-            f"{r['seq']:>8} {_fmt_ts(r['ts'])} {r['kind']:<22} {r['key']:<14} {json.dumps(detail, ensure_ascii=False)[:160]}"
-        )
-    print(f"{len(rows)} records shown of {store.count()} (journal {store.path})")
+    print(top_text(rows[: args.top]))
     return 0
 
 
@@ -395,12 +360,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every operator-facing error is one line with its reason; `--debug` (anywhere on the
+    command line) shows the traceback instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except config_mod.ConfigError as exc:
+        if debug:
+            raise
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        code = 2 if isinstance(exc, (OperatorError, ValueError, KeyError, FileNotFoundError)) else 1
+        print(f"error: {one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ from gateways.sim.provider_sink import ProviderSink
 from infra.audit import AuditStore
 from infra.cluster import dashboard_hint, start_ray
 from infra.config import ChannelConfig, Config
+from infra.reports.kpi import compute_kpis
 from infra.specs import load_contract_table
+from rules.display import percent
 from rules.engine.alerts import next_trading_day, trading_day
 
 DEMO_PHONE = "+8613800138000"
@@ -164,7 +166,8 @@ def progress_line(
         f"accounts {accounts:6,d}  marked {marked:12,d}  alerts {corr.get('alerts', 0):5d}  "
         f"delivered {notif.get('delivered', 0):4d}/{notif.get('queued', 0):<4d}  "
         f"pending {states.get('pending', 0):4d}  orders {exe.get('orders', 0):4d}  "
-        f"done {states.get('done', 0):4d}"
+        f"done {states.get('done', 0):4d}  moot {states.get('moot', 0):4d}  "
+        f"failed {states.get('failed', 0):4d}"
     )
     return line, ticks
 
@@ -262,6 +265,8 @@ def _loop(
     figures = gather(system)
     store = AuditStore(cfg.audit.path)
     breaks = store.verify()
+    kpi = compute_kpis(store, started - 1.0, time.time())
+    rate = kpi["closed_loop_rate"]
     summary = {
         "elapsed_s": round(time.time() - started, 1),
         "ticks": sum(f.get("ticks", 0) for f in figures["feeds"]),
@@ -275,6 +280,12 @@ def _loop(
         },
         "proposals": figures["executor"].get("states", {}),
         "orders": figures["executor"].get("orders", 0),
+        # 闭环处置率: only executed-and-verified actions count (infra.reports.kpi)
+        "closed_loop": (
+            f"{percent(rate) if rate is not None else '—'} ({kpi['closed']}/{kpi['needed_action']}"
+            f" executed and verified; moot {kpi['moot']}, failed {kpi['failed']}, "
+            f"expired {kpi['expired']})"
+        ),
         "sink_messages": len(sim.sink.messages()) if sim.sink else 0,
         "journal": str(store.path.resolve()),
         "journal_records": store.count(),

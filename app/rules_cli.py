@@ -17,12 +17,12 @@ import getpass
 import json
 import re
 import sys
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from infra import rulesets
+from rules.display import beijing
 from rules.engine.template import PLACES
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -70,7 +70,7 @@ def _correlator(args: argparse.Namespace, load_config: Callable[..., Any]) -> An
 
 
 def _fmt(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    return beijing(ts)
 
 
 # ---- rules ---------------------------------------------------------------------------------

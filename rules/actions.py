@@ -12,6 +12,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rules.display import percent, yuan
+
 ACTION_KINDS = ("reduce", "liquidate", "margin_call", "freeze")
 CLOSE_TODAY_EXCHANGES = ("SHFE", "INE")  # they distinguish closing today's from yesterday's
 AGGRESSION_TICKS = 5  # limit price this many ticks through the market, clamped to the limits
@@ -210,13 +212,32 @@ def plan_action(
     return plan
 
 
-def target_met(kind: str, target: float, view: dict[str, Any], skipped: int = 0) -> bool:
+def target_met(
+    kind: str, target: float, view: dict[str, Any], skipped: int = 0, tolerance: float = 0.0
+) -> bool:
     """Has the action done what it promised? reduce / margin call: risk degree at or below the
-    target; liquidate: nothing left open but the positions it had to skip (limit-locked)."""
+    target, within `tolerance` (a band of risk degree: prices move in ticks, so 70.01% against a
+    70% target is met with the default band of the Executor, 0.05 percentage points); liquidate:
+    nothing left open but the positions it had to skip (limit-locked)."""
     if not view:
         return False
     if kind == "liquidate":
         return sum(1 for p in view["positions"] if p["volume"] > 0) <= skipped
     if kind in ("reduce", "margin_call"):
-        return view["risk_degree"] <= target + 1e-9
+        return view["risk_degree"] <= target + max(tolerance, 1e-9)
     return True
+
+
+def moot_reason(kind: str, target: float, view: dict[str, Any], tolerance: float = 0.0) -> str:
+    """Why an approved action has nothing left to do (the account no longer breaches), with the
+    figures that made it so; "" when it still has. A freeze is never moot (it changes a state,
+    not a figure)."""
+    if not view or kind == "freeze" or not target_met(kind, target, view, 0, tolerance):
+        return ""
+    if kind == "liquidate":
+        return "MOOT: no open position left to liquidate"
+    return (
+        f"MOOT: risk degree {percent(view['risk_degree'], 2)} already at or below the target "
+        f"{percent(target, 2)} (tolerance {tolerance * 100:.2f} pp), equity "
+        f"{yuan(view['equity'])}, margin {yuan(view['margin'])}"
+    )

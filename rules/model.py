@@ -184,8 +184,9 @@ class ProposalState(str, Enum):
     APPROVED = "approved"
     REJECTED = "rejected"
     EXECUTING = "executing"
-    DONE = "done"
+    DONE = "done"  # executed and verified: orders filled (or the deposit came) and target met
     FAILED = "failed"
+    MOOT = "moot"  # the account no longer breached when it would act: nothing was done
 
 
 @dataclass(slots=True)

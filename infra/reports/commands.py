@@ -21,6 +21,7 @@ from typing import Any
 
 from infra.audit import AuditStore
 from infra.audit_archive import BEIJING, archive_day, key_from_env, verify_archive
+from rules.display import beijing
 from rules.journal_records import ENVELOPE, REGISTRY
 
 CLOSED_LOOP_REPORTS = ("replay", "kpi", "day")
@@ -37,14 +38,20 @@ def parse_time(text: str, end_of_day: bool = False) -> float:
             return dt.datetime.strptime(text, fmt).replace(tzinfo=BEIJING).timestamp()
         except ValueError:
             continue
-    day = dt.datetime.strptime(text.replace("-", ""), "%Y%m%d").replace(tzinfo=BEIJING)
+    try:
+        day = dt.datetime.strptime(text.replace("-", ""), "%Y%m%d").replace(tzinfo=BEIJING)
+    except ValueError:
+        raise ValueError(
+            f"time {text!r}: not a time; give YYYY-MM-DD, YYYYMMDD, 'YYYY-MM-DD HH:MM[:SS]' "
+            "(Beijing time) or a UTC epoch in seconds"
+        ) from None
     if end_of_day:
         day += dt.timedelta(days=1, microseconds=-1)
     return day.timestamp()
 
 
 def _fmt(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, BEIJING).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return beijing(ts, millis=True)
 
 
 def _store(

@@ -13,7 +13,7 @@ from typing import Any
 
 from infra.audit import AuditStore
 from infra.audit_archive import day_bounds
-from infra.reports.kpi import compute_kpis
+from infra.reports.kpi import compute_kpis, outcome
 from rules.journal_records import AlertRecord, ProposalClosed, ProposalRecord
 
 
@@ -45,7 +45,7 @@ def day_report(store: AuditStore, day: str) -> dict[str, Any]:
     lines = []
     for a in alerts:
         pids = of_alert.get(a.ref, [])
-        states = [closed[p].state if p in closed else "open" for p in pids]
+        states = [outcome(closed.get(p)) for p in pids]
         lines.append(
             {"alert_id": a.ref, "account": a.key, "rule_id": a.rule_id, "severity": a.severity,
              "ts": a.ts, "value": a.value, "proposals": len(pids),

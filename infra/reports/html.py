@@ -9,6 +9,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from infra.reports.svg import line_chart
+from rules.display import beijing
 
 CSS = """body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;
 font-size:12px}td,th{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left;
@@ -19,7 +20,7 @@ vertical-align:top}th{background:#f4f6f7}h1{font-size:20px}h2{font-size:16px;mar
 def _ts(ts: float | None) -> str:
     if not ts:
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+    return beijing(ts, millis=True)
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:

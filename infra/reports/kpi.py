@@ -1,9 +1,13 @@
 """KPIs of the closed loop, from the journal: did every event that needed action get one, and how
 fast did each step come?
 
-- closed-loop rate: events that needed action (an alert with a proposal, or a proposal made by
-  hand) whose proposals were all closed — executed and verified, failed with a reason, rejected
-  or expired — over all such events;
+- closed-loop rate (闭环处置率): events that needed action (an alert with a proposal, or a
+  proposal made by hand) whose proposals were all closed with at least one executed and verified
+  (`done`) and none failed or expired, over all such events except the moot ones (every proposal
+  `moot`: the account no longer breached when the action would run, so nothing needed doing).
+  A proposal rejected by a person is closed but not executed: it counts against the rate.
+  Outcomes are reported one by one: done, moot, failed, expired (no decision in time: a
+  `rejected` close whose reason is EXPIRED), rejected, open;
 - time from the data entering the system (the alert's `ingress_ts`) to the first delivery of a
   notification, to the acknowledgement, to the deciding decision and to execution (the last fill,
   or the closing of an action without orders), as p50 / p95 / max in seconds;
@@ -61,6 +65,28 @@ def _first_by_alert(records: list[dict[str, Any]]) -> dict[str, float]:
     return first
 
 
+def outcome(rec: ProposalClosed | None) -> str:
+    """A proposal's outcome as the KPIs count it: its closed state, `expired` told apart from a
+    rejection by a person, `open` while not closed."""
+    if rec is None:
+        return "open"
+    if rec.state == "rejected" and rec.reason.startswith("EXPIRED"):
+        return "expired"
+    return rec.state
+
+
+def _event_outcome(outs: list[str]) -> str:
+    """One event's outcome from its proposals': done only if executed and verified."""
+    if "open" in outs:
+        return "open"
+    for bad in ("failed", "expired"):
+        if bad in outs:
+            return bad
+    if "done" in outs:
+        return "done"
+    return "moot" if all(o == "moot" for o in outs) else "rejected"
+
+
 def _typed(store: AuditStore, cls: type[R], since: float, until: float) -> list[R]:
     return [cls.from_record(r) for r in store.query(kind=cls.KIND, since=since, until=until)]
 
@@ -95,13 +121,13 @@ def compute_kpis(store: AuditStore, since: float, until: float) -> dict[str, Any
     events = [e for e in events if e[2]] + [(p.ref, p.ts, [p]) for p in manual]
 
     states: collections.Counter = collections.Counter()
-    t_decide, t_exec, closed_events = [], [], 0
+    events_by: collections.Counter = collections.Counter()
+    t_decide, t_exec = [], []
     for _eid, t0, props in events:
         pids = [p.ref for p in props]
-        if all(pid in closed for pid in pids):
-            closed_events += 1
-        for pid in pids:
-            states[closed[pid].state if pid in closed else "open"] += 1
+        outs = [outcome(closed.get(pid)) for pid in pids]
+        states.update(outs)
+        events_by[_event_outcome(outs)] += 1
         decided = [deciding[p] for p in pids if p in deciding]
         if decided:
             t_decide.append(min(decided) - t0)
@@ -115,7 +141,8 @@ def compute_kpis(store: AuditStore, since: float, until: float) -> dict[str, Any
     t_deliver = [delivered[a.ref] - (a.ingress_ts or a.ts) for a in alerts if a.ref in delivered]
     t_ack = [acked[a.ref] - (a.ingress_ts or a.ts) for a in alerts if a.ref in acked]
     within = sum(1 for t in t_deliver if t <= WITHIN_S)
-    needed = len(events)
+    needed = len(events) - events_by["moot"]
+    closed_events = events_by["done"]
     return {
         "since": since,
         "until": until,
@@ -123,9 +150,13 @@ def compute_kpis(store: AuditStore, since: float, until: float) -> dict[str, Any
         "needed_action": needed,
         "closed": closed_events,
         "closed_loop_rate": round(closed_events / needed, 6) if needed else None,
+        "event_outcomes": dict(events_by),
         "proposals": sum(states.values()),
         "proposal_states": dict(states),
-        "executed": states.get("done", 0) + states.get("failed", 0),
+        "executed": states.get("done", 0),  # executed and verified, nothing else
+        "moot": states.get("moot", 0),
+        "failed": states.get("failed", 0),
+        "expired": states.get("expired", 0),
         "time_to_first_delivery_s": _stats(t_deliver),
         "time_to_ack_s": _stats(t_ack),
         "time_to_decision_s": _stats(t_decide),

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
-import time
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
+
+from rules.display import BEIJING, ZONE_LABEL
 
 PALETTE = ("#c0392b", "#2471a3", "#229954", "#b9770e", "#7d3c98", "#17a589", "#566573")
 
 
 def _fmt_time(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(ts))
+    """An axis label in Beijing time (the chart's title names the zone)."""
+    return dt.datetime.fromtimestamp(ts, BEIJING).strftime("%H:%M:%S")
 
 
 def _nice(lo: float, hi: float) -> tuple[float, float]:
@@ -42,7 +45,8 @@ def line_chart(
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-        f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
+        f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>'
+        f'<text x="{width - right}" y="16" text-anchor="end" fill="#777">{ZONE_LABEL}</text>',
     ]
     if not points:
         out.append(f'<text x="{left}" y="{top + h / 2}">no data in the journal</text></svg>')

@@ -59,7 +59,12 @@ def make_alert(ev: RiskEvent, now: float) -> Alert:
         created_ts=now,
         ingress_ts=ev.ingress_ts,
         dimension=ev.dimension,
-        attributes={**ev.attributes, "kind": ev.kind},
+        # the action rides along (not a label: a dict) so a page can name the proposal it makes
+        attributes={
+            **ev.attributes,
+            "kind": ev.kind,
+            **({"action": ev.action} if ev.action else {}),
+        },
     )
 
 

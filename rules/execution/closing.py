@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rules.display import percent
 from rules.execution.messages import Closed, Effect, Journal
 from rules.journal_records import AccountMark, JournalRecord, ProposalClosed
 from rules.model import ActionProposal, ProposalState
@@ -98,11 +99,16 @@ def why_not(m: ExecutionMachine, p: ActionProposal, view: dict[str, Any] | None)
     unfilled = [o["order_ref"] for o in orders if o["status"] != "filled"]
     if p.kind == "margin_call":
         return (
-            f"MARGIN_CALL_UNMET: risk degree {rd:.2%} > {p.target_risk_degree:.0%} at the deadline"
+            f"MARGIN_CALL_UNMET: risk degree {percent(rd, 2)} > {percent(p.target_risk_degree, 2)}"
+            " at the deadline"
         )
     if p.kind == "freeze":
         return "TRADING_STATE_NOT_CONFIRMED: the gateway did not confirm REDUCING"
-    parts = [f"TARGET_NOT_MET: risk degree {rd:.2%} > target {p.target_risk_degree:.0%}"]
+    tol = m.settings.target_tolerance
+    parts = [
+        f"TARGET_NOT_MET: risk degree {percent(rd, 2)} > target {percent(p.target_risk_degree, 2)}"
+        f" (tolerance {tol * 100:.2f} pp)"
+    ]
     if plan.get("skipped"):
         parts.append(f"LIMIT_LOCKED: {len(plan['skipped'])} position(s) could not be traded")
     if unfilled:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from rules.actions import plan_action
+from rules.actions import ACTION_KINDS, plan_action
 from rules.approval import ApprovalState, check_request, decide
 from rules.execution.closing import close, mark_record, record
 from rules.execution.messages import (
@@ -37,6 +37,15 @@ def on_proposals(m: ExecutionMachine, msg: ProposalsSubmitted, now: float) -> li
     fresh = [p for p in msg.proposals if p.proposal_id not in st.proposals]
     m.counts["duplicate_proposals"] += len(msg.proposals) - len(fresh)
     records: list[dict[str, Any]] = []
+    unknown = [p for p in fresh if msg.views.get(p.account_id) is None]
+    for p in unknown:  # a missing view = an account the books do not know: never a proposal
+        why = f"UNKNOWN_ACCOUNT: no account {p.account_id!r} in the books"
+        rec = record(Refusal, p.account_id, p.proposal_id, now, user=msg.proposer,
+                     decision="propose", via="propose", code="UNKNOWN_ACCOUNT", reason=why)  # fmt: skip
+        st.apply(rec)
+        records.append(rec)
+    m.counts["refused"] += len(unknown)
+    fresh = [p for p in fresh if msg.views.get(p.account_id) is not None]
     for p in fresh:
         view = msg.views.get(p.account_id)
         preview = (
@@ -70,17 +79,32 @@ def on_proposals(m: ExecutionMachine, msg: ProposalsSubmitted, now: float) -> li
         if view:
             records.append(mark_record(m, p.proposal_id, view, "proposal", now))
     m.counts["proposals"] += len(fresh)
-    return [Journal(tuple(records), durable=True), Reply({"accepted": len(fresh)})]
+    reply: dict[str, Any] = {"accepted": len(fresh)}
+    if unknown:
+        reply["refused"] = {p.proposal_id: "UNKNOWN_ACCOUNT" for p in unknown}
+    return [Journal(tuple(records), durable=True), Reply(reply)]
 
 
 def on_manual(m: ExecutionMachine, msg: ManualProposal, now: float) -> list[Effect]:
+    """A proposal by hand, refused (journaled, with its code) unless its user is in the roster,
+    its kind is an action and its account is one the book knows (a missing view = unknown)."""
+    code, why = "", ""
     if m.policy.user(msg.user) is None:
+        code, why = "UNKNOWN_USER", f"{msg.user!r} is not in the roster"
+    elif msg.kind not in ACTION_KINDS:
+        code, why = "UNKNOWN_ACTION", f"{msg.kind!r} is not one of {', '.join(ACTION_KINDS)}"
+    elif msg.views.get(msg.account_id) is None:
+        code, why = "UNKNOWN_ACCOUNT", f"no account {msg.account_id!r} in the books"
+    elif not 0.0 < msg.target < 10.0:
+        code, why = "BAD_TARGET", f"target risk degree {msg.target!r} is not a ratio above 0"
+    if code:
         rec = record(
             Refusal, msg.account_id, "", now, user=msg.user, decision="propose", via="propose",
-            code="UNKNOWN_USER", reason=f"UNKNOWN_USER: {msg.user!r} is not in the roster",
+            code=code, reason=f"{code}: {why}",
         )  # fmt: skip
         m.state.apply(rec)
-        return [Journal((rec,), durable=True), Reply({"refused": rec["reason"]})]
+        m.counts["refused"] += 1
+        return [Journal((rec,), durable=True), Reply({"refused": rec["reason"], "code": code})]
     pid = stable_id("proposal", "manual", msg.account_id, msg.kind, msg.user, now)
     p = ActionProposal(
         pid, "", msg.account_id, msg.kind, msg.target, now, reason=msg.reason or "by hand"

@@ -33,6 +33,9 @@ class ExecutionSettings:
     resume_window_s: float = 3 * 86_400.0
     tick_s: float = 0.1
     group_gap_s: float = 30.0
+    # a target counts as met within this band of risk degree (0.0005 = 0.05 percentage points),
+    # so 70.01% against a 70% target is met; prices move in ticks and the figures in floats
+    target_tolerance: float = 0.0005
 
 
 # ---- inputs ----------------------------------------------------------------------------------

@@ -8,10 +8,10 @@ orders are journaled durably before they are sent (the Journal effect comes firs
 from __future__ import annotations
 
 import math
-import time
 from typing import TYPE_CHECKING, Any
 
-from rules.actions import AGGRESSION_TICKS, limit_price, plan_action
+from rules.actions import AGGRESSION_TICKS, limit_price, moot_reason, plan_action
+from rules.display import beijing, yuan
 from rules.execution.closing import close, mark_record, record
 from rules.execution.messages import (
     Effect,
@@ -66,10 +66,16 @@ def on_plan(m: ExecutionMachine, msg: PlanApproved, now: float) -> list[Effect]:
     calls: list[Alert] = []
     results: dict[str, dict[str, Any]] = {}
     no_view: list[str] = []
+    moot: list[tuple[str, str, dict[str, Any]]] = []
     for p in props:
         view = msg.views.get(p.account_id)
         if view is None:
             no_view.append(p.proposal_id)
+            continue
+        why = moot_reason(p.kind, p.target_risk_degree, view, s.target_tolerance)
+        if why:  # recovered between the proposal and its approval: nothing to do, not "done"
+            moot.append((p.proposal_id, why, view))
+            results[p.proposal_id] = {"orders": 0, "explanation": why, "skipped": []}
             continue
         plan = plan_action(view, p.kind, p.target_risk_degree, s.margin_call_deadline_s)
         plan_rec = {k: v for k, v in plan.to_record().items() if k != "kind"}
@@ -112,10 +118,14 @@ def on_plan(m: ExecutionMachine, msg: PlanApproved, now: float) -> list[Effect]:
         effects += close(
             m, pid, ProposalState.FAILED, "NO_VIEW: the account is not on its shard", now
         )
+    for pid, why, view in moot:
+        effects += close(m, pid, ProposalState.MOOT, why, now, view)
     deadline = now + s.verify_timeout_s
     for pid, res in results.items():
         p = st.proposals[pid]
         res["state"] = p.state.value
+        if p.state is ProposalState.MOOT:
+            continue
         if p.kind == "margin_call":
             m.verifying[pid] = st.deadline.get(pid, deadline)
         elif not res["orders"]:  # nothing to trade (or a freeze): verify as it stands
@@ -127,15 +137,13 @@ def on_plan(m: ExecutionMachine, msg: PlanApproved, now: float) -> list[Effect]:
 def _margin_call_alert(
     p: ActionProposal, amount: float, deadline: float, explanation: str, now: float
 ) -> Alert:
-    when = time.strftime(
-        "%H:%M", time.localtime(deadline)
-    )  # formats the given time, reads no clock
+    when = beijing(deadline)
     return Alert(
         alert_id=stable_id("margin_call", p.proposal_id),
         rule_id="action.margin_call",
         key=p.account_id,
         severity="critical",
-        title=f"追加保证金 margin call {p.account_id}: deposit {amount:,.2f} by {when}",
+        title=f"追加保证金 margin call {p.account_id}: deposit {yuan(amount)} by {when}",
         value=amount,
         threshold=p.target_risk_degree,
         created_ts=now,

@@ -47,7 +47,12 @@ RESUME_TYPES: tuple[type[JournalRecord], ...] = (
 RESUME_KINDS = tuple(t.KIND for t in RESUME_TYPES)
 _BY_KIND = {t.KIND: t for t in RESUME_TYPES}
 _ENVELOPE = frozenset(ENVELOPE) - {"ts"}
-CLOSED = (ProposalState.DONE, ProposalState.FAILED, ProposalState.REJECTED)
+CLOSED = (
+    ProposalState.DONE,
+    ProposalState.FAILED,
+    ProposalState.REJECTED,
+    ProposalState.MOOT,
+)
 
 
 @dataclass

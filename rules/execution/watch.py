@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from rules.actions import target_met
+from rules.actions import moot_reason, target_met
 from rules.approval import EMERGENCY_USER, expired, overdue
 from rules.execution.closing import close, mark_record, record, why_not
 from rules.execution.decisions import on_proposals
@@ -71,14 +71,25 @@ def verify_round(m: ExecutionMachine, views: dict[str, Any], now: float) -> list
                 effects.append(SendOrders(({"type": "trading_state", "account_id": p.account_id,
                                             "state": "REDUCING"},)))  # fmt: skip
         else:
-            met = target_met(p.kind, p.target_risk_degree, view or {}, skipped)
+            met = target_met(
+                p.kind, p.target_risk_degree, view or {}, skipped, m.settings.target_tolerance
+            )
         if p.kind == "margin_call":
             m.last_check[pid] = now
-        if met:
+        if met and p.kind in ("reduce", "liquidate") and not _filled(m, pid):
+            # met, but not by this action: no order of it filled (the market moved, or the
+            # account was topped up) — the truth is "moot", not "done"
+            why = moot_reason(p.kind, p.target_risk_degree, view or {}, m.settings.target_tolerance)
+            effects += close(m, pid, ProposalState.MOOT, why + "; no order filled", now, view)
+        elif met:
             effects += close(m, pid, ProposalState.DONE, "", now, view)
         elif now >= deadline:
             effects += close(m, pid, ProposalState.FAILED, why_not(m, p, view), now, view)
     return effects
+
+
+def _filled(m: ExecutionMachine, pid: str) -> float:
+    return sum(m.state.orders[r]["filled"] for r in m.state.orders_of.get(pid, ()))
 
 
 def approval_round(m: ExecutionMachine, now: float) -> list[Effect]:

@@ -38,6 +38,8 @@ from rules.notify.state import (
     tick,
 )
 
+CHANNEL_FORM = {"twilio_sms": "sms", "twilio_voice": "voice"}  # a channel's own text (render.py)
+
 
 def pump(st: NotifyState, eff: Effects, now: float) -> float:
     """Hand out what every lane may send now; returns the next time worth waking up at."""
@@ -68,7 +70,7 @@ def _post(st: NotifyState, eff: Effects, lane: Lane, unit: list[Pending]) -> Non
 def _message(lane: Lane, unit: list[Pending]) -> tuple[Message, list[Pending]]:
     """One message for a unit; what does not fit a coalesced post goes back to the lane."""
     if len(unit) == 1:
-        return unit[0].message(), unit
+        return unit[0].message(CHANNEL_FORM.get(lane.spec.kind, "")), unit
     budget = MARKDOWN_BUDGET if lane.spec.markdown else TEXT_BUDGET
     kept: list[Pending] = []
     lines: list[str] = []

@@ -129,7 +129,7 @@ def _open_pages(st: NotifyState, eff: Effects, alerts: list[Alert], now: float) 
             st.counts["deduplicated"] += 1
             continue
         first = batch[0]
-        title, text, md, fields = render(batch)
+        title, text, md, fields = render(batch, st.settings.console_url)
         group = str(first.attributes.get("group_path", ""))
         chain = st.routing.chain_for(first.severity, first.dimension, first.key, group)
         page = Page(

@@ -37,6 +37,7 @@ class Settings:
     group_over: int = 5  # a Correlator group larger than this becomes one digest page
     seed: int = 0  # of the retry jitter
     session: str = ""  # names this run's send attempts apart from a previous process's
+    console_url: str = ""  # links in pages point at it ([console] public_url / url())
 
 
 @dataclass(frozen=True)
@@ -98,13 +99,16 @@ class Pending:
     resumed: bool = False
     uncertain: bool = False
 
-    def message(self) -> Message:
+    def message(self, form: str = "") -> Message:
+        """The post; `form` names the channel's own text among the figures (rules.notify.render:
+        "sms" for one SMS segment, "voice" for speakable Chinese), the page's text otherwise."""
+        text = self.fields.get(form) if form else None
         return Message(
             alert_id=self.page_id,
             idempotency_key=self.key,
             severity=self.severity,
             title=self.title,
-            text=self.text,
+            text=text if isinstance(text, str) and text else self.text,
             markdown=self.markdown,
             recipient=self.recipient,
             fields={k: v for k, v in self.fields.items() if isinstance(v, (int, float, str))},

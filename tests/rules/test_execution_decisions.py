@@ -58,11 +58,14 @@ def test_proposal_is_journaled_durably_with_preview_stages_and_figures():
     assert len(w.kinds("proposal")) == 1 and w.machine.counts["duplicate_proposals"] == 1
 
 
-def test_a_proposal_without_a_view_says_so():
+def test_a_proposal_without_a_view_is_refused_as_an_unknown_account():
+    # issue 19: a missing view means an account the books do not know — refused, journaled
+    # with its code, never a proposal someone could approve (was: accepted with a NO_VIEW note)
     w = _world()
     p = ActionProposal("P9", "", "NOPE", "reduce", 0.8, w.now)
-    w.run(ProposalsSubmitted((p,), "system", {}))
-    assert w.kinds("proposal")[0]["preview"]["explanation"].startswith("NO_VIEW")
+    reply = w.run(ProposalsSubmitted((p,), "system", {}))
+    assert reply == {"accepted": 0, "refused": {"P9": "UNKNOWN_ACCOUNT"}}
+    assert w.kinds("proposal") == [] and w.kinds("refusal")[0]["code"] == "UNKNOWN_ACCOUNT"
 
 
 @pytest.mark.parametrize(

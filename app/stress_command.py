@@ -3,7 +3,9 @@
 Offline on an accounts/positions file (`--accounts`, `--positions`, the backtest's formats) with
 prices from `--prices` (CSV: instrument, last[, pre_settlement, upper_limit, lower_limit]) or,
 without it, at each contract's average cost in the positions file (said in the output). On a
-running system (no `--positions`) every shard evaluates the scenario on its live columns.
+running system (no `--positions`) every shard evaluates the scenario on a copy of its live book
+(`AccountShard.stress`, one Ray call per shard) and the results are merged, so the table, JSON and
+HTML are the offline ones.
 `fengkong stress history --day D --bars DIR` turns a historical day into a scenario.
 """
 
@@ -23,7 +25,15 @@ from infra.reports.stress import json_report, text_report, write_reports
 from infra.specs import load_contract_table
 from infra.stress_io import historical_scenario, load_scenarios, return_covariance, scenario_record
 from rules.book import AccountBook
-from rules.stress import ScenarioError, evaluate, reverse_stress
+from rules.stress import (
+    Scenario,
+    ScenarioError,
+    StressResult,
+    evaluate,
+    merge_results,
+    reverse_stress,
+    scenario_to_record,
+)
 from rules.stress.correlated import correlated
 
 
@@ -31,8 +41,12 @@ class StressInputError(ValueError):
     """Bad stress input; the message names the file, line and why."""
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, common: Any = None, load_config: Any = None) -> None:
+    """`stress`; with `common` (cli.py's --config/--address) it can reach a running system."""
     p = sub.add_parser("stress", help="stress scenarios on the book (what if the market moves)")
+    if common is not None:
+        common(p)
+    p.add_argument("--prefix", default="fengkong.", help="actor name prefix of the live system")
     p.add_argument("what", nargs="?", choices=("run", "list", "history"), default="run")
     p.add_argument("--scenario", help="a scenario name from the library (see `stress list`)")
     p.add_argument("--scenarios", action="append", default=[], help="extra scenario TOML files")
@@ -73,13 +87,16 @@ def run(args: argparse.Namespace) -> int:
         if args.correlated:
             products, cov = return_covariance(args.correlated)
             scenario = correlated(scenario, products, cov)
-        if not args.positions:
-            raise StressInputError(
-                "give --accounts and --positions (a running system's live stress: see the README)"
-            )
-        book, note = offline_book(args.accounts, args.positions, args.prices)
-        result = evaluate(book, scenario, target=args.target)
-    except (ScenarioError, StressInputError, ValueError) as exc:
+        book = None
+        if args.positions:
+            book, note = offline_book(args.accounts, args.positions, args.prices)
+            result = evaluate(book, scenario, target=args.target)
+        else:
+            if args.accounts or args.prices:
+                raise StressInputError("--accounts/--prices need --positions (offline stress)")
+            result = live_stress(_live_shards(args), scenario, args.target)
+            note = f"live book of {len(result.account_ids)} accounts"
+    except (ScenarioError, StressInputError, ValueError, ConnectionError) as exc:
         print(f"fengkong stress: {exc}")
         return 2
     if args.json:
@@ -88,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
         if note:
             print(note)
         print(text_report(result, args.top, at=time.time()))
-    if args.reverse and not args.json:
+    if args.reverse and book is None and not args.json:
+        print("\n(reverse stress runs offline only: give --accounts and --positions)")
+    elif args.reverse and not args.json:
         rev = reverse_stress(book)
         print("\nsmallest crossing move (reverse stress):")
         for r in result.top(args.top):
@@ -100,6 +119,24 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"\nwrote {j} and {h}")
     return 0
+
+
+def live_stress(shards: list[Any], scenario: Scenario, target: float) -> StressResult:
+    """Every shard evaluates the scenario on its live columns (one call each); merged."""
+    import ray
+
+    if not 0 < target <= 1:
+        raise ValueError(f"--target must be in (0, 1], got {target!r}")
+    record = scenario_to_record(scenario)
+    return merge_results(ray.get([s.stress.remote(record, target) for s in shards]))
+
+
+def _live_shards(args: argparse.Namespace) -> list[Any]:
+    from app.cli import _shards
+
+    if not hasattr(args, "config"):
+        raise StressInputError("give --accounts and --positions (no running system configured)")
+    return _shards(args)
 
 
 def _history(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from app.stress_morning import morning_loop, parse_stress_table, register, run_morning
 from infra.reports.stress import json_report, text_report, write_reports
 from infra.specs import load_contract_table
 from infra.stress_io import historical_scenario, load_scenarios, return_covariance, scenario_record
@@ -36,6 +37,8 @@ from rules.stress import (
 )
 from rules.stress.correlated import correlated
 
+register()  # [stress] is validated whenever a config is loaded after the CLI is built
+
 
 class StressInputError(ValueError):
     """Bad stress input; the message names the file, line and why."""
@@ -47,7 +50,7 @@ def add_parser(sub: Any, common: Any = None, load_config: Any = None) -> None:
     if common is not None:
         common(p)
     p.add_argument("--prefix", default="fengkong.", help="actor name prefix of the live system")
-    p.add_argument("what", nargs="?", choices=("run", "list", "history"), default="run")
+    p.add_argument("what", nargs="?", choices=("run", "list", "history", "morning"), default="run")
     p.add_argument("--scenario", help="a scenario name from the library (see `stress list`)")
     p.add_argument("--scenarios", action="append", default=[], help="extra scenario TOML files")
     p.add_argument("--accounts", help="accounts CSV (offline)")
@@ -65,7 +68,8 @@ def add_parser(sub: Any, common: Any = None, load_config: Any = None) -> None:
     p.add_argument("--json", action="store_true", help="JSON on stdout")
     p.add_argument("--day", help="history: the trading day (YYYY-MM-DD)")
     p.add_argument("--bars", help="history: folder of bar files (prints a [[scenario]] record)")
-    p.set_defaults(func=run)
+    p.add_argument("--once", action="store_true", help="morning: one run now, then exit")
+    p.set_defaults(func=run, load_config=load_config)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.what == "history":
             return _history(args)
+        if args.what == "morning":
+            return _morning(args)
         if not args.scenario:
             raise StressInputError("--scenario NAME is required (see `fengkong stress list`)")
         if args.scenario not in library:
@@ -137,6 +143,42 @@ def _live_shards(args: argparse.Namespace) -> list[Any]:
     if not hasattr(args, "config"):
         raise StressInputError("give --accounts and --positions (no running system configured)")
     return _shards(args)
+
+
+def _morning(args: argparse.Namespace) -> int:
+    """`stress morning`: the config's [stress] run on the running system, daily or `--once`."""
+    import threading
+
+    import ray
+
+    from actors.common import actor_name
+    from app.cli import _executor
+
+    if args.load_config is None:
+        raise StressInputError("stress morning needs a running system's --config")
+    table = args.load_config(args).edges.get("stress")
+    if table is None:
+        raise StressInputError("stress morning: the config has no [stress] table")
+    settings = parse_stress_table(table)
+    shards = _live_shards(args)
+    executor = _executor(args)
+    notifier = ray.get_actor(actor_name(args.prefix, "Notifier"))
+
+    def once() -> dict[str, Any]:
+        out = run_morning(shards, notifier, executor, settings)
+        print(json.dumps(out, ensure_ascii=False, default=str))
+        return out
+
+    if args.once:
+        once()
+        return 0
+    stop = threading.Event()
+    print(f"fengkong stress morning: daily at {settings.morning} {settings.timezone}")
+    try:
+        morning_loop(once, settings, stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
 
 
 def _history(args: argparse.Namespace) -> int:

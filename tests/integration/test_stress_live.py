@@ -14,6 +14,7 @@ import ray
 
 from app.cli import main
 from app.stress_command import live_stress
+from app.stress_morning import run_morning
 from infra.specs import load_contract_table
 from infra.stress_io import load_scenarios
 from tests.integration.harness import account_at_risk, start_harness
@@ -26,7 +27,12 @@ MARGIN_AFTER = 2790.0 * 10 * 10 * 0.07  # 19,530
 
 @pytest.fixture(scope="module")
 def world(ray_local, tmp_path_factory):
-    h = start_harness(tmp_path_factory.mktemp("stress"), {RB: PRICE}, ["rb"])
+    h = start_harness(
+        tmp_path_factory.mktemp("stress"),
+        {RB: PRICE},
+        ["rb"],
+        stress={"morning": "08:45", "scenarios": ["black-open-7", "all-up-5"], "target": 0.8},
+    )
     table = load_contract_table()
     h.send_accounts(
         [
@@ -81,3 +87,27 @@ def test_stress_command_on_the_running_system(world, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "live book of 3 accounts" in text and "past the line 1" in text
     assert "echarts.init" in (out / "stress-black-open-7.html").read_text()
+
+
+def test_morning_run_notifies_the_desk_and_proposes_margin_calls(world):
+    settings = world.cfg.edges["stress"]  # validated by app.stress_morning when loaded
+    out = run_morning(world.system.shards, world.system.notifier, world.system.executor, settings)
+    # black-open-7 puts the long SB past the line (call 15,412.50 back to 80%); all-up-5 takes rb
+    # to 3,150: the short SC loses 15,000, equity 8,333.33 against margin 22,050 (call 19,229.17).
+    assert out["margin_calls"] == {
+        "SB": pytest.approx(MARGIN_AFTER / 0.8 - 9_000),
+        "SC": pytest.approx(3150 * 100 * 0.07 / 0.8 - (21_000 / 0.9 - 15_000)),
+    }
+    assert [s["scenario"] for s in out["scenarios"]] == ["black-open-7", "all-up-5"]
+
+    def paged() -> list[dict]:
+        pages = ray.get(world.system.notifier.alerts.remote())
+        return [p for p in pages if out["alert_id"] in p["alert_ids"]]
+
+    assert wait_until(lambda: len(paged()) == 1, 15)
+    page = paged()[0]
+    assert page["severity"] == "warning" and "2 accounts past the line" in page["title"]
+    pending = ray.get(world.system.executor.pending.remote())
+    calls = {p["account_id"]: p for p in pending if p["kind"] == "margin_call"}
+    assert sorted(calls) == ["SB", "SC"] and calls["SB"]["target_risk_degree"] == 0.8
+    assert "morning stress" in calls["SB"]["reason"]

@@ -142,7 +142,13 @@ def _live_shards(args: argparse.Namespace) -> list[Any]:
 
     if not hasattr(args, "config"):
         raise StressInputError("give --accounts and --positions (no running system configured)")
-    return _shards(args)
+    try:
+        return _shards(args)
+    except ValueError:
+        raise StressInputError(
+            f"no running system with actor prefix {args.prefix!r} (its shards are not found); "
+            "start one with `fengkong run`, or stress a file with --accounts/--positions"
+        ) from None
 
 
 def _morning(args: argparse.Namespace) -> int:

@@ -226,6 +226,13 @@ class AccountShard(ActorShell, ShardIntake, AccountRules):
                 if self.book.active[i]
             }
 
+    def stress(self, scenario: dict, target: float) -> Any:
+        """The scenario (a record) evaluated on a copy of the live book (rules.stress.evaluate)."""
+        from rules.stress import evaluate, scenario_from_record
+
+        with self._lock:
+            return evaluate(self.book, scenario_from_record(scenario), target=target)
+
     def session_labels(self, ts: float) -> list[str]:
         """The session labels the shard's session-scoped rules see at `ts` (none on a holiday)."""
         bits = self._gate.bits(ts)

@@ -131,10 +131,13 @@ def run(
     ticks: Sequence[str | Path], accounts: str | Path, positions: str | Path,
     rules: Sequence[str | Path], out: str | Path, specs: str | None = None,
     step_ms: int = 500, screen: bool = True, cache: str | None = None,
-    trading_day: str | None = None, parallel: bool = True,
+    trading_day: str | None = None, parallel: bool = True, evaluate: bool = False,
+    compare_rules: Sequence[str | Path] = (),
 ) -> dict[str, Any]:  # fmt: skip
     """Replay, write alerts.jsonl and summary.json into `out`; returns the summary plus
-    timings (`perf`, not written)."""
+    timings (`perf`, not written). `evaluate` (or `compare_rules`, a second rule set replayed
+    on the same files) adds `evaluation`: the rule sets judged against the crossings of 100%
+    (app.backtest_eval)."""
     t0 = time.perf_counter()
     ruleset = rulesets.load(list(rules))
     table = load_contract_table([specs] if specs else [])
@@ -155,6 +158,9 @@ def run(
     t3 = time.perf_counter()
     summary = summarize(result.alerts, ruleset, {**info, **{k: v for k, v in result.stats.items() if k != "seconds"}},
                         step_ms, screen)  # fmt: skip
+    if evaluate or compare_rules:
+        summary["evaluation"] = _evaluate(result.alerts, rules, compare_rules, tick_cols,
+                                          accounts, positions, specs, step_ms, screen)  # fmt: skip
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "alerts.jsonl", "w", encoding="utf-8") as fh:
@@ -173,6 +179,27 @@ def run(
         "stages_s": {k: round(v, 3) for k, v in result.stats["seconds"].items()},
     }  # fmt: skip
     return {**summary, "perf": perf}
+
+
+def _evaluate(
+    alerts: list[dict[str, Any]], rules: Sequence[str | Path], compare_rules: Sequence[str | Path],
+    ticks: Ticks, accounts: str | Path, positions: str | Path, specs: str | None, step_ms: int,
+    screen: bool,
+) -> dict[str, Any]:  # fmt: skip
+    from app import backtest_eval as ev
+
+    crossings, days = ev.line_crossings(ticks, accounts, positions, specs, step_ms, screen)
+    table = load_contract_table([specs] if specs else [])
+    book = build_book(Path(accounts), Path(positions), table)
+    keys = set(book.account_ids)
+    runs = [(" ".join(Path(r).name for r in rules), alerts)]
+    if compare_rules:
+        other = Backtest(book, rulesets.load(list(compare_rules)), table,
+                         SessionCalendar.from_table(table), step_s=step_ms / 1000, screen=screen)  # fmt: skip
+        runs.append((" ".join(Path(r).name for r in compare_rules), other.run(ticks).alerts))
+    return ev.evaluation_summary(
+        [ev.evaluation_of(name, a, crossings, keys, days) for name, a in runs]
+    )
 
 
 _JOB: tuple[Backtest, Ticks] | None = None

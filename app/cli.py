@@ -352,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.ctp_commands import add_parsers as add_edge_parsers  # replay, backoffice, ctp
 
     add_edge_parsers(sub, common, _load_config)
+    from app.stress_command import add_parser as add_stress_parser
+
+    add_stress_parser(sub, common, _load_config)  # stress (issue 18)
 
     from app.console.people_cli import add_parser as add_people_parser
 

@@ -196,7 +196,7 @@ def cmd_backtest(args: argparse.Namespace, load_config: Callable[..., Any]) -> i
         summary = backtest.run(
             args.ticks, args.accounts, args.positions, args.rules, args.out, specs=args.specs,
             step_ms=args.step_ms, screen=not args.no_screen, cache=args.cache,
-            trading_day=args.trading_day,
+            trading_day=args.trading_day, evaluate=args.evaluate, compare_rules=args.compare or (),
         )  # fmt: skip
     except (ValueError, FileNotFoundError) as exc:
         print(f"backtest error: {exc}", file=sys.stderr)
@@ -211,6 +211,10 @@ def cmd_backtest(args: argparse.Namespace, load_config: Callable[..., Any]) -> i
     print(f"{summary['inputs']['ticks']:,} ticks, {summary['inputs']['accounts']:,} accounts → "
           f"{args.out}/alerts.jsonl, summary.json; replay {perf['replay_s']} s "
           f"({perf['replay_ticks_per_s']:,} ticks/s), end to end {perf['end_to_end_ticks_per_s']:,} ticks/s")  # fmt: skip
+    if "evaluation" in summary:
+        from app.backtest_eval import print_evaluation
+
+        print_evaluation(summary["evaluation"])
     return 0
 
 
@@ -270,4 +274,8 @@ def add_parsers(
     p.add_argument(
         "--no-screen", action="store_true", help="evaluate every step (slow; same output)"
     )
+    p.add_argument(
+        "--evaluate", action="store_true", help="judge the rules against crossings of 100%%"
+    )
+    p.add_argument("--compare", nargs="+", metavar="RULES_B", help="a second rule set to judge")
     p.set_defaults(func=lambda a: cmd_backtest(a, load_config))

@@ -3,7 +3,9 @@
 Offline on an accounts/positions file (`--accounts`, `--positions`, the backtest's formats) with
 prices from `--prices` (CSV: instrument, last[, pre_settlement, upper_limit, lower_limit]) or,
 without it, at each contract's average cost in the positions file (said in the output). On a
-running system (no `--positions`) every shard evaluates the scenario on its live columns.
+running system (no `--positions`) every shard evaluates the scenario on a copy of its live book
+(`AccountShard.stress`, one Ray call per shard) and the results are merged, so the table, JSON and
+HTML are the offline ones.
 `fengkong stress history --day D --bars DIR` turns a historical day into a scenario.
 """
 
@@ -19,21 +21,36 @@ from typing import Any
 
 import numpy as np
 
+from app.stress_morning import morning_loop, parse_stress_table, register, run_morning
 from infra.reports.stress import json_report, text_report, write_reports
 from infra.specs import load_contract_table
 from infra.stress_io import historical_scenario, load_scenarios, return_covariance, scenario_record
 from rules.book import AccountBook
-from rules.stress import ScenarioError, evaluate, reverse_stress
+from rules.stress import (
+    Scenario,
+    ScenarioError,
+    StressResult,
+    evaluate,
+    merge_results,
+    reverse_stress,
+    scenario_to_record,
+)
 from rules.stress.correlated import correlated
+
+register()  # [stress] is validated whenever a config is loaded after the CLI is built
 
 
 class StressInputError(ValueError):
     """Bad stress input; the message names the file, line and why."""
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, common: Any = None, load_config: Any = None) -> None:
+    """`stress`; with `common` (cli.py's --config/--address) it can reach a running system."""
     p = sub.add_parser("stress", help="stress scenarios on the book (what if the market moves)")
-    p.add_argument("what", nargs="?", choices=("run", "list", "history"), default="run")
+    if common is not None:
+        common(p)
+    p.add_argument("--prefix", default="fengkong.", help="actor name prefix of the live system")
+    p.add_argument("what", nargs="?", choices=("run", "list", "history", "morning"), default="run")
     p.add_argument("--scenario", help="a scenario name from the library (see `stress list`)")
     p.add_argument("--scenarios", action="append", default=[], help="extra scenario TOML files")
     p.add_argument("--accounts", help="accounts CSV (offline)")
@@ -51,7 +68,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="JSON on stdout")
     p.add_argument("--day", help="history: the trading day (YYYY-MM-DD)")
     p.add_argument("--bars", help="history: folder of bar files (prints a [[scenario]] record)")
-    p.set_defaults(func=run)
+    p.add_argument("--once", action="store_true", help="morning: one run now, then exit")
+    p.set_defaults(func=run, load_config=load_config)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.what == "history":
             return _history(args)
+        if args.what == "morning":
+            return _morning(args)
         if not args.scenario:
             raise StressInputError("--scenario NAME is required (see `fengkong stress list`)")
         if args.scenario not in library:
@@ -73,13 +93,16 @@ def run(args: argparse.Namespace) -> int:
         if args.correlated:
             products, cov = return_covariance(args.correlated)
             scenario = correlated(scenario, products, cov)
-        if not args.positions:
-            raise StressInputError(
-                "give --accounts and --positions (a running system's live stress: see the README)"
-            )
-        book, note = offline_book(args.accounts, args.positions, args.prices)
-        result = evaluate(book, scenario, target=args.target)
-    except (ScenarioError, StressInputError, ValueError) as exc:
+        book = None
+        if args.positions:
+            book, note = offline_book(args.accounts, args.positions, args.prices)
+            result = evaluate(book, scenario, target=args.target)
+        else:
+            if args.accounts or args.prices:
+                raise StressInputError("--accounts/--prices need --positions (offline stress)")
+            result = live_stress(_live_shards(args), scenario, args.target)
+            note = f"live book of {len(result.account_ids)} accounts"
+    except (ScenarioError, StressInputError, ValueError, ConnectionError) as exc:
         print(f"fengkong stress: {exc}")
         return 2
     if args.json:
@@ -88,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
         if note:
             print(note)
         print(text_report(result, args.top, at=time.time()))
-    if args.reverse and not args.json:
+    if args.reverse and book is None and not args.json:
+        print("\n(reverse stress runs offline only: give --accounts and --positions)")
+    elif args.reverse and not args.json:
         rev = reverse_stress(book)
         print("\nsmallest crossing move (reverse stress):")
         for r in result.top(args.top):
@@ -99,6 +124,66 @@ def run(args: argparse.Namespace) -> int:
         j, h = write_reports(result, args.out, args.top, at=time.time())
         if not args.json:
             print(f"\nwrote {j} and {h}")
+    return 0
+
+
+def live_stress(shards: list[Any], scenario: Scenario, target: float) -> StressResult:
+    """Every shard evaluates the scenario on its live columns (one call each); merged."""
+    import ray
+
+    if not 0 < target <= 1:
+        raise ValueError(f"--target must be in (0, 1], got {target!r}")
+    record = scenario_to_record(scenario)
+    return merge_results(ray.get([s.stress.remote(record, target) for s in shards]))
+
+
+def _live_shards(args: argparse.Namespace) -> list[Any]:
+    from app.cli import _shards
+
+    if not hasattr(args, "config"):
+        raise StressInputError("give --accounts and --positions (no running system configured)")
+    try:
+        return _shards(args)
+    except ValueError:
+        raise StressInputError(
+            f"no running system with actor prefix {args.prefix!r} (its shards are not found); "
+            "start one with `fengkong run`, or stress a file with --accounts/--positions"
+        ) from None
+
+
+def _morning(args: argparse.Namespace) -> int:
+    """`stress morning`: the config's [stress] run on the running system, daily or `--once`."""
+    import threading
+
+    import ray
+
+    from actors.common import actor_name
+    from app.cli import _executor
+
+    if args.load_config is None:
+        raise StressInputError("stress morning needs a running system's --config")
+    table = args.load_config(args).edges.get("stress")
+    if table is None:
+        raise StressInputError("stress morning: the config has no [stress] table")
+    settings = parse_stress_table(table)
+    shards = _live_shards(args)
+    executor = _executor(args)
+    notifier = ray.get_actor(actor_name(args.prefix, "Notifier"))
+
+    def once() -> dict[str, Any]:
+        out = run_morning(shards, notifier, executor, settings)
+        print(json.dumps(out, ensure_ascii=False, default=str))
+        return out
+
+    if args.once:
+        once()
+        return 0
+    stop = threading.Event()
+    print(f"fengkong stress morning: daily at {settings.morning} {settings.timezone}")
+    try:
+        morning_loop(once, settings, stop)
+    except KeyboardInterrupt:
+        stop.set()
     return 0
 
 

@@ -64,7 +64,7 @@ class Config:
 # no gateway): name -> fn(raw table, Config) -> the validated object (raises ValueError naming
 # the key). A table whose validator is not registered is kept raw; its edge validates on start.
 EDGE_VALIDATORS: dict[str, Any] = {}
-EDGE_TABLES = ("ctp", "backoffice")
+EDGE_TABLES = ("ctp", "backoffice", "stress")
 RULE_ACTION_KEYS = ("kind", "target")  # what the Correlator reads of a rule's action
 
 

@@ -8,11 +8,12 @@ from rules.stress.scenarios import (
     ScenarioError,
     StressPrices,
     scenario_from_record,
+    scenario_to_record,
     scenarios_from_records,
     stressed_prices,
     uniform,
 )
 
 __all__ = ["Move", "ReverseStress", "Scenario", "ScenarioError", "StressPrices", "StressResult",
-           "evaluate", "merge_results", "reverse_stress", "scenario_from_record", "scenarios_from_records",
-           "stressed_prices", "uniform"]  # fmt: skip
+           "evaluate", "merge_results", "reverse_stress", "scenario_from_record", "scenario_to_record",
+           "scenarios_from_records", "stressed_prices", "uniform"]  # fmt: skip

@@ -147,6 +147,17 @@ def scenarios_from_records(records: Iterable[Mapping[str, Any]], where: str) -> 
     return out
 
 
+def scenario_to_record(scenario: Scenario) -> dict[str, Any]:
+    """A scenario as the plain record `scenario_from_record` reads back (sent to the shards)."""
+    moves: list[dict[str, Any]] = []
+    for m in scenario.moves:
+        scope: dict[str, Any] = {"all": True} if m.scope == "all" else {m.scope: list(m.names)}
+        size = {"pct": m.pct} if m.pct is not None else {"limits": m.limits}
+        moves.append({**scope, **size})
+    return {"name": scenario.name, "description": scenario.description, "moves": moves,
+            "cap_at_limit": scenario.cap_at_limit, "reference": scenario.reference}  # fmt: skip
+
+
 def uniform(pct: float, name: str | None = None) -> Scenario:
     """Every contract moved by `pct` percent (the reverse stress and ad-hoc what-ifs)."""
     return Scenario(name or f"all{pct:+g}%", f"every contract {pct:+g}%", (Move("all", (), pct),))

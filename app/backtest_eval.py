@@ -32,7 +32,7 @@ def line_crossings(
     screen: bool,
 ) -> tuple[list[Crossing], int]:  # fmt: skip
     """Crossings of 100% on the replay's risk-degree path, and the replay's trading days."""
-    from app.backtest import build_book
+    from app.book_inputs import build_book
 
     table = load_contract_table([specs] if specs else [])
     book = build_book(Path(accounts), Path(positions), table)

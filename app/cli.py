@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from app import handles
 from app.cli_output import OperatorError, one_line, proposal_lines, rollup_text, top_text
 from app.journal_cli import cmd_alerts, cmd_audit
 from infra import config as config_mod
@@ -22,8 +23,7 @@ from rules.display import beijing
 
 
 def _load_config(args: argparse.Namespace) -> config_mod.Config:
-    path = getattr(args, "config", None)
-    return config_mod.load(path) if path else config_mod.default()
+    return handles.load_config(args)
 
 
 def _journal(args: argparse.Namespace) -> AuditStore:
@@ -83,15 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _executor(args: argparse.Namespace) -> Any:
-    import ray
-
-    from actors.common import actor_name
-
-    cfg = _load_config(args)
-    if not ray.is_initialized():
-        address = args.address or cfg.cluster.address or "auto"
-        ray.init(address=address, namespace=cfg.cluster.namespace, log_to_driver=False)
-    return ray.get_actor(actor_name(args.prefix, "Executor"))
+    return handles.executor(args)
 
 
 def cmd_proposals(args: argparse.Namespace) -> int:
@@ -173,18 +165,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
 
 
 def _shards(args: argparse.Namespace) -> list[Any]:
-    import ray
-
-    from actors.common import actor_name
-
-    cfg = _load_config(args)
-    if not ray.is_initialized():
-        address = args.address or cfg.cluster.address or "auto"
-        ray.init(address=address, namespace=cfg.cluster.namespace, log_to_driver=False)
-    return [
-        ray.get_actor(actor_name(args.prefix, "AccountShard", str(k)))
-        for k in range(cfg.accounts.shards)
-    ]
+    return handles.shards(args)
 
 
 def cmd_accounts(args: argparse.Namespace) -> int:

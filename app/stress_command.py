@@ -21,19 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from app.stress_live import live_stress  # noqa: F401 (re-exported)
 from app.stress_morning import morning_loop, parse_stress_table, register, run_morning
 from infra.reports.stress import json_report, text_report, write_reports
 from infra.specs import load_contract_table
 from infra.stress_io import historical_scenario, load_scenarios, return_covariance, scenario_record
 from rules.book import AccountBook
 from rules.stress import (
-    Scenario,
     ScenarioError,
-    StressResult,
     evaluate,
-    merge_results,
     reverse_stress,
-    scenario_to_record,
 )
 from rules.stress.correlated import correlated
 
@@ -127,18 +124,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def live_stress(shards: list[Any], scenario: Scenario, target: float) -> StressResult:
-    """Every shard evaluates the scenario on its live columns (one call each); merged."""
-    import ray
-
-    if not 0 < target <= 1:
-        raise ValueError(f"--target must be in (0, 1], got {target!r}")
-    record = scenario_to_record(scenario)
-    return merge_results(ray.get([s.stress.remote(record, target) for s in shards]))
-
-
 def _live_shards(args: argparse.Namespace) -> list[Any]:
-    from app.cli import _shards
+    from app.handles import shards as _shards
 
     if not hasattr(args, "config"):
         raise StressInputError("give --accounts and --positions (no running system configured)")
@@ -158,7 +145,7 @@ def _morning(args: argparse.Namespace) -> int:
     import ray
 
     from actors.common import actor_name
-    from app.cli import _executor
+    from app.handles import executor as _executor
 
     if args.load_config is None:
         raise StressInputError("stress morning needs a running system's --config")
@@ -203,7 +190,7 @@ def offline_book(
     accounts: str | None, positions: str, prices: str | None
 ) -> tuple[AccountBook, str]:
     """The book of an accounts/positions file, priced from `prices` or at average cost."""
-    from app.backtest import build_book
+    from app.book_inputs import build_book
 
     if not accounts:
         raise StressInputError("--positions needs --accounts too")

@@ -101,7 +101,7 @@ def run_morning(
     """One morning run on the live book: the desk notified, the margin calls proposed."""
     import ray
 
-    from app.stress_command import live_stress
+    from app.stress_live import live_stress
 
     now = time.time() if now is None else now
     library = load_scenarios(settings.files)

@@ -209,6 +209,11 @@ class Executor(ActorShell):
                 with self.lock:
                     rate = self.machine.closed_loop_rate()
                 self.metrics.observe(e, rate)
+        from infra.metrics import set_gauge  # the dashboard's pending approvals (deploy/grafana)
+
+        with self.lock:
+            pending = len(self.machine.pending_ids())
+        set_gauge("pending_approvals", "proposals waiting", pending, {"actor": "Executor"})
         return reply
 
     def _own_records(self) -> list[dict[str, Any]]:

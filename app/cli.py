@@ -56,32 +56,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary.get("journal_chain_ok") else 1
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    import ray
-
-    from app.preflight import preflight
-    from app.supervisor import start_system, stop_system
-    from infra.cluster import dashboard_hint, start_ray
-
-    cfg = _load_config(args)
-    preflight(cfg)  # rules files, channel secrets, referenced files: before Ray starts
-    url = start_ray(cfg.cluster, args.address)
-    print(f"Ray dashboard: {url or '(cluster dashboard)'} — {dashboard_hint()}")
-    system = start_system(cfg)
-    print(f"fengkong running ({cfg.source}); journal {cfg.audit.path}; Ctrl-C to stop")
-    deadline = time.time() + args.duration if args.duration else float("inf")
-    try:
-        while time.time() < deadline:
-            time.sleep(5)
-            stats = ray.get(system.correlator.stats.remote())
-            print(f"alerts {stats.get('alerts', 0)}  tick→alert {stats.get('tick_to_alert_ms')}")
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop_system(system)
-    return 0
-
-
 def _executor(args: argparse.Namespace) -> Any:
     return handles.executor(args)
 
@@ -232,10 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roll-day-at", type=float, help="second at which the trading day settles")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("run", help="run the actors of a config on a (joined) Ray cluster")
-    common(p)
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.set_defaults(func=cmd_run)
+    from app.run_command import add_parsers as run_parsers
+
+    run_parsers(sub, common)  # run, status, stop
 
     for name, func, helptext in (("proposals", cmd_proposals, "list pending proposals"),):
         p = sub.add_parser(name, help=helptext)

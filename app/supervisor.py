@@ -26,6 +26,7 @@ from actors.exposure_book import ExposureBook, ExposureBookSettings
 from actors.hierarchy import Hierarchy, HierarchySettings
 from actors.market_feed import MarketFeed, MarketFeedSettings
 from actors.notifier import Notifier
+from infra.cluster import Placement
 from infra.config import Config
 
 BOOK_PRICE_INTERVAL_S = 1.0  # books need no 50 ms cadence
@@ -59,8 +60,13 @@ class System:
         ]
 
 
+_PLACEMENT: list[Placement | None] = [None]  # the placement of the start_system in progress
+
+
 def _named(cls: Any, prefix: str, role: str, key: str = "") -> Any:
-    return cls.options(name=actor_name(prefix, role, key), get_if_exists=False)
+    placement = _PLACEMENT[0]
+    extra = placement.options(role) if placement is not None else {}
+    return cls.options(name=actor_name(prefix, role, key), get_if_exists=False, **extra)
 
 
 def channel_dicts(cfg: Config) -> list[dict[str, Any]]:
@@ -68,9 +74,23 @@ def channel_dicts(cfg: Config) -> list[dict[str, Any]]:
 
 
 def start_system(
-    cfg: Config, prefix: str = "fengkong.", commodities: list[str] | None = None
+    cfg: Config,
+    prefix: str = "fengkong.",
+    commodities: list[str] | None = None,
+    placement: Placement | None = None,
 ) -> System:
-    """Create every actor of the risk loop; returns their handles once all are up."""
+    """Create every actor of the risk loop; returns their handles once all are up.
+
+    `placement` (infra.cluster.Placement) adds CPUs, resources, SPREAD and, for `fengkong run`,
+    detached lifetimes; without it actors keep their class defaults (demo, tests)."""
+    _PLACEMENT[0] = placement
+    try:
+        return _start(cfg, prefix, commodities)
+    finally:
+        _PLACEMENT[0] = None
+
+
+def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
     context = Context.build(cfg)  # one contract table, calendar and clock for every actor
     table = context.contracts
     audit = _named(AuditLog, prefix, "AuditLog").remote(

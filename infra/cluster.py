@@ -42,3 +42,43 @@ def dashboard_hint() -> str:
     if token_path.exists():
         return f"the dashboard asks for the Ray auth token: paste the contents of {token_path}"
     return "the dashboard asks for the Ray auth token (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+
+
+JOURNAL_ROLES = frozenset({"AuditLog", "Executor", "Notifier"})  # stateful singletons
+
+
+class Placement:
+    """Ray options per role from `[cluster]`: CPUs, custom resources (only those the cluster
+    offers, so one laptop runs the same config), SPREAD for shards, and for a deployed system
+    `lifetime="detached"` with an unlimited restart budget (the driver does not own the actors)."""
+
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        detached: bool = False,
+        offered: dict[str, float] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.detached = detached
+        self.offered = dict(offered if offered is not None else ray.cluster_resources())
+
+    def _resource(self, name: str) -> dict[str, float]:
+        # A small fraction: a labelled node hosts several actors of its role.
+        return {name: 0.01} if name and self.offered.get(name, 0) > 0 else {}
+
+    def options(self, role: str) -> dict:
+        """The `.options(...)` keywords for an actor of `role` (besides its name)."""
+        opts: dict = {"num_cpus": float(self.cluster.num_cpus.get(role, 0.0))}
+        if role == "AccountShard":
+            resources = self._resource(self.cluster.shard_resource)
+            opts["scheduling_strategy"] = "SPREAD"
+        elif role in JOURNAL_ROLES:
+            resources = self._resource(self.cluster.journal_resource)
+        else:
+            resources = {}
+        if resources:
+            opts["resources"] = resources
+        if self.detached:
+            opts["lifetime"] = "detached"
+            opts["max_restarts"] = -1
+        return opts

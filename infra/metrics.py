@@ -26,3 +26,15 @@ def histogram(
 
 
 LATENCY_MS_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]
+
+
+_GAUGES: dict[str, metrics.Gauge] = {}
+
+
+def set_gauge(name: str, description: str, value: float, tags: dict[str, str]) -> None:
+    """Set a gauge created on first use (one per name and process): for a figure a caller
+    updates from one place without owning a metrics object."""
+    g = _GAUGES.get(name)
+    if g is None:
+        g = _GAUGES[name] = gauge(name, description, tag_keys=tuple(tags))
+    g.set(value, tags=tags)

@@ -14,6 +14,19 @@ class ClusterConfig:
     namespace: str = "fengkong"
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8265
+    # Placement (docs/deploy.md). A custom resource is requested only when the cluster offers it,
+    # so the same config runs on one laptop: shards ask for `shard_resource` and are SPREAD over
+    # nodes; the stateful singletons (AuditLog, Executor, Notifier) ask for `journal_resource`.
+    shard_resource: str = "fengkong_shard"
+    journal_resource: str = "fengkong_journal"
+    # CPUs each role requests, by role name (AccountShard, AuditLog, Executor, Correlator, ...);
+    # a role not named requests 0 (fits a laptop; set real values so an autoscaler sees load).
+    num_cpus: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for role, n in self.num_cpus.items():
+            if isinstance(n, bool) or not isinstance(n, (int, float)) or n < 0:
+                raise ConfigError(f"cluster.num_cpus.{role}: must be a number >= 0, got {n!r}")
 
 
 @dataclass(frozen=True)

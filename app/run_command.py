@@ -1,0 +1,173 @@
+"""`fengkong run / status / stop`: a deployed system owned by its supervisor actor, not the driver.
+
+`run` joins (or starts) Ray in the config's namespace, fixes the journal's path (absolute; a
+relative one resolves against the config file's folder; the default is one file per run id, so a
+run never adopts a demo's journal or its pending proposals), creates the detached supervisor and,
+with --detach, exits. `status` and `stop` find the supervisor by name. Failures are one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+import uuid
+from pathlib import Path
+
+from infra import config as config_mod
+from infra.config import Config
+
+DEFAULT_JOURNAL = config_mod.AuditConfig().path
+
+
+def resolve_journal(cfg: Config, run_id: str, cwd: Path | None = None) -> Config:
+    """The config with an absolute `audit.path`: relative paths resolve against the config
+    file's folder; the shipped default becomes var/runs/<run_id>/journal.sqlite there."""
+    src = Path(cfg.source) if cfg.source and Path(cfg.source).is_file() else None
+    base = src.resolve().parent if src is not None else (cwd or Path.cwd()).resolve()
+    path = cfg.audit.path
+    if path == DEFAULT_JOURNAL:
+        path = f"var/runs/{run_id}/journal.sqlite"
+    p = Path(path)
+    if not p.is_absolute():
+        p = base / p
+    return dataclasses.replace(cfg, audit=dataclasses.replace(cfg.audit, path=str(p)))
+
+
+def _reason(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:200]}"
+
+
+def _join(args: argparse.Namespace, check: bool = False) -> Config:
+    """Load the config and join (or start) Ray; with `check`, validate everything the config
+    refers to first (rules files, channel secrets, files), so a mistake costs no Ray start."""
+    from app.preflight import preflight
+    from infra.cluster import start_ray
+
+    path = getattr(args, "config", None)
+    cfg = config_mod.load(path) if path else config_mod.default()
+    if check:
+        preflight(cfg)
+    start_ray(cfg.cluster, args.address)
+    return cfg
+
+
+def _supervisor(prefix: str):
+    import ray
+
+    from app.system_actor import supervisor_name
+
+    return ray.get_actor(supervisor_name(prefix))
+
+
+def print_status(status: dict) -> None:
+    print(f"run {status['run_id']}  journal {status['journal']}  rebuilds {status['rebuilds']}")
+    print(f"  {'actor':40} {'node':16} {'state':11} rtt_ms")
+    for row in status["actors"]:
+        rtt = "" if row.get("rtt_ms") is None else row["rtt_ms"]
+        print(f"  {row['name']:40} {row['node_ip']:16} {row['state']:11} {rtt}")
+    for event in status["events"]:
+        print(f"  event: {event}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import ray
+
+    from app.system_actor import SystemSupervisor, supervisor_name
+    from infra.cluster import dashboard_hint
+
+    try:
+        cfg = _join(args, check=True)
+    except Exception as exc:
+        print(f"fengkong run: {_reason(exc)}")
+        return 2
+    print(f"Ray dashboard: (cluster dashboard) — {dashboard_hint()}")
+    run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    cfg = resolve_journal(cfg, run_id)
+    name = supervisor_name(args.prefix)
+    try:
+        ray.get_actor(name)
+        print(f"fengkong run: {name} is already running; `fengkong status` or `fengkong stop`")
+        return 1
+    except ValueError:
+        pass
+    sup = SystemSupervisor.options(name=name, lifetime="detached").remote(cfg, args.prefix, run_id)
+    try:
+        print_status(ray.get(sup.status.remote(), timeout=args.start_timeout))
+    except Exception as exc:
+        print(f"fengkong run: the system did not start: {_reason(exc)}")
+        return 1
+    print(f"fengkong running ({cfg.source}); run {run_id}; journal {cfg.audit.path}")
+    if args.detach:
+        return 0
+    deadline = time.time() + args.duration if args.duration else float("inf")
+    try:
+        while time.time() < deadline:
+            time.sleep(min(5.0, max(0.0, deadline - time.time())))
+            try:  # one lost call is a line, not a teardown
+                rows = ray.get(sup.status.remote(), timeout=10)["actors"]
+                alive = sum(r["state"] == "alive" for r in rows)
+                print(f"{alive}/{len(rows)} actors alive")
+            except Exception as exc:
+                print(f"status: {_reason(exc)}")
+    except KeyboardInterrupt:
+        pass
+    return _stop(sup)
+
+
+def _stop(sup) -> int:
+    import ray
+
+    try:
+        print(ray.get(sup.stop.remote(), timeout=120))
+        ray.kill(sup, no_restart=True)
+        return 0
+    except Exception as exc:
+        print(f"fengkong stop: {_reason(exc)}")
+        return 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import ray
+
+    try:
+        _join(args)
+        print_status(ray.get(_supervisor(args.prefix).status.remote(), timeout=30))
+        return 0
+    except ValueError:
+        print("fengkong status: no fengkong system runs in this namespace (`fengkong run`)")
+        return 1
+    except Exception as exc:
+        print(f"fengkong status: {_reason(exc)}")
+        return 1
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    try:
+        _join(args)
+        return _stop(_supervisor(args.prefix))
+    except ValueError:
+        print("fengkong stop: no fengkong system runs in this namespace")
+        return 1
+    except Exception as exc:
+        print(f"fengkong stop: {_reason(exc)}")
+        return 1
+
+
+def add_parsers(sub, common) -> None:
+    p = sub.add_parser("run", help="deploy the config's actors on a (joined) Ray cluster")
+    common(p)
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--detach", action="store_true", help="leave it running; the driver exits")
+    p.add_argument("--prefix", default="fengkong.")
+    p.add_argument("--start-timeout", type=float, default=300.0, help="seconds to wait for start")
+    p.set_defaults(func=cmd_run)
+    for name, func, helptext in (
+        ("status", cmd_status, "every actor of the running system: node, state, round trip"),
+        ("stop", cmd_stop, "stop the running system (journal flushed, actors killed)"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        common(p)
+        p.add_argument("--prefix", default="fengkong.")
+        p.set_defaults(func=func)

@@ -93,11 +93,16 @@ class Host:
 class NetnsCluster:
     """Hosts on a private bridge; `start_ray()` makes the first a head and the rest workers."""
 
+    _made = 0
+
     def __init__(
         self, names: list[str], ray_hosts: list[str], python: str = sys.executable
     ) -> None:
-        tag = f"{os.getpid() % 100000}"
-        self.subnet = f"10.{77 + os.getpid() % 100}.{os.getpid() % 250}"
+        # Unique per cluster of this process too (a test may build its own beside the session's).
+        NetnsCluster._made += 1
+        n = NetnsCluster._made
+        tag = f"{os.getpid() % 10000}{n}"
+        self.subnet = f"10.{77 + os.getpid() % 100}.{(os.getpid() + 17 * n) % 250}"
         self.bridge = f"fkbr{tag}"[:15]
         self.root = Path(tempfile.mkdtemp(prefix="fengkong-cluster-"))
         self.python = python

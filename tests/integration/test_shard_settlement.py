@@ -138,9 +138,14 @@ def test_settlement_rolls_every_account_and_survives_a_restart(ray_local, bus):
                   "next_trading_day": "20210105", "prices": {"rb2105": 4100.0},
                   "ts": time.time()}  # fmt: skip
     try:
+        # Each _send is its own PUSH socket: ZeroMQ orders messages per connection, not across
+        # them, so each step waits until the shard applied the one before (a real source sends on
+        # one socket, in order).
         _send(bus, [_snapshot(a) for a in ids])
         _send(bus, [{"type": "deposit", "account_id": a, "amount": 100.0} for a in ids])
+        assert wait_until(lambda: _stats(shard).get("events_deposit") == len(ids), timeout=30)
         _send(bus, [settlement])
+        assert wait_until(lambda: _stats(shard).get("events_settlement") == 1, timeout=30)
         _send(bus, [{"type": "withdraw", "account_id": a, "amount": 30.0} for a in ids])
         assert wait_until(lambda: _stats(shard).get("events_withdraw") == len(ids), timeout=30)
         assert _stats(shard)["events_settlement"] == 1

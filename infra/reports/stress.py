@@ -43,6 +43,9 @@ def text_report(result: StressResult, top: int = 20, at: float | None = None) ->
         f"  loss {yuan(s['loss'])}  shortfall to the line {yuan(s['shortfall_to_line'])}  "
         f"margin call to {percent(s['target'], 0)} {yuan(s['margin_call'])}",
         f"  contracts moved {s['contracts_moved']}, capped at the limit {s['contracts_capped']}",
+        f"  NOT MOVED, no price yet (held, covered by the scenario): {', '.join(s['unpriced'])}"
+        if s["unpriced"]
+        else "",
     ]
     rows = [[r["account_id"], r["group_path"], percent(r["risk_degree_before"]),
              percent(r["risk_degree_after"]), yuan(r["equity_after"]), yuan(r["loss"]),

@@ -47,6 +47,9 @@ class StressResult:
     margin_call: np.ndarray
     locked: np.ndarray
     loss_by_commodity: dict[str, float] = field(default_factory=dict)
+    # Held contracts the scenario covers that had no price (no tick and no previous settlement
+    # yet): they could not be moved, and a report that hid them would read as "no loss".
+    unpriced: tuple[str, ...] = ()
 
     @property
     def loss(self) -> np.ndarray:
@@ -66,6 +69,7 @@ class StressResult:
             "target": self.target,
             "contracts_moved": int(self.prices.moved.sum()),
             "contracts_capped": int(self.prices.capped.sum()),
+            "unpriced": list(self.unpriced),
         }
 
     def top(self, n: int = 20, by: str = "margin_call") -> list[dict[str, Any]]:
@@ -153,7 +157,18 @@ def evaluate(book: AccountBook, scenario: Scenario, target: float = 0.8) -> Stre
         margin_call=np.maximum(0.0, margin / target - equity),
         locked=stressed.limit_locked_accounts()[rows],
         loss_by_commodity=_loss_by_commodity(book, prices),
+        unpriced=_unpriced(book, prices),
     )
+
+
+def _unpriced(book: AccountBook, prices: StressPrices) -> tuple[str, ...]:
+    """Contracts held by an active account, covered by the scenario, with no price to move."""
+    n = book.n_positions
+    held = np.zeros(len(prices.instruments), dtype=bool)
+    live = book.active[book.pos_account[:n]] & (book.pos["volume"][:n] != 0)
+    held[book.pos_contract[:n][live]] = True
+    stuck = held & prices.moved & ~np.isfinite(prices.after)
+    return tuple(prices.instruments[i] for i in np.flatnonzero(stuck))
 
 
 def _figures(book: AccountBook) -> dict[str, np.ndarray]:
@@ -202,6 +217,7 @@ def merge_results(results: list[StressResult]) -> StressResult:
         group_paths=[g for r in results for g in r.group_paths],
         prices=first.prices,
         loss_by_commodity=dict(sorted(loss.items())),
+        unpriced=tuple(sorted({u for r in results for u in r.unpriced})),
         **cat,
     )
 

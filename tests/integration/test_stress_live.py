@@ -48,7 +48,10 @@ def world(ray_local, tmp_path_factory):
             degrees.update(part)
         return len(degrees) == 3 and degrees["SB"] == pytest.approx(0.7)
 
-    assert wait_until(loaded, 20)
+    def priced() -> bool:  # the accounts can land before the first tick reaches every shard
+        return not live_stress(h.system.shards, load_scenarios()["black-open-7"], 0.8).unpriced
+
+    assert wait_until(loaded, 20) and wait_until(priced, 20)
     yield h
     h.stop()
 

@@ -178,3 +178,17 @@ def test_shard_results_merge_into_one() -> None:
     assert merged.account_ids == whole.account_ids * 2
     assert merged.summary()["margin_call"] == pytest.approx(2 * whole.summary()["margin_call"])
     assert merged.loss_by_commodity["rb"] == pytest.approx(2 * whole.loss_by_commodity["rb"])
+
+
+def test_a_held_contract_without_a_price_is_named_not_silently_left_unmoved():
+    book = AccountBook(_table())
+    book.apply_snapshot({
+        "account_id": "A", "group_path": "g", "pre_balance": 100_000.0,
+        "positions": [{"instrument": "rb2601", "direction": "long", "volume": 10,
+                       "today_volume": 0, "open_price": 3500.0}],
+    })  # fmt: skip
+    result = evaluate(book, scenario_from_record(BLACK_7))
+    assert result.unpriced == ("rb2601",)
+    assert result.summary()["unpriced"] == ["rb2601"]
+    book.set_prices(["rb2601"], np.array([3500.0]), pre_settlement=np.array([3500.0]))
+    assert evaluate(book, scenario_from_record(BLACK_7)).unpriced == ()

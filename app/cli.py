@@ -294,12 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_arguments(p)
 
-    from infra.reports.operating import add_parser as add_report_parser
+    from infra.reports.commands import add_report_parser
 
     add_report_parser(sub, common, _load_config)
-    from infra.reports.commands import extend_report_parser
-
-    extend_report_parser(sub, _load_config)
     from app.rules_cli import add_parsers as add_rules_parsers
 
     add_rules_parsers(sub, common, _load_config)  # rules, silence, backtest (issue 6)

@@ -171,7 +171,7 @@ class CtpOrderRouter(BrokerBridge):
             return
         ctp_ref = self._allocate(session)
         self.store.add(order, session.front_id, session.session_id, ctp_ref, exchange)
-        req = session._field("CThostFtdcInputOrderField", OrderRef=str(ctp_ref), **fields)
+        req = session.field("CThostFtdcInputOrderField", OrderRef=str(ctp_ref), **fields)
         code = session.request("ReqOrderInsert", req)
         if code != 0:
             self.store.update(order["order_ref"], "rejected", 0.0)
@@ -185,7 +185,7 @@ class CtpOrderRouter(BrokerBridge):
             log.warning("CTP cancel of %s: no such order sent by this router", order_ref)
             return
         front, sess, ctp_ref, exchange = where
-        req = session._field(
+        req = session.field(
             "CThostFtdcInputOrderActionField", BrokerID=session.cfg.broker_id,
             InvestorID=session.account_id, UserID=session.cfg.user_id, FrontID=front,
             SessionID=sess, OrderRef=str(ctp_ref), ExchangeID=exchange,
@@ -232,7 +232,7 @@ class CtpOrderRouter(BrokerBridge):
 
     def on_ctp_trade(self, session: Any, f: Any, rec: dict[str, Any]) -> None:
         """OnRtnTrade → a fill report with the price (the executor checks fills against it)."""
-        key = session._sys_ids.get((str(f.ExchangeID), str(f.OrderSysID).strip()))
+        key = session.order_key_by_sys_id(str(f.ExchangeID), str(f.OrderSysID))
         known = self.store.by_key(key[0], key[1], int(key[2])) if key else None
         if known is None:
             return

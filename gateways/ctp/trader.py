@@ -172,8 +172,13 @@ class TraderSession:
     def _next_id(self) -> int:
         return next(self._ids)
 
-    def _field(self, name: str, **values: Any) -> Any:
+    def field(self, name: str, **values: Any) -> Any:
+        """A CTP request struct of this session's API module (the order router builds with it)."""
         return make_field(self._td, name, **values)
+
+    def order_key_by_sys_id(self, exchange: str, sys_id: str) -> tuple[int, int, str] | None:
+        """(FrontID, SessionID, OrderRef) of the order the exchange numbered `sys_id`, if seen."""
+        return self._sys_ids.get((exchange, sys_id.strip()))
 
     def _fail(self, what: str, info: Any) -> bool:
         code, msg = rsp_error(info)
@@ -187,7 +192,7 @@ class TraderSession:
         self.stats["connects"] += 1
         if self.cfg.app_id:
             self.state = "authenticating"
-            req = self._field("CThostFtdcReqAuthenticateField", BrokerID=self.cfg.broker_id,
+            req = self.field("CThostFtdcReqAuthenticateField", BrokerID=self.cfg.broker_id,
                               UserID=self.cfg.user_id, AppID=self.cfg.app_id,
                               AuthCode=self._credentials.auth_code)  # fmt: skip
             self.request("ReqAuthenticate", req)
@@ -210,7 +215,7 @@ class TraderSession:
 
     def _login(self) -> None:
         self.state = "logging_in"
-        req = self._field("CThostFtdcReqUserLoginField", BrokerID=self.cfg.broker_id,
+        req = self.field("CThostFtdcReqUserLoginField", BrokerID=self.cfg.broker_id,
                           UserID=self.cfg.user_id, Password=self._credentials.password)  # fmt: skip
         self.request("ReqUserLogin", req)
 
@@ -223,7 +228,7 @@ class TraderSession:
         self.max_order_ref = int(str(data.MaxOrderRef).strip() or 0)
         self.trading_day = str(data.TradingDay)
         self.state = "confirming"
-        req = self._field("CThostFtdcSettlementInfoConfirmField", BrokerID=self.cfg.broker_id,
+        req = self.field("CThostFtdcSettlementInfoConfirmField", BrokerID=self.cfg.broker_id,
                           InvestorID=self.account_id)  # fmt: skip
         self.request("ReqSettlementInfoConfirm", req)
         if self.order_listener is not None:
@@ -242,7 +247,7 @@ class TraderSession:
         ids = {"BrokerID": self.cfg.broker_id, "InvestorID": self.account_id}
 
         def send(rid: int) -> int:
-            req = self._field(field_name, **({} if name == "instruments" else ids), **extra)
+            req = self.field(field_name, **({} if name == "instruments" else ids), **extra)
             return self.request(req_name, req, rid)
 
         self.queries.add(name, send, getattr(self, handler))
@@ -327,7 +332,7 @@ class TraderSession:
     # -- streams ---------------------------------------------------------------------------
     def ref_of(self, f: Any) -> str:
         """The executor's order ref of a CTP order or trade, else 'ctp:<OrderRef>'."""
-        key = self._sys_ids.get((str(f.ExchangeID), str(f.OrderSysID).strip()))
+        key = self.order_key_by_sys_id(str(f.ExchangeID), str(f.OrderSysID))
         if key is None and hasattr(f, "FrontID"):
             key = order_key(f)
         if key is not None and self.order_listener is not None:

@@ -105,34 +105,30 @@ def cmd_closed_loop_report(
     return 0
 
 
-def extend_report_parser(sub: Any, load_config: Callable[[argparse.Namespace], Any]) -> None:
-    """Add replay / kpi / day to the `report` command another module created (operating)."""
-    p = sub.choices.get("report")
-    if p is None:
-        p = sub.add_parser("report", help="write a report from the journal (HTML and JSON)")
-        p.add_argument("which", choices=())
-        p.add_argument("--journal", help="journal file (default: audit.path of the config)")
-        p.add_argument("--out", default="var/reports", help="output folder")
-        p.add_argument("--date", help="trading day")
-    for action in p._actions:
-        if action.dest == "which":
-            action.choices = tuple(action.choices or ()) + CLOSED_LOOP_REPORTS
-        if action.dest == "date":
-            action.required = False
+def add_report_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None],
+                      load_config: Callable[[argparse.Namespace], Any]) -> None:  # fmt: skip
+    """`fengkong report operating|replay|kpi|day ...`: one parser, one dispatch by `which`."""
+    from infra.reports.operating import cmd_report as cmd_operating
+
+    p = sub.add_parser("report", help="write a report from the journal (HTML and JSON)")
+    common(p)
+    p.add_argument("which", choices=("operating", *CLOSED_LOOP_REPORTS))
+    p.add_argument("--date", help="operating: trading day, YYYY-MM-DD or YYYYMMDD")
+    p.add_argument("--journal", help="journal file (default: audit.path of the config)")
+    p.add_argument("--out", default="var/reports", help="output folder")
     p.add_argument("--alert", help="replay: the alert id")
     p.add_argument("--account", help="replay: one account (with --from/--to)")
     p.add_argument("--from", dest="since", help="start (Beijing time)")
     p.add_argument("--to", dest="until", help="end (Beijing time; a date means its end)")
     p.add_argument("--day", help="replay/day: the full audit report of one day")
-    other = p.get_default("func")
 
     def dispatch(args: argparse.Namespace) -> int:
         if args.which in CLOSED_LOOP_REPORTS:
             return cmd_closed_loop_report(args, load_config)
-        if other is None or not getattr(args, "date", None):
+        if not args.date:
             print(f"report {args.which} needs --date D")
             return 2
-        return other(args)
+        return cmd_operating(args, load_config)
 
     p.set_defaults(func=dispatch)
 

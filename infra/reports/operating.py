@@ -239,15 +239,3 @@ def cmd_report(args: argparse.Namespace, load_config: Callable[[argparse.Namespa
     html_path, json_path = write(report, Path(args.out))
     print(f"{len(report['books'])} books; wrote {html_path} and {json_path}")
     return 0
-
-
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None],
-               load_config: Callable[[argparse.Namespace], Any]) -> None:  # fmt: skip
-    """`fengkong report operating --date D [--journal F] [--out DIR]`."""
-    p = sub.add_parser("report", help="write a report from the journal (HTML and JSON)")
-    common(p)
-    p.add_argument("which", choices=("operating",))
-    p.add_argument("--date", required=True, help="trading day, YYYY-MM-DD or YYYYMMDD")
-    p.add_argument("--journal", help="journal file (default: audit.path of the config)")
-    p.add_argument("--out", default="var/reports", help="output folder")
-    p.set_defaults(func=lambda args: cmd_report(args, load_config))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import zmq
 
-from gateways.accounts.bus import AccountBus, AccountBusClient
+from gateways.accounts.bus import AccountBusClient
 from gateways.sim.accounts import SimAccountSource
 from gateways.sim.exchange import SimExchange, main_instruments
 from infra.codec import decode_records, encode_records
@@ -21,22 +21,6 @@ from rules.sharding import BUCKETS, account_bucket, bucket_topic
 from tests.zmq_util import free_tcp_endpoint, wait_until
 
 ALL = list(range(BUCKETS))
-
-
-@pytest.fixture
-def bus():
-    endpoints = (free_tcp_endpoint(), free_tcp_endpoint(), free_tcp_endpoint())
-    with AccountBus(*endpoints) as running:
-        yield running
-
-
-@pytest.fixture
-def push(bus):
-    sock = zmq.Context.instance().socket(zmq.PUSH)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(bus.inbound_endpoint)
-    yield sock
-    sock.close()
 
 
 def _deposits(ids: list[str], amount: float = 100.0) -> list[dict]:

@@ -7,32 +7,15 @@ from __future__ import annotations
 import time
 
 import pytest
-import zmq
 
-from gateways.accounts.bus import AccountBus, AccountBusClient
+from gateways.accounts.bus import AccountBusClient
 from gateways.accounts.wire import record_problem
 from infra.codec import encode_records
 from rules.sharding import BUCKETS, account_bucket, buckets_of_shard
-from tests.zmq_util import free_tcp_endpoint, wait_until
+from tests.zmq_util import wait_until
 
 SETTLEMENT = {"type": "settlement", "trading_day": "20210104", "next_trading_day": "20210105",
               "prices": {"IF2101": 5300.0, "rb2105": 4200.0}, "ts": 1609750800.0}  # fmt: skip
-
-
-@pytest.fixture
-def bus():
-    endpoints = (free_tcp_endpoint(), free_tcp_endpoint(), free_tcp_endpoint())
-    with AccountBus(*endpoints) as running:
-        yield running
-
-
-@pytest.fixture
-def push(bus):
-    sock = zmq.Context.instance().socket(zmq.PUSH)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(bus.inbound_endpoint)
-    yield sock
-    sock.close()
 
 
 def _deposits(ids: list[str], amount: float) -> list[dict]:

@@ -12,9 +12,8 @@ with fengkong's own figures (`own_view(account_id)`, the shard's view); a drift 
 tolerances becomes a `RiskEvent` "account.reconcile_drift" handed to `on_events` — the drift
 itself is a risk signal (a missed trade, a wrong rate, a transfer we did not see).
 
-Order callbacks also go to `order_listener` (the order router), which turns them into the
-executor's order reports. Credentials are read at login and never logged.
-"""
+Order callbacks also go to `order_listener` (the order router: the executor's order reports).
+Credentials are read at login and never logged."""
 
 from __future__ import annotations
 
@@ -57,6 +56,8 @@ log = logging.getLogger(__name__)
 
 
 class TraderSession:
+    """One investor's TraderApi session: login chain, queries, streams, reconciliation."""
+
     def __init__(
         self,
         cfg: InvestorConfig,
@@ -84,14 +85,12 @@ class TraderSession:
         self.tick_s = tick_s
         self.send_request = send_request
         self.queries = QueryQueue(cfg.query_interval_s, cfg.query_retries)
-        # new, connecting, authenticating, logging_in, confirming, querying, ready, failed
-        self.state = "new"
+        self.state = "new"  # connecting authenticating logging_in confirming querying ready failed
         self.stats: dict[str, Any] = {
             "connects": 0, "disconnects": 0, "login_failures": 0, "trades": 0, "orders": 0,
             "reconciles": 0, "drifts": 0, "bad_records": 0, "last_error": "",
         }  # fmt: skip
-        self.front_id = self.session_id = 0
-        self.max_order_ref = 0
+        self.front_id = self.session_id = self.max_order_ref = 0
         self.trading_day = ""
         self.figures: dict[str, float] = {}
         self.positions: list[dict[str, Any]] = []
@@ -104,8 +103,7 @@ class TraderSession:
         self._seen_orders: dict[tuple[int, int, str], str] = {}  # key -> last status
         self._sys_ids: dict[tuple[str, str], tuple[int, int, str]] = {}
         self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._stop, self._thread = threading.Event(), None
         self._next_reconcile = float("inf")
         self._ids = itertools.count(1)
         self.api: Any = None
@@ -164,20 +162,17 @@ class TraderSession:
 
     def request(self, name: str, req: Any, rid: int | None = None) -> int:
         """api.<name>(req, rid), for the session and the router (or `send_request`: tests)."""
-        rid = self._next_id() if rid is None else rid
+        rid = next(self._ids) if rid is None else rid
         if self.send_request is not None:
             return int(self.send_request(name, req, rid))
         return -1 if self.api is None else int(getattr(self.api, name)(req, rid))
-
-    def _next_id(self) -> int:
-        return next(self._ids)
 
     def field(self, name: str, **values: Any) -> Any:
         """A CTP request struct of this session's API module (the order router builds with it)."""
         return make_field(self._td, name, **values)
 
     def order_key_by_sys_id(self, exchange: str, sys_id: str) -> tuple[int, int, str] | None:
-        """(FrontID, SessionID, OrderRef) of the order the exchange numbered `sys_id`, if seen."""
+        """(FrontID, SessionID, OrderRef) of the order the exchange numbered `sys_id`."""
         return self._sys_ids.get((exchange, sys_id.strip()))
 
     def _fail(self, what: str, info: Any) -> bool:

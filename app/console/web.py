@@ -18,13 +18,16 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     HTMLResponse,
+    JSONResponse,
     PlainTextResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
 )
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.console import pages, pages_review
 from app.console.auth import COOKIE, Desk, Refused, Who
@@ -59,6 +62,21 @@ def create_app(desk: Desk) -> FastAPI:
             json.dumps({"error": exc.code, "detail": exc.detail}, ensure_ascii=False),
             status_code=exc.status, media_type="application/json",
         )  # fmt: skip
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_found(request: Request, exc: StarletteHTTPException) -> Response:
+        code = "NOT_FOUND" if exc.status_code == 404 else "METHOD_NOT_ALLOWED"
+        if exc.status_code not in (404, 405):
+            code = "ERROR"
+        return JSONResponse({"error": code, "detail": f"{request.method} {request.url.path}"},
+                            status_code=exc.status_code)  # fmt: skip
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> Response:
+        first = (exc.errors() or [{}])[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return JSONResponse({"error": "MALFORMED", "detail": f"{where}: {first.get('msg', '')}"},
+                            status_code=400)  # fmt: skip
 
     @app.get("/healthz")
     def healthz() -> dict[str, bool]:

@@ -20,10 +20,10 @@ from urllib.parse import urlencode
 
 import pytest
 import ray
+from gateways.operator_http.links import sign_link
 from twilio.request_validator import RequestValidator
 
 from app.console.store import ConsoleStore
-from gateways.operator_http.links import sign_link
 from infra.audit import AuditStore
 from infra.specs import load_contract_table
 from tests.integration.harness import account_at_risk, start_harness

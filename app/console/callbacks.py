@@ -31,6 +31,25 @@ def _twiml(*says: tuple[str, str]) -> Response:
     return Response(xml, media_type="text/xml; charset=utf-8")
 
 
+TEXT_FIELDS = ("action", "group", "reason", "request_id")
+
+
+def malformed_decision(data: Any) -> str | None:
+    """Why a decision body is not one (one line), None when its fields are typed right: checked
+    before anything reaches the Executor (the old approval server's hostile-input checks)."""
+    if not isinstance(data, dict):
+        return "body must be a JSON object with ids: [...]"
+    ids = data.get("ids", [])
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return "ids must be a list of proposal ids (strings)"
+    for name in TEXT_FIELDS:
+        if name in data and not isinstance(data[name], str):
+            return f"{name} must be a string, not {type(data[name]).__name__}"
+    if not ids and not data.get("group"):
+        return "name the proposals (ids) or a batch group (group)"
+    return None
+
+
 def add_callback_routes(app: FastAPI, desk: Desk) -> None:
     async def twilio_form(request: Request) -> dict[str, str]:
         form = {k: str(v) for k, v in (await request.form()).items()}
@@ -140,8 +159,9 @@ def add_callback_routes(app: FastAPI, desk: Desk) -> None:
             data = await request.json()
         except ValueError:
             data = None
-        if not isinstance(data, dict) or not isinstance(data.get("ids", []), list):
-            raise Refused("MALFORMED", "body must be a JSON object with ids: [...]", 400)
+        problem = malformed_decision(data)
+        if problem:
+            raise Refused("MALFORMED", problem, 400)
         action = str(data.get("action", ""))
         if action not in ("approve", "reject"):
             raise Refused("MALFORMED", "action must be approve or reject", 400)

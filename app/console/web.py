@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.console import pages, pages_review
 from app.console.auth import COOKIE, Desk, Refused, Who
 from app.console.callbacks import add_callback_routes
+from app.console.charts import account_chart
 from app.console.store import LoginRefused
 from rules.access import allowed
 
@@ -155,7 +156,7 @@ def create_app(desk: Desk) -> FastAPI:
     def approvals_live(lang: str, who: Who) -> str:
         return pages.approval_rows(
             lang, who.view(), desk.system.pending(), desk.system.groups(),
-            allowed(who.role, "approve"), who.has_totp,
+            allowed(who.role, "approve"), who.has_totp, desk.system.order_progress(),
         )  # fmt: skip
 
     @app.get("/board", response_class=HTMLResponse)
@@ -172,12 +173,9 @@ def create_app(desk: Desk) -> FastAPI:
         if view is None:
             return HTMLResponse(pages.layout(lang, account_id, "<p class='error'>UNKNOWN_ACCOUNT"
                                              f": {pages._e(account_id)}</p>", who.view()), 404)  # fmt: skip
-        events = desk.system.journal(key=account_id, limit=200)
-        marks = [r for r in events if "risk_degree" in r]
-        chart = {"ts": [r["ts"] * 1000 for r in marks],
-                 "risk_degree": [r["risk_degree"] for r in marks],
-                 "positions": [{"instrument": p["instrument"], "last": p["last"]}
-                               for p in view["positions"]]}  # fmt: skip
+        # the last day of its records (the newest 500), and the shard's figures now
+        events = desk.system.journal(key=account_id, since=time.time() - 86_400.0)[-500:]
+        chart = account_chart(view, events)
         return HTMLResponse(pages.account_page(lang, who.view(), view, events[-30:], chart))
 
     @app.get("/inbox", response_class=HTMLResponse)

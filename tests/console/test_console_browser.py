@@ -152,7 +152,6 @@ def test_two_people_shock_ack_approve_from_a_phone_and_refusals_journaled(world,
     li.click("table.board tr.hot a")
     li.wait_for_selector("table")
     assert "W" in li.inner_text("h1")
-    _shot(li, "account-desktop")
 
     # the risk officer may not approve: no buttons; and a post without CSRF is refused
     li.goto(f"{url}/approvals")
@@ -175,7 +174,27 @@ def test_two_people_shock_ack_approve_from_a_phone_and_refusals_journaled(world,
         lambda: "done" in wang.inner_text("[data-live=approvals]")
         and "pending" not in wang.inner_text("tr[data-group]"), 60
     ), wang.inner_text("[data-live=approvals]")  # fmt: skip
+    # per order: sent / partly filled / filled / rejected with the fill price, until verified
+    assert wait_until(
+        lambda: wang.query_selector("tr.order[data-closed=done] td.ostatus") is not None, 30
+    ), wang.inner_text("[data-live=approvals]")
+    done_rows = wang.query_selector_all("tr.order[data-closed=done]")
+    assert done_rows and all(r.get_attribute("class") == "order filled" for r in done_rows)
+    fill_price = float(done_rows[0].query_selector_all("td.num")[-1].inner_text().replace(",", ""))
+    assert abs(fill_price - RB_PRICE * 0.97) < RB_PRICE * 0.01, fill_price
+    assert "已成交" in wang.inner_text("table.progress")
     _shot(wang, "approvals-done-phone")
+    li.goto(f"{url}/approvals")
+    li.wait_for_selector("[data-live=approvals][data-updated] tr.order")
+    _shot(li, "approvals-orders-desktop")
+    # the account page: risk degree and the price of its main contract, on one chart
+    li.goto(f"{url}/account/{accounts[0]}")
+    li.wait_for_selector("#chart[data-series] canvas")
+    assert int(li.get_attribute("#chart", "data-series")) >= 2  # risk degree + rb2601's price
+    chart = json.loads(li.get_attribute("#chart", "data-chart"))
+    assert chart["main"] == [RB] and len(chart["prices"][RB]) >= 2, chart
+    assert chart["risk_degree"][-1][1] < 0.8  # back under the line after the fills
+    _shot(li, "account-desktop")
     for path, name in (("board", "board"), ("inbox", "inbox")):
         wang.goto(f"{url}/{path}")
         wang.wait_for_selector(f"[data-live={path}][data-updated]")

@@ -244,16 +244,22 @@ def progress_rows(lang: str, progress: list[dict], shown: int = 40) -> str:
                 f'<tr class="order {_e(o["status"])}" data-order="{_e(o["order_ref"])}" '
                 f'data-proposal-progress="{_e(p["proposal_id"])}" data-closed="{_e(closed)}">'
                 f"{first}<td>{_e(o['instrument'])}</td>"
-                f"<td>{_e(o['direction'])} {_e(o['offset'])}</td>"
+                f'<td class="opt">{_e(o["direction"])} {_e(o["offset"])}</td>'
                 f'<td class="num">{o["filled"]:g}/{o["volume"]:g}</td>'
                 f'<td class="ostatus">{t(lang, status_word(o["status"]))}</td>'
                 f'<td class="num">{f"{price:,.2f}" if price is not None else "—"}</td>'
-                f"<td>{_e(o.get('reason', ''))}</td></tr>"
+                f'<td class="opt">{_e(o.get("reason", ""))}</td></tr>'
             )
     more = len(progress) - shown
     cols = ["account", "verdict", "instrument", "direction", "filled_of", "status", "fill_price",
             "reason"]  # fmt: skip
-    table = _table([t(lang, c) for c in cols], out, "progress")
+    optional = {"direction", "reason"}  # hidden on a phone (console.css)
+    head = "".join(f'<th class="{"opt" if c in optional else ""}">{t(lang, c)}</th>' for c in cols)
+    empty = f'<tr><td colspan="{len(cols)}" class="none">—</td></tr>'
+    table = (
+        f'<table class="progress"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(out) or empty}</tbody></table>"
+    )
     return table + (f'<p class="none">+{more}</p>' if more > 0 else "")
 
 

@@ -189,7 +189,7 @@ class Notifier(ActorShell):
                 self._kick.set()
 
     def _send(self, send: Send) -> None:
-        note = wiring.notification(send.message, self._link)
+        note = wiring.notification(send.message, self._link, self.channels[send.channel])
         try:
             answer = wiring.result(send.try_id, self.channels[send.channel].send(note))
         except Exception as exc:  # a channel bug: the post may or may not have gone out

@@ -79,7 +79,10 @@ def build_channels(
     return built, specs
 
 
-def notification(m: Message, link: Callable[[str, str], str]) -> Notification:
+def notification(m: Message, link: Callable[[str, str], str], channel: Any = None) -> Notification:
+    """The channel's Notification; a reply link only for a channel that shows one
+    (`reply_links`, e.g. e-mail): each link is a journal record, so none is made in vain."""
+    wants_link = bool(m.ack_by) and bool(getattr(channel, "reply_links", False))
     return Notification(
         alert_id=m.alert_id,
         idempotency_key=m.idempotency_key,
@@ -90,7 +93,7 @@ def notification(m: Message, link: Callable[[str, str], str]) -> Notification:
         recipient=m.recipient,
         fields=dict(m.fields),
         mentions=m.mentions,
-        ack_url=link(m.alert_id, m.ack_by) if m.ack_by else "",
+        ack_url=link(m.alert_id, m.ack_by) if wants_link else "",
         member_keys=m.member_keys,
     )
 

@@ -25,7 +25,6 @@ from actors.common import ACTOR_OPTIONS
 from actors.notify import wiring
 from actors.notify.journal import Journal
 from actors.shell import ActorShell
-from gateways.operator_http import UnknownAlert
 from infra.config import NotifierConfig
 from rules.model import Alert
 from rules.notify import machine
@@ -58,7 +57,10 @@ class Notifier(ActorShell):
         channels: list[dict[str, Any]],
         audit: Any = None,
         settings: NotifierConfig | None = None,
+        console_url: str = "",
     ) -> None:
+        """`console_url`: the console's public URL ([console] public_url, or its host and
+        port), where pages link to, reply links acknowledge and Twilio calls back."""
         super().__init__("Notifier")
         self.s = s = settings or NotifierConfig()
         if s.group_wait_s != NotifierConfig.group_wait_s:
@@ -72,24 +74,21 @@ class Notifier(ActorShell):
         self._kick = threading.Event()
         self._performing = 0  # effects applied whose journal part is not done yet
         self.metrics = wiring.NotifyMetrics()
-        self.channels: dict[str, Any] = {}  # the endpoint may ask for validators before they exist
-        self.operator, token = wiring.operator_server(
-            s.operator, _Backend(self), self._validators, self.metrics.request
+        self.console_url = console_url.rstrip("/")
+        self.channels, specs = wiring.build_channels(channels, s, self.console_url or None)
+        links_on = s.operator.enabled and self.journal.enabled
+        self._link = wiring.signer(
+            self.console_url, self.journal.received if links_on else None, s.operator.link_ttl_s
         )
-        base = self.operator.url if self.operator is not None else None
-        self.channels, specs = wiring.build_channels(channels, s, base)
-        self._link = wiring.signer(self.operator, token, s.operator.link_ttl_s)
         routing = build_routing(s, list(self.channels))
         self.state = machine.new_state(
-            wiring.machine_settings(s), specs, routing, spill=self.journal.enabled
+            wiring.machine_settings(s, self.console_url), specs, routing, spill=self.journal.enabled
         )
         self.pool = ThreadPoolExecutor(max_workers=s.workers * max(1, len(specs)) + 2)
         if self.journal.enabled:
             self.journal.durable([])  # flush, so every record sent before is readable
             since = time.time() - s.resume_window_s
             self._apply(Replay({k: self.journal.query(kind=k, since=since) for k in RESUME_KINDS}))
-        if self.operator is not None:
-            self.operator.start()
         self._depth_at = 0.0
         # The timers: a failed step is counted (`scheduler_errors`, `last_error`), the next runs.
         self.every(0.0, self._scheduler_step, "scheduler")  # the step waits for its next timer
@@ -125,7 +124,6 @@ class Notifier(ActorShell):
         return {
             **out,
             "alert_to_first_delivery_ms": self.metrics.first_delivery.percentiles((50, 99)),
-            "operator": self.operator.counts() if self.operator is not None else {},
         }
 
     def settled(self) -> bool:
@@ -151,8 +149,8 @@ class Notifier(ActorShell):
         return os.getpid()
 
     def endpoint(self) -> str:
-        """Base URL of the operator endpoint ("" when disabled)."""
-        return self.operator.url if self.operator is not None else ""
+        """The console URL its links and callbacks name ("" when none was given)."""
+        return self.console_url
 
     # ---- apply and perform -----------------------------------------------------------------------
 
@@ -191,7 +189,7 @@ class Notifier(ActorShell):
                 self._kick.set()
 
     def _send(self, send: Send) -> None:
-        note = wiring.notification(send.message, self._link)
+        note = wiring.notification(send.message, self._link, self.channels[send.channel])
         try:
             answer = wiring.result(send.try_id, self.channels[send.channel].send(note))
         except Exception as exc:  # a channel bug: the post may or may not have gone out
@@ -237,27 +235,3 @@ class Notifier(ActorShell):
                     depths = {n: lane.depth() for n, lane in self.state.lanes.items()}
                 self.metrics.depths(depths)
             self._kick.wait(max(0.002, min(wake - time.time(), 0.25)))
-
-    def _validators(self) -> list[Any]:
-        return [
-            c.webhook_validator() for c in self.channels.values() if hasattr(c, "webhook_validator")
-        ]
-
-
-class _Backend:
-    """What the operator endpoint calls, as the HTTP layer expects it."""
-
-    def __init__(self, notifier: Any) -> None:
-        self.notifier = notifier
-
-    def ack(self, alert_id: str, by: str, via: str) -> dict[str, Any]:
-        reply = self.notifier.ack(alert_id, by, via)
-        if reply.get("error") == "UNKNOWN_ALERT":
-            raise UnknownAlert(alert_id)
-        return reply
-
-    def list_alerts(self, state: str) -> list[dict[str, Any]]:
-        return self.notifier.alerts(state)
-
-    def provider_status(self, key: str, params: dict[str, str]) -> bool:
-        return self.notifier.provider_status(key, params)

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import ray
 
+from app.console.people_cli import login_hint
 from app.supervisor import System, start_system, stop_system
 from gateways.accounts.bus import AccountBus
 from gateways.sim.accounts import SimAccountSource
@@ -205,6 +206,9 @@ def run_demo(cfg: Config, out: TextIO = sys.stdout, address: str | None = None,
             f"{len(system.feeds)} feed(s), correlator, notifier, executor, audit log",
             file=out,
         )
+        if system.console_url:
+            print(f"console 风控台: {system.console_url}/login — {login_hint(cfg, demo=True)}",
+                  file=out)  # fmt: skip
         n = sim.accounts.publish_snapshots()
         print(
             f"published {n:,} account snapshots over ZeroMQ; shock of {cfg.sim.shock_pct:+.0%} on "

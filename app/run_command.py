@@ -61,6 +61,15 @@ def _supervisor(prefix: str):
     return ray.get_actor(supervisor_name(prefix))
 
 
+def _login_hint(cfg: Config) -> str:
+    from app.console.people_cli import login_hint
+
+    try:
+        return login_hint(cfg)
+    except Exception as exc:  # the store may be on the head node only: say so, go on
+        return f"people: {_reason(exc)}"
+
+
 def print_status(status: dict) -> None:
     print(f"run {status['run_id']}  journal {status['journal']}  rebuilds {status['rebuilds']}")
     print(f"  {'actor':40} {'node':16} {'state':11} rtt_ms")
@@ -99,6 +108,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"fengkong run: the system did not start: {_reason(exc)}")
         return 1
     print(f"fengkong running ({cfg.source}); run {run_id}; journal {cfg.audit.path}")
+    if cfg.console.enabled:
+        print(f"console 风控台: {cfg.console.url}/login — {_login_hint(cfg)}")
     if args.detach:
         return 0
     deadline = time.time() + args.duration if args.duration else float("inf")

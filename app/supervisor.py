@@ -2,7 +2,9 @@
 
 Order matters only for handles passed at construction: the journal first, then the actors that
 write to it, then those that send to them. Everything a restarted actor needs is in its
-constructor arguments (Ray re-runs them on restart), so restarts need no re-wiring.
+constructor arguments (Ray re-runs them on restart), so restarts need no re-wiring. The console
+(app/console, the Serve application "fengkong-console") comes last, once every actor is up: it
+finds them by name, and it is where the Notifier's links and Twilio's callbacks go.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class System:
     hierarchy: Any = None
     ruleset: Any = None  # the rule set it started with (rules.engine.spec.RuleSet)
     edges: list[Any] = dataclasses.field(default_factory=list)  # e.g. CtpIngest ([ctp])
+    console_url: str = ""  # the console's public URL ("" when [console] enabled = false)
 
     def all(self) -> list[Any]:
         return [
@@ -85,9 +88,20 @@ def start_system(
     detached lifetimes; without it actors keep their class defaults (demo, tests)."""
     _PLACEMENT[0] = placement
     try:
-        return _start(cfg, prefix, commodities)
+        system = _start(cfg, prefix, commodities)
     finally:
         _PLACEMENT[0] = None
+    if cfg.console.enabled:
+        from app.console.serve import deploy_console  # Serve only where a console is wanted
+
+        try:
+            system.console_url = deploy_console(
+                cfg, prefix, commodities=list(cfg.books.commodities) or list(system.books)
+            )
+        except BaseException:
+            stop_system(system)
+            raise
+    return system
 
 
 def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
@@ -97,7 +111,10 @@ def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
         AuditLogSettings(cfg.audit.path, cfg.audit.batch_ms)
     )
     ruleset, rules = rules_push.startup(cfg, audit)  # journaled before any actor uses it
-    notifier = _named(Notifier, prefix, "Notifier").remote(channel_dicts(cfg), audit, cfg.notifier)
+    console_url = cfg.console.url if cfg.console.enabled else ""
+    notifier = _named(Notifier, prefix, "Notifier").remote(
+        channel_dicts(cfg), audit, cfg.notifier, console_url
+    )
     executor = _named(Executor, prefix, "Executor").remote(
         executor_settings(cfg, prefix), audit, notifier=notifier
     )
@@ -178,7 +195,12 @@ def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
 
 def stop_system(system: System) -> None:
     """Flush the journal and kill every actor (no restart), sources first: a feed still pushing
-    prices to a shard that is already gone would only log failed calls."""
+    prices to a shard that is already gone would only log failed calls. The console goes
+    first: its pages would only answer that the actors are gone."""
+    if system.console_url:
+        from app.console.serve import stop_console
+
+        stop_console()
     for edge in system.edges:  # CTP sessions log out and release their APIs
         try:
             ray.get(edge.stop.remote(), timeout=15)

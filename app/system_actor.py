@@ -148,6 +148,7 @@ class SystemSupervisor:
             "run_id": self.run_id,
             "journal": self.cfg.audit.path,
             "rebuilds": self.rebuilds,
+            "console_url": self.cfg.console.url if self.cfg.console.enabled else "",
             "node_ip": ray.util.get_node_ip_address(),
             "actors": rows,
             "events": list(self.events[-10:]),
@@ -159,7 +160,11 @@ class SystemSupervisor:
         with self._lock:
             self._journal("system.stopped", {"run_id": self.run_id})
             if self.system is not None:
-                stop_system(self.system)
+                stop_system(self.system)  # the console with it
+            elif self.cfg.console.enabled:  # a restarted supervisor: the console is found by name
+                from app.console.serve import stop_console
+
+                stop_console()
             for name in self._names():  # actors of an earlier incarnation, found by name
                 try:
                     ray.kill(ray.get_actor(name), no_restart=True)

@@ -185,6 +185,7 @@ def run_loop(
             "books": {"commodities": ["rb", "cu"]},
             "audit": {"path": os.path.join(tmp, "journal.sqlite"), "batch_ms": 200},
             "rules": rules,
+            "console": {"enabled": False},  # the loop is measured, not the Serve application
         },
         source="<bench>",
     )

@@ -111,7 +111,6 @@ SETTINGS = {
         }
     ],
     "routes": [{"chain": "storm"}],
-    "operator": {"token": "bench-operator-token"},
 }
 
 

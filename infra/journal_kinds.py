@@ -35,6 +35,8 @@ KIND_DURABILITY: dict[str, str] = {
     "order_report": QUEUED, "trade": QUEUED, "notification.attempt": QUEUED,
     "notification.status": QUEUED, "notification.failover": QUEUED,
     "notification.resumed": QUEUED, "notification.unresumable": QUEUED,
+    # a reply link's token digest: held by the AuditLog (`received`) before the post goes out
+    "notification.link": QUEUED,
 }  # fmt: skip
 
 

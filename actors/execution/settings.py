@@ -30,7 +30,7 @@ class ExecutorSettings:
     reports_endpoint: str
     n_shards: int
     name_prefix: str = ""
-    approval: dict[str, Any] = field(default_factory=dict)  # [approval] as data + http_token_env
+    approval: dict[str, Any] = field(default_factory=dict)  # [approval] as data
     execution: ExecutionSettings = ExecutionSettings()
 
     def secret(self, user: str) -> str | None:
@@ -51,7 +51,7 @@ class ExecutorSettings:
 
 def executor_settings(cfg: Config, prefix: str = "") -> ExecutorSettings:
     """The Executor's settings from the config."""
-    approval = {**asdict(cfg.approval), "http_token_env": cfg.notifier.operator.token_env}
+    approval = asdict(cfg.approval)  # no http_port: the approval API is the console's
     timing = {k: getattr(cfg.orders, k) for k in TIMING_KEYS}
     return ExecutorSettings(
         order_endpoint=cfg.orders.endpoint,

@@ -1,35 +1,35 @@
 """The Notifier's edges, built once from config: channel objects and the machine's lane specs,
-the operator endpoint, the metrics the machine's effects name, and the translation between the
-machine's messages/results and the channels' Notification/DeliveryResult."""
+the reply-link maker, the metrics the machine's effects name, and the translation between the
+machine's messages/results and the channels' Notification/DeliveryResult.
+
+The Notifier serves no HTTP: acks, reply links and Twilio's callbacks go to the console
+(app/console, on Ray Serve), whose public URL (`[console] public_url`) the links and the
+callbacks name."""
 
 from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
 from gateways.channels import build_channel
-from gateways.channels.base import (
-    Channel,
-    DeliveryResult,
-    Notification,
-    is_loopback,
-    resolve_secret,
-)
-from gateways.operator_http import OperatorServer, sign_link
+from gateways.channels.base import Channel, DeliveryResult, Notification
 from infra import metrics
-from infra.config import NotifierConfig, OperatorConfig
+from infra.config import NotifierConfig
 from infra.stats import LatencyRing
 from rules.notify.inputs import ACCEPTED, FINAL, RETRYABLE, Result
+from rules.notify.links import link_record, link_url
 from rules.notify.model import ACTOR, DEFAULT_RATE, LaneSpec, Message, Settings
 
 log = logging.getLogger(__name__)
 
 
-def machine_settings(s: NotifierConfig) -> Settings:
+def machine_settings(s: NotifierConfig, console_url: str = "") -> Settings:
     """The machine's settings; a fresh jitter seed and session per process, so try ids of this
-    run never match a previous run's in the journal."""
+    run never match a previous run's in the journal. `console_url`: pages link to the alert's
+    account (or the inbox) there."""
     return Settings(
         max_attempts=s.max_attempts,
         base_delay_s=s.base_delay_s,
@@ -41,6 +41,7 @@ def machine_settings(s: NotifierConfig) -> Settings:
         group_over=s.group_over,
         seed=secrets.randbits(32),
         session=secrets.token_hex(4) + "-",
+        console_url=console_url.rstrip("/"),
     )
 
 
@@ -78,42 +79,10 @@ def build_channels(
     return built, specs
 
 
-def operator_server(
-    op: OperatorConfig,
-    backend: Any,
-    validators: Callable[[], list],
-    on_request: Callable[[str, str], None],
-) -> tuple[OperatorServer | None, str]:
-    """The operator endpoint and its bearer token (None, "" when disabled)."""
-    if not op.enabled:
-        return None, ""
-    try:
-        cfg = {"name": "operator", "token_env": op.token_env, "token": op.token}
-        token = resolve_secret(cfg, "token_env", "token", base_url=f"http://{op.host}")
-    except ValueError:
-        if not is_loopback(f"http://{op.host}"):
-            raise
-        # Secure by default: a random token nobody knows; reply links and Twilio callbacks
-        # still work (signed), bearer routes need FENGKONG_OPERATOR_TOKEN.
-        log.warning(
-            "operator endpoint: no token configured (%s); bearer routes locked", op.token_env
-        )
-        token = secrets.token_urlsafe(24)
-    server = OperatorServer(
-        backend,
-        token,
-        host=op.host,
-        port=op.port,
-        public_url=op.public_url,
-        validators=validators,
-        on_request=on_request,
-    )
-    if op.port == 0:  # bind now so the channels learn the URL their callbacks go to
-        server.start()
-    return server, token
-
-
-def notification(m: Message, link: Callable[[str, str], str]) -> Notification:
+def notification(m: Message, link: Callable[[str, str], str], channel: Any = None) -> Notification:
+    """The channel's Notification; a reply link only for a channel that shows one
+    (`reply_links`, e.g. e-mail): each link is a journal record, so none is made in vain."""
+    wants_link = bool(m.ack_by) and bool(getattr(channel, "reply_links", False))
     return Notification(
         alert_id=m.alert_id,
         idempotency_key=m.idempotency_key,
@@ -124,7 +93,7 @@ def notification(m: Message, link: Callable[[str, str], str]) -> Notification:
         recipient=m.recipient,
         fields=dict(m.fields),
         mentions=m.mentions,
-        ack_url=link(m.alert_id, m.ack_by) if m.ack_by else "",
+        ack_url=link(m.alert_id, m.ack_by) if wants_link else "",
         member_keys=m.member_keys,
     )
 
@@ -142,10 +111,25 @@ def result(try_id: str, r: DeliveryResult) -> Result:
     )
 
 
-def signer(server: OperatorServer | None, token: str, ttl_s: float) -> Callable[[str, str], str]:
-    if server is None:
+def signer(
+    console_url: str, hold: Callable[[list[dict[str, Any]]], None] | None, ttl_s: float
+) -> Callable[[str, str], str]:
+    """The reply-link maker: a fresh random token per link, whose digest (never the token) is
+    handed to `hold` (the journal, `received`) before the link is returned, so the console can
+    verify it by the time the message arrives. No console URL or no journal: no links."""
+    if not console_url or hold is None:
         return lambda page_id, by: ""
-    return lambda page_id, by: sign_link(server.url, token, page_id, by, ttl_s)
+
+    def link(page_id: str, by: str) -> str:
+        token = secrets.token_urlsafe(18)
+        try:
+            hold([link_record(page_id, by, token, time.time() + ttl_s)])
+        except Exception:  # journal away: this message goes without a link, it still goes
+            log.exception("reply link for %s not journaled; sent without one", page_id)
+            return ""
+        return link_url(console_url, page_id, token)
+
+    return link
 
 
 class NotifyMetrics:
@@ -179,9 +163,6 @@ class NotifyMetrics:
         self.within = metrics.gauge(
             "notify_delivered_within_60s_ratio", "pages first delivered within 60 s of the alert"
         )
-        self.http = metrics.counter(
-            "operator_requests_total", "operator endpoint requests", ("actor", "route", "outcome")
-        )
         self._depths: dict[str, int] = {}
 
     def record(self, figures: list[tuple[str, float, dict[str, str]]]) -> None:
@@ -205,6 +186,3 @@ class NotifyMetrics:
             self._depths = depths
             for name, depth in depths.items():
                 self.depth.set(depth, tags={"actor": ACTOR, "channel": name})
-
-    def request(self, route: str, outcome: str) -> None:
-        self.http.inc(tags={"actor": ACTOR, "route": route, "outcome": outcome})

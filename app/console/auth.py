@@ -51,11 +51,10 @@ class Refused(Exception):
 
 class Desk:
     def __init__(self, settings: ConsoleConfig, store: ConsoleStore, system: ConsoleSystem,
-                 link_secret: str = "", twilio_tokens: tuple[str, ...] = ()) -> None:  # fmt: skip
+                 twilio_tokens: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.settings = settings
         self.store = store
         self.system = system
-        self.link_secret = link_secret
         self.twilio_tokens = twilio_tokens
         self.secure_cookies = settings.url.startswith("https://")
 

@@ -80,6 +80,21 @@ WORDS: dict[str, tuple[str, str]] = {
     "record": ("记录", "Record"),
     "role": ("角色", "Role"),
     "english": ("English", "中文"),
+    "execution": ("执行与成交", "Orders and fills"),
+    "executing": ("执行中", "executing"),
+    "verdict": ("处置结果", "Outcome"),
+    "filled_of": ("成交/委托", "Filled/lots"),
+    "filled": ("已成交", "filled"),
+    "fill_price": ("成交价", "Fill price"),
+    "sent": ("已报", "sent"),
+    "partly filled": ("部分成交", "partly filled"),
+    "rejected": ("已拒单", "rejected"),
+    "cancelled": ("已撤", "cancelled"),
+    "done": ("已闭环 done", "done (verified)"),
+    "failed": ("失败 failed", "failed"),
+    "moot": ("无需处置 moot", "moot"),
+    "expired": ("已过期 expired", "expired"),
+    "main_price": ("主力合约价格", "Main contracts' price"),
 }
 
 

@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 from app.console.i18n import t
+from app.console.orders_view import status_word
 from rules.display import beijing, percent, yuan
 
 NAV = ("board", "inbox", "approvals", "review", "rules", "books")
@@ -158,8 +159,9 @@ def account_page(
     body = (
         f'<p>{_e(view["group_path"])}</p><div class="figs">{figs}</div>'
         f"<h2>{t(lang, 'positions')}</h2>{_table(header, pos)}"
-        f'<h2>{t(lang, "chart")}</h2><div class="chart" id="chart" '
-        f"data-chart='{_e(json.dumps(chart))}'></div>"
+        f'<h2>{t(lang, "chart")}</h2><p class="none">{t(lang, "main_price")}: '
+        f"{_e(', '.join(chart.get('main', [])) or '—')}</p>"
+        f'<div class="chart" id="chart" data-chart=\'{_e(json.dumps(chart))}\'></div>'
         f"<h2>{t(lang, 'events')}</h2>"
         f"{_table([t(lang, 'time') + ' (北京时间)', t(lang, 'kind'), t(lang, 'record')], ev)}"
     )
@@ -220,9 +222,51 @@ def inbox_page(lang: str, who: dict, live: str, silences: list[dict], can_silenc
 # ---- approvals ---------------------------------------------------------------------------------
 
 
+def progress_rows(lang: str, progress: list[dict], shown: int = 40) -> str:
+    """Decided proposals, one row per order: sent / partly filled / filled / rejected and the
+    fill price, until the Executor verifies the proposal (then its closing state)."""
+    out = []
+    for p in progress[:shown]:
+        closed = p["closed"]
+        after = p.get("risk_degree_after")
+        verdict = t(lang, closed) if closed else t(lang, "executing")
+        if closed and after is not None:
+            verdict += f" → {percent(after)}"
+        for i, o in enumerate(p["orders"]):
+            price = o.get("fill_price")
+            first = (
+                f'<td rowspan="{len(p["orders"])}">{_e(p["account_id"])}</td>'
+                f'<td rowspan="{len(p["orders"])}" class="verdict">{_e(verdict)}</td>'
+                if i == 0
+                else ""
+            )
+            out.append(
+                f'<tr class="order {_e(o["status"])}" data-order="{_e(o["order_ref"])}" '
+                f'data-proposal-progress="{_e(p["proposal_id"])}" data-closed="{_e(closed)}">'
+                f"{first}<td>{_e(o['instrument'])}</td>"
+                f'<td class="opt">{_e(o["direction"])} {_e(o["offset"])}</td>'
+                f'<td class="num">{o["filled"]:g}/{o["volume"]:g}</td>'
+                f'<td class="ostatus">{t(lang, status_word(o["status"]))}</td>'
+                f'<td class="num">{f"{price:,.2f}" if price is not None else "—"}</td>'
+                f'<td class="opt">{_e(o.get("reason", ""))}</td></tr>'
+            )
+    more = len(progress) - shown
+    cols = ["account", "verdict", "instrument", "direction", "filled_of", "status", "fill_price",
+            "reason"]  # fmt: skip
+    optional = {"direction", "reason"}  # hidden on a phone (console.css)
+    head = "".join(f'<th class="{"opt" if c in optional else ""}">{t(lang, c)}</th>' for c in cols)
+    empty = f'<tr><td colspan="{len(cols)}" class="none">—</td></tr>'
+    table = (
+        f'<table class="progress"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(out) or empty}</tbody></table>"
+    )
+    return table + (f'<p class="none">+{more}</p>' if more > 0 else "")
+
+
 def approval_rows(
-    lang: str, who: dict, pending: list[dict], groups: list[dict], can: bool, totp: bool
-) -> str:
+    lang: str, who: dict, pending: list[dict], groups: list[dict], can: bool, totp: bool,
+    progress: list[dict] | None = None,
+) -> str:  # fmt: skip
     code = f'<input name="totp" inputmode="numeric" placeholder="{t(lang, "totp")}" required>'
     code = code if totp else ""
 
@@ -264,6 +308,8 @@ def approval_rows(
         )
         + f"<h2>{t(lang, 'pending')}</h2>"
         + _table([t(lang, c) for c in cols], out, "approvals")
+        + f"<h2>{t(lang, 'execution')}</h2>"
+        + progress_rows(lang, progress or [])
     )
 
 

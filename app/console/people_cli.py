@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import secrets
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -60,6 +61,32 @@ def cmd_people(args: argparse.Namespace, load_config: Callable[[Any], Any]) -> i
     except ValueError as exc:
         print(f"people: {exc}", file=sys.stderr)
         return 2
+    finally:
+        store.close()
+
+
+DEMO_PEOPLE = (("demo-risk", "risk_officer"), ("demo-approver", "approver"))
+
+
+def login_hint(cfg: Any, demo: bool = False) -> str:
+    """The line `make run` / `fengkong run` print under the console's URL: who can log in.
+
+    With `demo` and no [[people]] roster, two demo people (a risk officer and an approver, so
+    four-eyes can be seen) get fresh random passwords each run, printed here once; otherwise it
+    names the roster and how to give someone a password."""
+    store = ConsoleStore(cfg.console.store_path)
+    try:
+        if demo and not cfg.people:
+            logins = []
+            for name, role in DEMO_PEOPLE:
+                password = secrets.token_urlsafe(9)
+                store.add_person(name, role, password)
+                logins.append(f"{name} / {password} ({role})")
+            return "log in as " + ", or ".join(logins) + " — demo passwords, new each run"
+        known = [p.name for p in store.people() if p.role != "disabled"]
+        if not known:
+            return "nobody can log in yet: FENGKONG_PASSWORD=… fengkong people add NAME --role R"
+        return f"log in as one of: {', '.join(known)} (passwords: fengkong people add NAME)"
     finally:
         store.close()
 

@@ -46,9 +46,7 @@ def build_desk(cfg: Config, prefix: str, namespace: str | None, commodities: lis
     )
     store.sync_roster([{"name": p.name, "role": p.role} for p in cfg.people])
     system = ConsoleSystem(prefix, namespace, cfg.accounts.shards, commodities)
-    op = cfg.notifier.operator
-    secret = os.environ.get(op.token_env, "") or op.token
-    return Desk(c, store, system, link_secret=secret, twilio_tokens=_twilio_tokens(cfg))
+    return Desk(c, store, system, twilio_tokens=_twilio_tokens(cfg))
 
 
 class DeskSlot:

@@ -110,6 +110,13 @@ class ConsoleSystem:
                    "via": "console"}  # fmt: skip
         return self._get(self._actor("Executor").decide.remote(request))
 
+    def order_progress(self, window_s: float = 1800.0) -> list[dict[str, Any]]:
+        """Decided proposals with their orders and fills, from the journal (one query)."""
+        from app.console.orders_view import KINDS, fold
+
+        since = time.time() - window_s
+        return fold(self.journal(kinds=list(KINDS), since=since))
+
     def executor_stats(self) -> dict[str, Any]:
         return self._get(self._actor("Executor").stats.remote())
 

@@ -18,17 +18,21 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     HTMLResponse,
+    JSONResponse,
     PlainTextResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
 )
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.console import pages, pages_review
 from app.console.auth import COOKIE, Desk, Refused, Who
 from app.console.callbacks import add_callback_routes
+from app.console.charts import account_chart
 from app.console.store import LoginRefused
 from rules.access import allowed
 
@@ -59,6 +63,21 @@ def create_app(desk: Desk) -> FastAPI:
             json.dumps({"error": exc.code, "detail": exc.detail}, ensure_ascii=False),
             status_code=exc.status, media_type="application/json",
         )  # fmt: skip
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_found(request: Request, exc: StarletteHTTPException) -> Response:
+        code = "NOT_FOUND" if exc.status_code == 404 else "METHOD_NOT_ALLOWED"
+        if exc.status_code not in (404, 405):
+            code = "ERROR"
+        return JSONResponse({"error": code, "detail": f"{request.method} {request.url.path}"},
+                            status_code=exc.status_code)  # fmt: skip
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> Response:
+        first = (exc.errors() or [{}])[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return JSONResponse({"error": "MALFORMED", "detail": f"{where}: {first.get('msg', '')}"},
+                            status_code=400)  # fmt: skip
 
     @app.get("/healthz")
     def healthz() -> dict[str, bool]:
@@ -137,7 +156,7 @@ def create_app(desk: Desk) -> FastAPI:
     def approvals_live(lang: str, who: Who) -> str:
         return pages.approval_rows(
             lang, who.view(), desk.system.pending(), desk.system.groups(),
-            allowed(who.role, "approve"), who.has_totp,
+            allowed(who.role, "approve"), who.has_totp, desk.system.order_progress(),
         )  # fmt: skip
 
     @app.get("/board", response_class=HTMLResponse)
@@ -154,12 +173,9 @@ def create_app(desk: Desk) -> FastAPI:
         if view is None:
             return HTMLResponse(pages.layout(lang, account_id, "<p class='error'>UNKNOWN_ACCOUNT"
                                              f": {pages._e(account_id)}</p>", who.view()), 404)  # fmt: skip
-        events = desk.system.journal(key=account_id, limit=200)
-        marks = [r for r in events if "risk_degree" in r]
-        chart = {"ts": [r["ts"] * 1000 for r in marks],
-                 "risk_degree": [r["risk_degree"] for r in marks],
-                 "positions": [{"instrument": p["instrument"], "last": p["last"]}
-                               for p in view["positions"]]}  # fmt: skip
+        # the last day of its records (the newest 500), and the shard's figures now
+        events = desk.system.journal(key=account_id, since=time.time() - 86_400.0)[-500:]
+        chart = account_chart(view, events)
         return HTMLResponse(pages.account_page(lang, who.view(), view, events[-30:], chart))
 
     @app.get("/inbox", response_class=HTMLResponse)

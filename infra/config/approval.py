@@ -68,6 +68,4 @@ class ApprovalConfig:
     expire_after_s: float = 0.0  # 0: pending proposals never expire on their own
     group_gap_s: float = 30.0  # proposals of one kind this close together form one batch group
     secrets_file: str = ""  # TOML {user = "secret"} outside the repository, read by the Executor
-    http_port: int = -1  # approval routes over HTTP: -1 off, 0 any free port
-    http_host: str = "127.0.0.1"
     emergency: EmergencyConfig = EmergencyConfig()

@@ -104,6 +104,19 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
     return value
 
 
+# Keys of the stdlib operator servers, gone with them (issue 16): the console serves their
+# routes now. A config that still sets one is told where the setting went.
+MOVED = {
+    "notifier.operator.host": "[console] host",
+    "notifier.operator.port": "[console] port",
+    "notifier.operator.public_url": "[console] public_url",
+    "notifier.operator.token": "people's API tokens (`fengkong people token NAME`)",
+    "notifier.operator.token_env": "people's API tokens (`fengkong people token NAME`)",
+    "approval.http_port": "the console's /api/decisions ([console] port)",
+    "approval.http_host": "the console's /api/decisions ([console] host)",
+}
+
+
 def _build(cls: type, data: dict[str, Any], path: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
@@ -111,8 +124,11 @@ def _build(cls: type, data: dict[str, Any], path: str) -> Any:
     if cls is ChannelConfig:  # its name and type plus the keys its type reads
         return channel_from(data, path)
     for key, value in data.items():
+        where = f"{path}.{key}".lstrip(".")
+        if key not in names and where in MOVED:
+            fail(where, f"the operator HTTP servers are gone: this moved to {MOVED[where]}")
         if key not in names:
-            fail(f"{path}.{key}".lstrip("."), f"unknown key{hint(key, names)}")
+            fail(where, f"unknown key{hint(key, names)}")
         kwargs[key] = _coerce(hints[key], value, f"{path}.{key}".lstrip("."))
     for f in dataclasses.fields(cls):
         if (

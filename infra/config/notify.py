@@ -1,5 +1,4 @@
-"""Config of the Notifier: rosters, escalation chains, routes, the operator endpoint and
-channels."""
+"""Config of the Notifier: rosters, escalation chains, routes, reply links and channels."""
 
 from __future__ import annotations
 
@@ -61,14 +60,11 @@ class RouteConfig:
 
 @dataclass(frozen=True)
 class OperatorConfig:
-    """The operator HTTP endpoint (acks, reply links, Twilio callbacks, alert list)."""
+    """Reply links in notifications ("tap to acknowledge"). The routes they open, and Twilio's
+    callbacks, are the console's ([console] host, port, public_url); the journal keeps only a
+    digest of each link's token (rules.notify.links)."""
 
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = 0  # 0: any free port (tests); fix it in production so callbacks survive restarts
-    token_env: str = "FENGKONG_OPERATOR_TOKEN"
-    token: str = ""  # literal only for a loopback host
-    public_url: str = ""  # what providers call back, when behind a proxy
+    enabled: bool = True  # false: pages carry no reply link
     link_ttl_s: float = 86_400.0
 
 

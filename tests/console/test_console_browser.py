@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,9 +24,10 @@ import ray
 from twilio.request_validator import RequestValidator
 
 from app.console.store import ConsoleStore
-from gateways.operator_http.links import sign_link
 from infra.audit import AuditStore
 from infra.specs import load_contract_table
+from rules.notify.links import link_record, link_url
+from tests.console_util import console_table, roster, wait_up
 from tests.integration.harness import account_at_risk, start_harness
 from tests.zmq_util import wait_until
 
@@ -50,49 +52,27 @@ needs_browser = pytest.mark.skipif(
     not os.path.exists(CHROMIUM),
     reason=f"no browser: {CHROMIUM} is absent (apt-get install chromium)",
 )
-LINK_SECRET = "link-secret-for-tests"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def world(ray_local, tmp_path_factory):
+    """The system with its console: start_system deploys it on Serve (issue 16)."""
     from ray import serve
 
-    from app.console.serve import deploy_console, stop_console
-
     tmp = tmp_path_factory.mktemp("console")
-    port = _free_port()
-    store_path = tmp / "console.sqlite"
-    store = ConsoleStore(store_path)
-    for name, (role, password) in PEOPLE.items():
-        store.add_person(name, role, password)
     h = start_harness(
         tmp, {RB: RB_PRICE}, ["rb"],
-        console={"port": port, "store_path": str(store_path), "live_interval_s": 0.3},
-        notifier={"operator": {"token": LINK_SECRET}},
-        people=[{"name": n, "role": r} for n, (r, _p) in PEOPLE.items()],
+        console=console_table(tmp, PEOPLE, live_interval_s=0.3),
+        people=roster(PEOPLE),
     )  # fmt: skip
-    url = deploy_console(h.cfg, prefix=h.system.prefix, namespace="fengkong-test")
-    assert wait_until(lambda: _up(url), 60), "the console did not come up on Serve"
+    url = h.system.console_url
+    assert url == h.cfg.console.url
+    wait_up(url)
+    store = ConsoleStore(h.cfg.console.store_path)
     yield h, url, store
-    stop_console()
-    serve.shutdown()
+    store.close()
     h.stop()
-
-
-def _up(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
+    serve.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +152,6 @@ def test_two_people_shock_ack_approve_from_a_phone_and_refusals_journaled(world,
     li.click("table.board tr.hot a")
     li.wait_for_selector("table")
     assert "W" in li.inner_text("h1")
-    _shot(li, "account-desktop")
 
     # the risk officer may not approve: no buttons; and a post without CSRF is refused
     li.goto(f"{url}/approvals")
@@ -195,7 +174,27 @@ def test_two_people_shock_ack_approve_from_a_phone_and_refusals_journaled(world,
         lambda: "done" in wang.inner_text("[data-live=approvals]")
         and "pending" not in wang.inner_text("tr[data-group]"), 60
     ), wang.inner_text("[data-live=approvals]")  # fmt: skip
+    # per order: sent / partly filled / filled / rejected with the fill price, until verified
+    assert wait_until(
+        lambda: wang.query_selector("tr.order[data-closed=done] td.ostatus") is not None, 30
+    ), wang.inner_text("[data-live=approvals]")
+    done_rows = wang.query_selector_all("tr.order[data-closed=done]")
+    assert done_rows and all(r.get_attribute("class") == "order filled" for r in done_rows)
+    fill_price = float(done_rows[0].query_selector_all("td.num")[-1].inner_text().replace(",", ""))
+    assert abs(fill_price - RB_PRICE * 0.97) < RB_PRICE * 0.01, fill_price
+    assert "已成交" in wang.inner_text("table.progress")
     _shot(wang, "approvals-done-phone")
+    li.goto(f"{url}/approvals")
+    li.wait_for_selector("[data-live=approvals][data-updated] tr.order")
+    _shot(li, "approvals-orders-desktop")
+    # the account page: risk degree and the price of its main contract, on one chart
+    li.goto(f"{url}/account/{accounts[0]}")
+    li.wait_for_selector("#chart[data-series] canvas")
+    assert int(li.get_attribute("#chart", "data-series")) >= 2  # risk degree + rb2601's price
+    chart = json.loads(li.get_attribute("#chart", "data-chart"))
+    assert chart["main"] == [RB] and len(chart["prices"][RB]) >= 2, chart
+    assert chart["risk_degree"][-1][1] < 0.8  # back under the line after the fills
+    _shot(li, "account-desktop")
     for path, name in (("board", "board"), ("inbox", "inbox")):
         wang.goto(f"{url}/{path}")
         wang.wait_for_selector(f"[data-live={path}][data-updated]")
@@ -273,8 +272,12 @@ def test_ack_link_twilio_callback_and_api_token_on_the_serve_app(world):
 
     assert wait_until(lambda: page_of_l01() is not None, 30)
     page_id = page_of_l01()
-    link = sign_link(url, LINK_SECRET, page_id, "+8613800138000", 600)
-    assert _http("GET", link.replace("sig=", "sig=0"))[0] == 403
+    # a reply link as the Notifier journals one: the token's digest, never the token
+    token = "tok-" + page_id[:8]
+    rec = link_record(page_id, "+8613800138000", token, time.time() + 600)
+    ray.get(h.system.audit.append.remote([rec]))
+    link = link_url(url, page_id, token)
+    assert _http("GET", link + "0")[0] == 403
     status, body = _http("GET", link)
     assert status == 200 and body["state"] == "acked" and body["acked_via"] == "link", body
     # Twilio <Gather>: signed with the channel's auth token, or refused
@@ -295,6 +298,19 @@ def test_ack_link_twilio_callback_and_api_token_on_the_serve_app(world):
     decision = json.dumps({"action": "reject", "ids": ["no-such-proposal"]}).encode()
     status, body = _http("POST", f"{url}/api/decisions", decision, auth)
     assert status == 200 and "UNKNOWN_PROPOSAL" in body["results"][0]["refused"]
+    # hostile bodies (the old approval server's checks): 400 with a reason, nothing decided
+    for bad, says in (({"action": "reject", "ids": ["p1", 3]}, "ids must be a list"),
+                      ({"action": "reject", "ids": ["p1"], "reason": 7}, "reason must be"),
+                      ({"action": "reject", "ids": ["p1"], "group": ["g"]}, "group must be"),
+                      ({"action": "reject"}, "name the proposals")):  # fmt: skip
+        status, body = _http("POST", f"{url}/api/decisions", json.dumps(bad).encode(), auth)
+        assert (status, body["error"]) == (400, "MALFORMED") and says in body["detail"], body
+    status, body = _http("POST", f"{url}/api/decisions", b"[1, 2", auth)
+    assert (status, body["error"]) == (400, "MALFORMED")
+    status, body = _http(
+        "GET", f"{url}/api/proposals", headers={"Authorization": "Bearer t\u00f6k"}
+    )
+    assert status == 401, body  # a non-ASCII token: refused with a reason, never a 500
     records = _console_records(h)
     assert any(r["kind"] == "console.ack_link" and r["outcome"] == "refused" for r in records)
     assert any(r["kind"] == "console.twilio" and r["code"] == "BAD_SIGNATURE" for r in records)

@@ -111,7 +111,7 @@ def test_every_table_rejects_unknown_keys_with_a_did_you_mean_channels_too(tmp_p
     for table, key, near in (("[accounts.fund_flow]", "single_limt", "single_limit"),
                              ("[[books.limits]]\nid = 'l'", "treshold", "threshold"),
                              ("[[market.rules]]\nid = 'j'", "sesions", "sessions"),
-                             ("[notifier.operator]", "prot", "port")):  # fmt: skip
+                             ("[notifier.operator]", "link_tl_s", "link_ttl_s")):  # fmt: skip
         bad.write_text(f"{table}\n{key} = 1\n")
         with pytest.raises(config.ConfigError, match=f"did you mean '{near}'"):
             config.load(bad)

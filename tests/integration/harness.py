@@ -164,6 +164,9 @@ def start_harness(
         "books": {"commodities": commodities},
         "audit": {"path": str(tmp / "journal.sqlite"), "batch_ms": 50},
         "notifier": {"max_attempts": 4, "base_delay_s": 0.05, "max_delay_s": 0.2},
+        # start_system deploys the console on Serve when enabled; tests that use it pass
+        # console=tests.console_util.console_table(...), the rest run without one.
+        "console": {"enabled": False},
     }
     for key, value in overrides.items():  # tables merge key by key, the rest replaces
         data[key] = {**data[key], **value} if isinstance(data.get(key), dict) else value

@@ -46,14 +46,14 @@ SECRETS = {"risk.wang": "wang-secret", "risk.zhang": "zhang-secret"}
 
 
 def start_closed_loop(tmp: Path) -> Harness:
-    """The system these tests share: a roster with four people, approvals over HTTP."""
+    """The system these tests share: a roster with four people and their secrets."""
     secrets = tmp / "secrets.toml"  # outside the repository, as in production
     secrets.write_text("".join(f'"{u}" = "{s}"\n' for u, s in SECRETS.items()))
     return start_harness(
         tmp,
         {RB: RB_PRICE, CU: CU_PRICE},
         ["rb", "cu"],
-        approval={**APPROVAL, "http_port": 0, "secrets_file": str(secrets)},
+        approval={**APPROVAL, "secrets_file": str(secrets)},
         orders={"reprice_after_s": 1.5, "mark_interval_s": 0.5},
     )
 

@@ -10,6 +10,7 @@ from app.run_command import resolve_journal
 from app.system_actor import SystemSupervisor, supervisor_name
 from infra import config
 from infra.audit import AuditStore
+from tests.console_util import console_table, is_up, wait_up
 from tests.zmq_util import free_tcp_endpoint, wait_until
 
 
@@ -25,6 +26,8 @@ def _config(tmp_path) -> config.Config:
         },
         "orders": {"endpoint": ep["orders"], "reports_endpoint": ep["reports"]},
         "audit": {"path": str(tmp_path / "journal.sqlite"), "batch_ms": 50},
+        # the supervisor deploys the console with the system (issue 16)
+        "console": console_table(tmp_path, {"li": ("viewer", "li-password-1")}),
     }
     return resolve_journal(config.from_dict(data, source="<test>"), "t-run")
 
@@ -48,6 +51,8 @@ def test_status_rebuild_after_a_permanent_loss_and_stop(ray_local, tmp_path) -> 
         )
         assert all(r["state"] == "alive" and r["node_ip"] for r in names.values()), names
         assert status["journal"] == cfg.audit.path and status["run_id"] == "t-run"
+        assert status["console_url"] == cfg.console.url
+        wait_up(cfg.console.url)  # deployed next to the actors, on Serve
 
         ray.kill(ray.get_actor(f"{prefix}Correlator"), no_restart=True)  # dead past restarts
         assert wait_until(
@@ -56,9 +61,11 @@ def test_status_rebuild_after_a_permanent_loss_and_stop(ray_local, tmp_path) -> 
         after = {r["name"]: r["state"] for r in ray.get(sup.status.remote())["actors"]}
         assert after.get(f"{prefix}Correlator") == "alive", after
         assert wait_until(lambda: "system.rebuilt" in _kinds(cfg.audit.path), timeout=30)
+        wait_up(cfg.console.url)  # and redeployed with the rebuilt system
     finally:
         print(ray.get(sup.stop.remote(), timeout=120))
         ray.kill(sup, no_restart=True)
     assert not [n for n in ray.util.list_named_actors() if str(n).startswith(prefix)]
+    assert wait_until(lambda: not is_up(cfg.console.url), timeout=30)  # the console went too
     assert _kinds(cfg.audit.path)[0] == "system.started"
     assert _kinds(cfg.audit.path)[-1] == "system.stopped"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from gateways.operator_http.links import sign_link, verify_link
 from infra import config
 from rules.escalation import (
     Chain,
@@ -21,6 +20,7 @@ from rules.escalation import (
     route,
 )
 from rules.notify.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from rules.notify.links import check_link, link_record, link_url, token_digest
 from rules.notify.model import Pending
 from rules.notify.outbox import resume_state
 from rules.notify.ratelimit import SlidingWindow
@@ -100,16 +100,19 @@ def test_sliding_window_waits_instead_of_exceeding() -> None:
         SlidingWindow(0, 60)
 
 
-def test_reply_link_is_signed_and_expires() -> None:
-    link = sign_link("http://127.0.0.1:9", "s3cret", "alert/1", "zhang", ttl_s=60, now=1000.0)
-    query = dict(p.split("=") for p in link.split("?")[1].split("&"))
-    assert link.startswith("http://127.0.0.1:9/ack/alert%2F1?")
-    args = ("alert/1", query["by"], query["exp"], query["sig"])
-    assert verify_link("s3cret", *args, now=1000.0) is None
-    assert verify_link("s3cret", *args, now=1061.0) == "LINK_EXPIRED"
-    assert verify_link("other", *args, now=1000.0) == "BAD_SIGNATURE"
-    assert verify_link("s3cret", "alert/2", *args[1:], now=1000.0) == "BAD_SIGNATURE"
-    assert verify_link("s3cret", "alert/1", "zhang", "soon", "x") == "MALFORMED_LINK"
+def test_reply_link_is_checked_by_its_digest_and_expires() -> None:
+    """Was: an HMAC-signed link (gateways/operator_http/links.py, gone). Now the journal keeps
+    the token's digest only (issue 13 item 7), and the console checks a token by hashing it."""
+    link = link_url("http://127.0.0.1:9/", "alert/1", "tok-abc")
+    assert link == "http://127.0.0.1:9/ack/alert%2F1?t=tok-abc"
+    rec = link_record("alert/1", "zhang", "tok-abc", expires_ts=1060.0)
+    assert rec["token_sha256"] == token_digest("tok-abc") and "tok-abc" not in str(rec)
+    assert check_link([rec], "alert/1", "tok-abc", now=1000.0).by == "zhang"
+    assert check_link([rec], "alert/1", "tok-abc", now=1061.0).refused == "LINK_EXPIRED"
+    assert check_link([rec], "alert/1", "other", now=1000.0).refused == "BAD_TOKEN"
+    assert check_link([rec], "alert/2", "tok-abc", now=1000.0).refused == "BAD_TOKEN"
+    assert check_link([rec], "alert/1", rec["token_sha256"], now=1000.0).refused == "BAD_TOKEN"
+    assert check_link([rec], "alert/1", "", now=1000.0).refused == "MALFORMED_LINK"
 
 
 def _queued(key: str, page: str = "p1") -> dict:
@@ -151,12 +154,17 @@ def test_config_checks_rosters_chains_and_routes() -> None:
                     {"name": "std", "levels": [{"roster": "desk", "steps": [{"channel": "w"}]}]}
                 ],
                 "routes": [{"chain": "std", "min_severity": "critical"}],
-                "operator": {"port": 18999},
+                "operator": {"link_ttl_s": 600},
             }
         }
     )
     assert cfg.notifier.chains[0].levels[0].steps[0].channel == "w"
-    assert cfg.notifier.operator.port == 18999
+    assert cfg.notifier.operator.link_ttl_s == 600
+    # the stdlib endpoint's keys are gone (issue 16): the error says where they went
+    with pytest.raises(config.ConfigError, match=r"notifier.operator.port: .*\[console\] port"):
+        config.from_dict({"notifier": {"operator": {"port": 18999}}})
+    with pytest.raises(config.ConfigError, match=r"approval.http_port: .*/api/decisions"):
+        config.from_dict({"approval": {"http_port": 0}})
     with pytest.raises(config.ConfigError, match=r"levels\[0\].roster: no roster 'ops'"):
         config.from_dict({"notifier": {"chains": [{"name": "c", "levels": [{"roster": "ops"}]}]}})
     with pytest.raises(config.ConfigError, match=r"routes\[0\].chain: no chain 'nope'"):

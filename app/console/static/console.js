@@ -15,14 +15,27 @@ document.addEventListener("DOMContentLoaded", () => {
   const fmt = (ts) => new Date(ts).toLocaleTimeString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
   const chart = document.getElementById("chart");
   if (chart && window.echarts) {
+    // Risk degree (left axis) and the price of the account's main contracts (right axis).
     const d = JSON.parse(chart.dataset.chart);
     const c = echarts.init(chart);
+    const prices = Object.entries(d.prices || {}).map(([name, data]) => ({
+      name, type: "line", yAxisIndex: 1, showSymbol: data.length < 30, data,
+    }));
     c.setOption({
-      tooltip: { trigger: "axis" }, grid: { left: 50, right: 20, top: 30, bottom: 40 },
-      xAxis: { type: "category", data: d.ts.map(fmt), name: "北京时间" },
-      yAxis: { type: "value", axisLabel: { formatter: (v) => (v * 100).toFixed(0) + "%" } },
-      series: [{ name: "风险度", type: "line", data: d.risk_degree, markLine: { data: [{ yAxis: 1 }, { yAxis: 0.8 }] } }],
+      animation: false, tooltip: { trigger: "axis" }, legend: { top: 0 },
+      grid: { left: 50, right: 60, top: 40, bottom: 40 },
+      xAxis: { type: "time", name: "北京时间", axisLabel: { formatter: (v) => fmt(v) } },
+      yAxis: [
+        { type: "value", name: "风险度", axisLabel: { formatter: (v) => (v * 100).toFixed(0) + "%" } },
+        { type: "value", name: "价格", scale: true, splitLine: { show: false } },
+      ],
+      series: [
+        { name: "风险度", type: "line", step: "end", data: d.risk_degree,
+          markLine: { symbol: "none", data: [{ yAxis: 1 }, { yAxis: 0.8 }] } },
+        ...prices,
+      ],
     });
+    chart.dataset.series = String(1 + prices.length);
   }
   const kpi = document.getElementById("kpi-chart");
   if (kpi && window.echarts) {

@@ -68,6 +68,7 @@ class EmailChannel:
     """Sends a Notification as one e-mail to note.recipient."""
 
     kind = "email"
+    reply_links = True  # shows note.ack_url as a button and a line: the Notifier makes one
 
     def __init__(
         self,

@@ -107,15 +107,16 @@ class Desk:
         if who.via == "session":
             given = (form or {}).get("csrf") or request.headers.get("x-csrf-token") or ""
             if not given or not hmac.compare_digest(str(given), who.csrf):
-                self._refuse(request, action, who, "CSRF_MISSING" if not given else "CSRF_BAD",
+                self.refuse(request, action, who, "CSRF_MISSING" if not given else "CSRF_BAD",
                              "a state-changing request needs the session's CSRF token")  # fmt: skip
         why = refusal(who.role, action)
         if why:
             code, _, detail = why.partition(": ")
-            self._refuse(request, action, who, code, detail)
+            self.refuse(request, action, who, code, detail)
         return who
 
-    def _refuse(self, request: Request, action: str, who: Who, code: str, detail: str) -> None:
+    def refuse(self, request: Request, action: str, who: Who, code: str, detail: str) -> None:
+        """Journal the refusal (durably, with the person and the session), then raise it as a 403."""
         self.journal(action, who, "refused", request, durable=True, code=code,
                      reason=f"{code}: {detail}")  # fmt: skip
         exc = Refused(code, detail, 403)

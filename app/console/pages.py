@@ -19,7 +19,7 @@ from rules.display import beijing, percent, yuan
 NAV = ("board", "inbox", "approvals", "review", "rules", "books")
 
 
-def _e(value: Any) -> str:
+def esc(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
@@ -31,7 +31,7 @@ def distance(value: float) -> str:
 
 
 def csrf_field(csrf: str) -> str:
-    return f'<input type="hidden" name="csrf" value="{_e(csrf)}">'
+    return f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
 
 
 def layout(lang: str, title: str, body: str, who: dict[str, str] | None, active: str = "") -> str:
@@ -41,7 +41,7 @@ def layout(lang: str, title: str, body: str, who: dict[str, str] | None, active:
             f'<a href="/{p}" class="{"on" if p == active else ""}">{t(lang, p)}</a>' for p in NAV
         )
         nav = (
-            f'<nav>{links}<span class="who">{_e(who["name"])} · {_e(who["role"])}</span>'
+            f'<nav>{links}<span class="who">{esc(who["name"])} · {esc(who["role"])}</span>'
             f'<a href="/lang?to={"zh" if lang == "en" else "en"}">{t(lang, "english")}</a>'
             f'<form method="post" action="/logout" class="inline">{csrf_field(who["csrf"])}'
             f"<button>{t(lang, 'logout')}</button></form></nav>"
@@ -49,15 +49,15 @@ def layout(lang: str, title: str, body: str, who: dict[str, str] | None, active:
     return (
         f'<!doctype html><html lang="{"en" if lang == "en" else "zh-CN"}"><head>'
         '<meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{_e(title)} · {t(lang, 'title')}</title>"
+        f"<title>{esc(title)} · {t(lang, 'title')}</title>"
         '<link rel="stylesheet" href="/static/console.css">'
         '<script src="/static/echarts.min.js"></script><script src="/static/console.js"></script>'
-        f"</head><body>{nav}<main><h1>{_e(title)}</h1>{body}</main></body></html>"
+        f"</head><body>{nav}<main><h1>{esc(title)}</h1>{body}</main></body></html>"
     )
 
 
 def login_page(lang: str, error: str = "") -> str:
-    err = f'<p class="error" role="alert">{_e(error)}</p>' if error else ""
+    err = f'<p class="error" role="alert">{esc(error)}</p>' if error else ""
     body = (
         f'{err}<form method="post" action="/login" class="login">'
         f'<label>{t(lang, "name")}<input name="name" autocomplete="username" required></label>'
@@ -68,7 +68,7 @@ def login_page(lang: str, error: str = "") -> str:
     return layout(lang, t(lang, "login"), body, None)
 
 
-def _table(header: list[str], rows: list[str], cls: str = "") -> str:
+def html_table(header: list[str], rows: list[str], cls: str = "") -> str:
     head = "".join(f"<th>{h}</th>" for h in header)
     empty = f'<tr><td colspan="{len(header)}" class="none">—</td></tr>'
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows) or empty}</tbody></table>'
@@ -82,19 +82,19 @@ def board_rows(lang: str, rows: list[dict[str, Any]]) -> str:
     for r in rows:
         hot = "hot" if r["risk_degree"] >= 1 else ("warn" if r["risk_degree"] >= 0.8 else "")
         out.append(
-            f'<tr class="{hot}" data-account="{_e(r["account_id"])}">'
-            f'<td><a href="/account/{_e(r["account_id"])}">{_e(r["account_id"])}</a></td>'
-            f'<td>{_e(r["group_path"])}</td><td class="num">{percent(r["risk_degree"])}</td>'
+            f'<tr class="{hot}" data-account="{esc(r["account_id"])}">'
+            f'<td><a href="/account/{esc(r["account_id"])}">{esc(r["account_id"])}</a></td>'
+            f'<td>{esc(r["group_path"])}</td><td class="num">{percent(r["risk_degree"])}</td>'
             f'<td class="num">{distance(r["liquidation_distance"])}</td>'
             f'<td class="num">{yuan(r["equity"])}</td><td class="num">{yuan(r["margin"])}</td></tr>'
         )
     cols = ["account", "group", "risk_degree", "liquidation_distance", "equity", "margin"]
-    return _table([t(lang, c) for c in cols], out, "board")
+    return html_table([t(lang, c) for c in cols], out, "board")
 
 
 def rollup_rows(lang: str, rollups: list[dict[str, Any]]) -> str:
     out = [
-        f"<tr><td>{_e(r.get('level', ''))}</td><td>{_e(r.get('node', r.get('key', '')))}</td>"
+        f"<tr><td>{esc(r.get('level', ''))}</td><td>{esc(r.get('node', r.get('key', '')))}</td>"
         f'<td class="num">{int(r.get("accounts", 0))}</td>'
         f'<td class="num">{percent(r.get("risk_degree", float("nan")))}</td>'
         f'<td class="num">{yuan(r.get("equity", float("nan")))}</td>'
@@ -102,7 +102,7 @@ def rollup_rows(lang: str, rollups: list[dict[str, Any]]) -> str:
         for r in rollups
     ]
     cols = ["group", "name", "accounts", "risk_degree", "equity", "margin"]
-    return _table([t(lang, c) for c in cols], out, "rollups")
+    return html_table([t(lang, c) for c in cols], out, "rollups")
 
 
 def board_page(lang: str, who: dict, live: str, group: str, by: str, rollups: str) -> str:
@@ -113,11 +113,11 @@ def board_page(lang: str, who: dict, live: str, group: str, by: str, rollups: st
     query = json.dumps({"group": group, "by": by})
     body = (
         f'<form method="get" class="filters"><label>{t(lang, "group")}'
-        f'<input name="group" value="{_e(group)}" placeholder="grpA/sub1"></label>'
+        f'<input name="group" value="{esc(group)}" placeholder="grpA/sub1"></label>'
         f'<label>{t(lang, "sort_by")}<select name="by">{sel}</select></label>'
         f"<button>{t(lang, 'filter')}</button></form>"
         f'<p class="live-dot">{t(lang, "live")} <span id="live-ts"></span></p>'
-        f"<div data-live=\"board\" data-query='{_e(query)}'>{live}</div>"
+        f"<div data-live=\"board\" data-query='{esc(query)}'>{live}</div>"
         f"<h2>{t(lang, 'rollups')}</h2>{rollups}"
     )
     return layout(lang, t(lang, "board"), body, who, "board")
@@ -139,7 +139,7 @@ def account_page(
     )  # fmt: skip
     dist = {d["instrument"]: d for d in view.get("contract_distances", [])}
     pos = [
-        f"<tr><td>{_e(p['instrument'])}</td><td>{_e(p['direction'])}</td>"
+        f"<tr><td>{esc(p['instrument'])}</td><td>{esc(p['direction'])}</td>"
         f'<td class="num">{p["volume"]:g}</td><td class="num">{p["last"]:,.2f}</td>'
         f'<td class="num">{yuan(p["margin"])}</td>'
         f'<td class="num">{percent(p["margin_rate"])} / {percent(p["exchange_margin_rate"])}</td>'
@@ -152,18 +152,18 @@ def account_page(
     header = [t(lang, c) for c in cols]
     header[5] = f"{t(lang, 'margin')} % (broker / exchange)"
     ev = [
-        f"<tr><td>{beijing(r['ts'])}</td><td>{_e(r['kind'])}</td>"
-        f"<td>{_e(r.get('reason') or r.get('rule_id') or r.get('ref', ''))}</td></tr>"
+        f"<tr><td>{beijing(r['ts'])}</td><td>{esc(r['kind'])}</td>"
+        f"<td>{esc(r.get('reason') or r.get('rule_id') or r.get('ref', ''))}</td></tr>"
         for r in events
     ]
     body = (
-        f'<p>{_e(view["group_path"])}</p><div class="figs">{figs}</div>'
-        f"<h2>{t(lang, 'positions')}</h2>{_table(header, pos)}"
+        f'<p>{esc(view["group_path"])}</p><div class="figs">{figs}</div>'
+        f"<h2>{t(lang, 'positions')}</h2>{html_table(header, pos)}"
         f'<h2>{t(lang, "chart")}</h2><p class="none">{t(lang, "main_price")}: '
-        f"{_e(', '.join(chart.get('main', [])) or '—')}</p>"
-        f'<div class="chart" id="chart" data-chart=\'{_e(json.dumps(chart))}\'></div>'
+        f"{esc(', '.join(chart.get('main', [])) or '—')}</p>"
+        f'<div class="chart" id="chart" data-chart=\'{esc(json.dumps(chart))}\'></div>'
         f"<h2>{t(lang, 'events')}</h2>"
-        f"{_table([t(lang, 'time') + ' (北京时间)', t(lang, 'kind'), t(lang, 'record')], ev)}"
+        f"{html_table([t(lang, 'time') + ' (北京时间)', t(lang, 'kind'), t(lang, 'record')], ev)}"
     )
     return layout(lang, f"{t(lang, 'account')} {view['account_id']}", body, who)
 
@@ -176,23 +176,23 @@ def inbox_rows(lang: str, who: dict, pages: list[dict], can_ack: bool) -> str:
     for p in reversed(pages):
         action = ""
         if p["state"] == "open" and can_ack:
-            pid = _e(p["page_id"])
+            pid = esc(p["page_id"])
             action = (
                 f'<form method="post" action="/inbox/ack" class="inline">{csrf_field(who["csrf"])}'
                 f'<input type="hidden" name="alert_id" value="{pid}">'
                 f'<button class="ack" data-id="{pid}">{t(lang, "ack")}</button></form>'
             )
-        paged = ", ".join(_e(s) for s in p.get("steps_fired", [])) or "—"
-        by = f"{_e(p.get('acked_by') or '')} {_e(p.get('acked_via') or '')}".strip()
+        paged = ", ".join(esc(s) for s in p.get("steps_fired", [])) or "—"
+        by = f"{esc(p.get('acked_by') or '')} {esc(p.get('acked_via') or '')}".strip()
         out.append(
-            f'<tr class="{_e(p["state"])}" data-alert="{_e(p["page_id"])}">'
-            f"<td>{beijing(p['started'])}</td><td>{_e(p['severity'])}</td>"
-            f"<td>{_e(p['title'])}</td><td>{t(lang, p['state'])}</td>"
+            f'<tr class="{esc(p["state"])}" data-alert="{esc(p["page_id"])}">'
+            f"<td>{beijing(p['started'])}</td><td>{esc(p['severity'])}</td>"
+            f"<td>{esc(p['title'])}</td><td>{t(lang, p['state'])}</td>"
             f"<td>{paged} ({int(p.get('delivered', 0))})</td><td>{by or '—'}</td>"
             f"<td>{action}</td></tr>"
         )
     cols = ["started", "severity", "inbox", "state", "paged", "by", "ack"]
-    return _table([t(lang, c) for c in cols], out, "inbox")
+    return html_table([t(lang, c) for c in cols], out, "inbox")
 
 
 def inbox_page(lang: str, who: dict, live: str, silences: list[dict], can_silence: bool) -> str:
@@ -206,15 +206,15 @@ def inbox_page(lang: str, who: dict, live: str, silences: list[dict], can_silenc
             f"<button>{t(lang, 'silence')}</button></form>"
         )
     rows = [
-        f"<tr><td>{_e(' '.join(s.get('matchers_text', s.get('matchers', []))))}</td>"
-        f"<td>{_e(s.get('created_by', ''))}</td><td>{beijing(s.get('ends_ts'))}</td></tr>"
+        f"<tr><td>{esc(' '.join(s.get('matchers_text', s.get('matchers', []))))}</td>"
+        f"<td>{esc(s.get('created_by', ''))}</td><td>{beijing(s.get('ends_ts'))}</td></tr>"
         for s in silences
     ]
     body = (
         f'<p class="live-dot">{t(lang, "live")} <span id="live-ts"></span></p>'
         f'<div data-live="inbox">{live}</div>{form}'
         f"<h2>{t(lang, 'silenced')}</h2>"
-        f"{_table(['matcher', t(lang, 'by'), t(lang, 'time') + ' (北京时间)'], rows)}"
+        f"{html_table(['matcher', t(lang, 'by'), t(lang, 'time') + ' (北京时间)'], rows)}"
     )
     return layout(lang, t(lang, "inbox"), body, who, "inbox")
 
@@ -235,20 +235,20 @@ def progress_rows(lang: str, progress: list[dict], shown: int = 40) -> str:
         for i, o in enumerate(p["orders"]):
             price = o.get("fill_price")
             first = (
-                f'<td rowspan="{len(p["orders"])}">{_e(p["account_id"])}</td>'
-                f'<td rowspan="{len(p["orders"])}" class="verdict">{_e(verdict)}</td>'
+                f'<td rowspan="{len(p["orders"])}">{esc(p["account_id"])}</td>'
+                f'<td rowspan="{len(p["orders"])}" class="verdict">{esc(verdict)}</td>'
                 if i == 0
                 else ""
             )
             out.append(
-                f'<tr class="order {_e(o["status"])}" data-order="{_e(o["order_ref"])}" '
-                f'data-proposal-progress="{_e(p["proposal_id"])}" data-closed="{_e(closed)}">'
-                f"{first}<td>{_e(o['instrument'])}</td>"
-                f'<td class="opt">{_e(o["direction"])} {_e(o["offset"])}</td>'
+                f'<tr class="order {esc(o["status"])}" data-order="{esc(o["order_ref"])}" '
+                f'data-proposal-progress="{esc(p["proposal_id"])}" data-closed="{esc(closed)}">'
+                f"{first}<td>{esc(o['instrument'])}</td>"
+                f'<td class="opt">{esc(o["direction"])} {esc(o["offset"])}</td>'
                 f'<td class="num">{o["filled"]:g}/{o["volume"]:g}</td>'
                 f'<td class="ostatus">{t(lang, status_word(o["status"]))}</td>'
                 f'<td class="num">{f"{price:,.2f}" if price is not None else "—"}</td>'
-                f'<td class="opt">{_e(o.get("reason", ""))}</td></tr>'
+                f'<td class="opt">{esc(o.get("reason", ""))}</td></tr>'
             )
     more = len(progress) - shown
     cols = ["account", "verdict", "instrument", "direction", "filled_of", "status", "fill_price",
@@ -273,7 +273,7 @@ def approval_rows(
     def decide(name: str, value: str, label: str, action: str) -> str:
         return (
             f'<form method="post" action="/approvals/{action}" class="inline">'
-            f'{csrf_field(who["csrf"])}<input type="hidden" name="{name}" value="{_e(value)}">'
+            f'{csrf_field(who["csrf"])}<input type="hidden" name="{name}" value="{esc(value)}">'
             f'{code}<button class="{action}">{label}</button></form>'
         )
 
@@ -286,35 +286,35 @@ def approval_rows(
                 "id", p["proposal_id"], t(lang, "reject"), "reject"
             )
         out.append(
-            f'<tr data-proposal="{_e(p["proposal_id"])}"><td>{_e(p["account_id"])}</td>'
-            f"<td>{_e(p['kind'])}</td><td>{_e(pv.get('explanation', ''))}</td>"
+            f'<tr data-proposal="{esc(p["proposal_id"])}"><td>{esc(p["account_id"])}</td>'
+            f"<td>{esc(p['kind'])}</td><td>{esc(pv.get('explanation', ''))}</td>"
             f'<td class="num">{yuan(pv.get("notional", float("nan")))}</td>'
             f'<td class="num">{percent(pv.get("projected_risk_degree", float("nan")))}</td>'
-            f"<td>{_e(p.get('proposed_by', ''))}</td><td>{_e(p.get('stage', ''))}</td>"
+            f"<td>{esc(p.get('proposed_by', ''))}</td><td>{esc(p.get('stage', ''))}</td>"
             f"<td>{buttons}</td></tr>"
         )
     cols = ["account", "kind", "plan", "notional", "after", "proposed_by", "stage", "approve"]
     grows = [
-        f'<tr data-group="{_e(g["group_id"])}"><td>{_e(g["group_id"][:12])}</td>'
-        f'<td>{_e(g["kind"])}</td><td class="num">{g["proposals"]}</td>'
-        f"<td>{_e(', '.join(f'{k} {v}' for k, v in sorted(g['states'].items())))}</td>"
+        f'<tr data-group="{esc(g["group_id"])}"><td>{esc(g["group_id"][:12])}</td>'
+        f'<td>{esc(g["kind"])}</td><td class="num">{g["proposals"]}</td>'
+        f"<td>{esc(', '.join(f'{k} {v}' for k, v in sorted(g['states'].items())))}</td>"
         f"<td>{decide('group', g['group_id'], t(lang, 'approve_group'), 'approve') if can and g['states'].get('pending') else ''}</td></tr>"
         for g in groups
     ]
     # A shock's whole group first: on a phone that is the one tap that matters.
     return (
-        _table(
+        html_table(
             ["group", t(lang, "kind"), t(lang, "pending"), t(lang, "status"), ""], grows, "groups"
         )
         + f"<h2>{t(lang, 'pending')}</h2>"
-        + _table([t(lang, c) for c in cols], out, "approvals")
+        + html_table([t(lang, c) for c in cols], out, "approvals")
         + f"<h2>{t(lang, 'execution')}</h2>"
         + progress_rows(lang, progress or [])
     )
 
 
 def approvals_page(lang: str, who: dict, live: str, notice: str = "") -> str:
-    note = f'<p class="notice" role="status">{_e(notice)}</p>' if notice else ""
+    note = f'<p class="notice" role="status">{esc(notice)}</p>' if notice else ""
     body = (
         f'{note}<p class="live-dot">{t(lang, "live")} <span id="live-ts"></span></p>'
         f'<div data-live="approvals">{live}</div>'

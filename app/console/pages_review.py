@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from app.console.i18n import t
-from app.console.pages import _e, _table, layout
+from app.console.pages import esc, html_table, layout
 from rules.display import BEIJING, beijing, percent, yuan
 
 
@@ -48,44 +48,44 @@ def review_page(
         for d, v in k["days"].items()
     ]
     people = [
-        f"<tr><td>{_e(p)}</td><td class='num'>{len(v)}</td>"
+        f"<tr><td>{esc(p)}</td><td class='num'>{len(v)}</td>"
         f"<td class='num'>{v[len(v) // 2]:,.1f} s</td></tr>"
         for p, v in k["people"].items()
     ]
     chart = {"days": list(k["days"]), "rate": [v["rate"] for v in k["days"].values()]}
     rows = [
-        f"<tr><td>{beijing(r['ts'], millis=True)}</td><td>{_e(r['kind'])}</td>"
-        f"<td>{_e(r.get('actor', ''))}</td><td>{_e(r.get('key', ''))}</td>"
-        f"<td>{_e(r.get('reason') or r.get('status') or r.get('decision') or r.get('rule_id') or '')}</td></tr>"
+        f"<tr><td>{beijing(r['ts'], millis=True)}</td><td>{esc(r['kind'])}</td>"
+        f"<td>{esc(r.get('actor', ''))}</td><td>{esc(r.get('key', ''))}</td>"
+        f"<td>{esc(r.get('reason') or r.get('status') or r.get('decision') or r.get('rule_id') or '')}</td></tr>"
         for r in timeline
     ]
     body = (
         f"<h2>{t(lang, 'kpis')}</h2>{figs}"
-        f"<div class='chart' id='kpi-chart' data-chart='{_e(json.dumps(chart))}'></div>"
+        f"<div class='chart' id='kpi-chart' data-chart='{esc(json.dumps(chart))}'></div>"
         f"<h3>{t(lang, 'per_day')}</h3>"
-        + _table([t(lang, "time"), t(lang, "pending"), t(lang, "closed_loop_rate")], days)
+        + html_table([t(lang, "time"), t(lang, "pending"), t(lang, "closed_loop_rate")], days)
         + f"<h3>{t(lang, 'per_person')}</h3>"
-        + _table([t(lang, "name"), "n", "p50"], people)
-        + f"<h2>{t(lang, 'timeline')} {_e(subject)}</h2>"
+        + html_table([t(lang, "name"), "n", "p50"], people)
+        + f"<h2>{t(lang, 'timeline')} {esc(subject)}</h2>"
         "<form method='get' class='filters'><input name='subject' placeholder='ACC… / alert id' "
-        f"value='{_e(subject)}'><button>{t(lang, 'filter')}</button></form>"
-        + _table([t(lang, "time") + " (北京时间)", t(lang, "kind"), "actor", "key", ""], rows)
+        f"value='{esc(subject)}'><button>{t(lang, 'filter')}</button></form>"
+        + html_table([t(lang, "time") + " (北京时间)", t(lang, "kind"), "actor", "key", ""], rows)
     )
     return layout(lang, t(lang, "review"), body, who, "review")
 
 
 def rules_page(lang: str, who: dict, info: dict[str, Any], changes: list[dict]) -> str:
-    rows = [f"<tr><td>{_e(r)}</td></tr>" for r in info.get("rules", [])]
+    rows = [f"<tr><td>{esc(r)}</td></tr>" for r in info.get("rules", [])]
     hist = [
-        f"<tr><td>{beijing(r['ts'])}</td><td>{_e(r.get('version', r.get('ref', '')))}</td>"
-        f"<td>{_e(r.get('by', r.get('user', '')))}</td><td>{_e(r.get('reason', ''))}</td></tr>"
+        f"<tr><td>{beijing(r['ts'])}</td><td>{esc(r.get('version', r.get('ref', '')))}</td>"
+        f"<td>{esc(r.get('by', r.get('user', '')))}</td><td>{esc(r.get('reason', ''))}</td></tr>"
         for r in changes
     ]
     body = (
-        f"<p>{t(lang, 'version')}: <code>{_e(info.get('version', ''))}</code></p>"
-        + _table([t(lang, "rules")], rows)
+        f"<p>{t(lang, 'version')}: <code>{esc(info.get('version', ''))}</code></p>"
+        + html_table([t(lang, "rules")], rows)
         + f"<h2>{t(lang, 'version')}</h2>"
-        + _table(
+        + html_table(
             [t(lang, "time") + " (北京时间)", t(lang, "version"), t(lang, "by"), t(lang, "reason")],
             hist,
         )  # fmt: skip
@@ -97,7 +97,7 @@ def books_page(lang: str, who: dict, books: dict[str, dict[str, Any]]) -> str:
     rows = []
     for c, b in sorted(books.items()):
         rows.append(
-            f"<tr><td>{_e(c)}</td><td class='num'>{b.get('exposure_units', float('nan')):,.0f}</td>"
+            f"<tr><td>{esc(c)}</td><td class='num'>{b.get('exposure_units', float('nan')):,.0f}</td>"
             f"<td class='num'>{yuan(b.get('exposure_value') or float('nan'))}</td>"
             f"<td class='num'>{b.get('basis', float('nan')):,.2f}</td>"
             f"<td class='num'>{yuan(b.get('var', b.get('var_1d', float('nan'))))}</td>"
@@ -105,4 +105,4 @@ def books_page(lang: str, who: dict, books: dict[str, dict[str, Any]]) -> str:
         )
     cols = [t(lang, "commodity"), t(lang, "exposure"), t(lang, "exposure") + " ¥",
             t(lang, "basis"), t(lang, "var"), t(lang, "time") + " (北京时间)"]  # fmt: skip
-    return layout(lang, t(lang, "books"), _table(cols, rows), who, "books")
+    return layout(lang, t(lang, "books"), html_table(cols, rows), who, "books")

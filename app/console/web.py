@@ -172,7 +172,7 @@ def create_app(desk: Desk) -> FastAPI:
         view = desk.system.account(account_id)
         if view is None:
             return HTMLResponse(pages.layout(lang, account_id, "<p class='error'>UNKNOWN_ACCOUNT"
-                                             f": {pages._e(account_id)}</p>", who.view()), 404)  # fmt: skip
+                                             f": {pages.esc(account_id)}</p>", who.view()), 404)  # fmt: skip
         # the last day of its records (the newest 500), and the shard's figures now
         events = desk.system.journal(key=account_id, since=time.time() - 86_400.0)[-500:]
         chart = account_chart(view, events)
@@ -259,7 +259,7 @@ def create_app(desk: Desk) -> FastAPI:
         form = dict(await request.form())
         who = desk.guard(request, action, form)
         if who.has_totp and not desk.store.check_totp(who.name, str(form.get("totp", ""))):
-            desk._refuse(request, action, who, "BAD_TOTP", "re-enter the one-time code to decide")
+            desk.refuse(request, action, who, "BAD_TOTP", "re-enter the one-time code to decide")
         ids = [str(form["id"])] if form.get("id") else []
         group = str(form.get("group", ""))
         request_id = uuid.uuid4().hex

@@ -142,6 +142,11 @@ class AccountRules:
         rows = np.array([row], dtype=np.int64)
         for f in self.transfer_engine.evaluate(source, rows, ts):
             spec = f.spec
+            evidence = f.evidence(0)
+            if evidence is not None:  # fundflow_anomaly: against the account's own baseline
+                self._events.append(self._transfer_anomaly(f, row, rec, source.day, evidence))
+                self.counts["fund_flow_events"] += 1
+                continue
             single = spec.metric == "transfer"
             limit = float(f.limits[0]) if f.limits is not None else spec.threshold
             value = float(f.values[0])
@@ -178,12 +183,31 @@ class AccountRules:
             )
             self.counts["fund_flow_events"] += 1
 
+    def _transfer_anomaly(
+        self, f: Fired, row: int, rec: dict[str, Any], day: str, evidence: dict[str, Any]
+    ) -> RiskEvent:
+        """A transfer unusual for this account (rules.engine.kinds.adaptive); its episode is
+        the bus sequence number, so a replay raises nothing twice."""
+        spec = f.spec
+        return RiskEvent(
+            rule_id=spec.id, kind=f"account.{spec.kind}", key=self.book.account_ids[row],
+            severity=spec.severity, value=float(f.values[0]), threshold=spec.threshold,
+            ts=time.time(), ingress_ts=float(rec.get("bus_ts", rec.get("ts", 0.0))),
+            episode=int(rec.get("seq", 0)) or int(f.episodes[0]), dimension="account",
+            attributes={"reason": "TRANSFER_UNUSUAL_FOR_ACCOUNT", "day": day,
+                        "detail": evidence["text"], "evidence": evidence,
+                        "group_path": self.book.group_paths[row],
+                        "description": spec.description, "rule_kind": spec.kind},
+            action=dict(spec.action) if spec.action else None,
+        )  # fmt: skip
+
     def _risk_events(self, f: Fired, figures: Any, now: float, ingress: float) -> list[RiskEvent]:
         spec = f.spec
         out = []
-        for row, value, episode in zip(
+        for j, (row, value, episode) in enumerate(zip(
             f.rows.tolist(), f.values.tolist(), f.episodes.tolist(), strict=True
-        ):
+        )):  # fmt: skip
+            evidence = f.evidence(j)  # adaptive kinds: score, baseline, threshold used
             out.append(
                 RiskEvent(
                     rule_id=spec.id,
@@ -208,6 +232,7 @@ class AccountRules:
                         "instruments": self.book.instruments_held(row),
                         "description": spec.description,
                         "rule_kind": spec.kind,
+                        **({"evidence": evidence} if evidence is not None else {}),
                     },
                     action=dict(spec.action) if spec.action else None,
                 )

@@ -155,6 +155,8 @@ def rule_from(
     action = common.get("action")
     if action is not None and not isinstance(action, Mapping):
         _fail(source, f"{at}.action", 'expected a table like { kind = "reduce", target = 0.7 }')
+    for key, value in kind.defaults.items():  # e.g. the metric an adaptive kind judges
+        common.setdefault(key, value)
     if kind_name in MARKET_KINDS:  # the kind fixes what it compares, where and how
         common.setdefault("metric", kind_name)
         common.setdefault("scope", SCOPE_OF[kind_name])

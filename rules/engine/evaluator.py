@@ -121,5 +121,26 @@ class RuleEngine:
         for g in self.groups:
             g.on_activity(kind, rows, ts)
 
+    def adaptive_state(self) -> dict[str, Any]:
+        """Plain data (JSON-safe): the learned baselines of the adaptive groups, by rule id,
+        with each rule's fingerprint (a changed rule starts a new baseline)."""
+        return {
+            g.specs[0].id: {"fingerprint": g.specs[0].fingerprint(), "state": g.state()}
+            for g in self.groups
+            if hasattr(g, "state")
+        }
+
+    def restore_adaptive(self, snapshot: dict[str, Any]) -> list[str]:
+        """Baselines of a snapshot (`adaptive_state`) for rules whose definition did not
+        change; returns the rule ids restored."""
+        got = []
+        for g in self.groups:
+            saved = snapshot.get(g.specs[0].id)
+            if (hasattr(g, "restore_state") and isinstance(saved, dict)
+                    and saved.get("fingerprint") == g.specs[0].fingerprint()):  # fmt: skip
+                g.restore_state(saved["state"])
+                got.append(g.specs[0].id)
+        return got
+
     def __len__(self) -> int:
         return len(self.specs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from rules.journal_records.base import JournalRecord, register
+from rules.journal_records.base import JournalRecord, R, register
 from rules.model import Direction, Fill, Offset
 
 # ---- what other actors write and the readers read ---------------------------------------------
@@ -51,6 +51,27 @@ class AlertRecord(JournalRecord):
     ingress_ts: float = 0.0
     dimension: str = "account"
     attributes: dict[str, Any] = field(default_factory=dict)
+    # v2: what an adaptive rule judged the key against (rules.engine.evidence: score,
+    # baseline, threshold, text); None for fixed rules and for v1 records without it.
+    evidence: dict[str, Any] | None = None
+
+    VERSION: ClassVar[int] = 2
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"evidence"})
+
+    @classmethod
+    def from_record(cls: type[R], rec: dict[str, Any]) -> R:
+        return _with_evidence(cls, rec)
+
+
+def _with_evidence(cls: type[R], rec: dict[str, Any]) -> R:
+    """v1 records (and writers that kept it in the attributes) carry the evidence, if any,
+    as `attributes["evidence"]`: read it from there."""
+    body = {k: rec[k] for k in cls.field_names() if k in rec}
+    if body.get("evidence") is None:
+        attrs = rec.get("attributes")
+        found = attrs.get("evidence") if isinstance(attrs, dict) else None
+        body["evidence"] = dict(found) if isinstance(found, dict) else None
+    return cls(**body)
 
 
 @register
@@ -68,6 +89,14 @@ class RiskEventRecord(JournalRecord):
     episode: int = 0
     dimension: str = "account"
     attributes: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] | None = None  # v2, as AlertRecord.evidence
+
+    VERSION: ClassVar[int] = 2
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"evidence"})
+
+    @classmethod
+    def from_record(cls: type[R], rec: dict[str, Any]) -> R:
+        return _with_evidence(cls, rec)
 
 
 @register

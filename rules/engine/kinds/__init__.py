@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rules.engine.kinds.adaptive import FundFlowAnomalyKind, OrderBehaviourAnomalyKind
 from rules.engine.kinds.behaviour import BehaviourKind
 from rules.engine.kinds.change import ChangeKind
 from rules.engine.kinds.composite import CompositeKind
@@ -19,6 +20,8 @@ KINDS: dict[str, RuleKind] = {
         SessionKind(),
         BehaviourKind(),
         FundFlowKind(),
+        FundFlowAnomalyKind(),
+        OrderBehaviourAnomalyKind(),
         *MARKET_KIND_LIST,
         CompositeKind(),
     )

@@ -13,10 +13,12 @@ already past a new line is reported now, not at its next price move.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import numpy as np
+import ray
 
 from actors.rule_host import bundle_of, start_ruleset
 from rules.book import ACCOUNT_COLUMNS
@@ -28,7 +30,11 @@ from rules.engine.metrics import DERIVED_METRICS, derived_metric
 from rules.engine.spec import RuleSet
 from rules.engine.template import Fired
 from rules.fundflow import book_transfer
+from rules.journal_records import AdaptiveState
 from rules.model import RiskEvent
+
+log = logging.getLogger(__name__)
+ADAPTIVE_SNAPSHOT_S = 60.0  # how often the learned baselines are journaled (when they changed)
 
 
 class AccountRules:
@@ -44,6 +50,10 @@ class AccountRules:
         self.ruleset = RuleSet()
         self._self_trades = SelfTradeDetector()
         self._install(ruleset)
+        self._adopted = 0  # accounts (rows) that took their restored baselines
+        self._adaptive_saved = time.monotonic()
+        if audit is not None and context.get("recover", False):
+            self._restore_adaptive(audit)
 
     def _install(self, ruleset: RuleSet) -> dict[str, Any]:
         def placed(place: str) -> list[Any]:
@@ -74,6 +84,57 @@ class AccountRules:
         self.counts["rule_reloads"] += 1
         return {"actor": self.name, "version": ruleset.version, **report, "fired": fired}
 
+    # ---- learned baselines: part of the shard's recoverable state ---------------------------
+
+    def _has_adaptive(self) -> bool:
+        return any(hasattr(g, "state") for e in (self.engine, self.transfer_engine)
+                   for g in e.groups)  # fmt: skip
+
+    def adaptive_snapshot(self) -> dict[str, Any]:
+        """The adaptive rules' baselines by account id (rules.journal_records.AdaptiveState)."""
+        with self._lock:
+            ids = self.book.account_ids
+            return AdaptiveState(
+                actor=self.name, key=self.name, ref=self.ruleset.version, ts=time.time(),
+                account_rules=self.engine.adaptive_state(ids),
+                transfer_rules=self.transfer_engine.adaptive_state(ids),
+            ).to_record()  # fmt: skip
+
+    def _maybe_save_adaptive(self) -> None:
+        """Every ADAPTIVE_SNAPSHOT_S, the baselines to the journal (with the other records)."""
+        if self.audit is None or time.monotonic() - self._adaptive_saved < ADAPTIVE_SNAPSHOT_S:
+            return
+        self._adaptive_saved = time.monotonic()
+        if self._has_adaptive():
+            self._audit_buf.append(self.adaptive_snapshot())
+            self.counts["adaptive_snapshots"] += 1
+
+    def _restore_adaptive(self, audit: Any) -> None:
+        """A restarted shard starts from its last journaled baselines: the accounts take them
+        as the bus replays their snapshots; records the baselines already hold are not folded
+        twice (the kinds skip what is older than their state)."""
+        try:
+            found = ray.get(audit.query.remote(kind=AdaptiveState.KIND, key=self.name),
+                            timeout=30.0)  # fmt: skip
+        except Exception as exc:  # no journal: baselines learn afresh
+            log.warning("adaptive baselines not recovered: %s", exc)
+            return
+        if not found:
+            return
+        last = AdaptiveState.from_record(found[-1])
+        got = self.engine.restore_adaptive(last.account_rules, {})
+        got += self.transfer_engine.restore_adaptive(last.transfer_rules, {})
+        self.counts["adaptive_restored"] = len(got)
+
+    def _adopt_new_accounts(self) -> None:
+        """Accounts that appeared since the last look take their restored baselines."""
+        n = self.book.n_accounts
+        if n > self._adopted:
+            rows = {self.book.account_ids[r]: r for r in range(self._adopted, n)}
+            self.engine.adopt(rows)
+            self.transfer_engine.adopt(rows)
+            self._adopted = n
+
     def rules_info(self) -> dict[str, Any]:
         return {
             "actor": self.name,
@@ -97,6 +158,7 @@ class AccountRules:
         kind = rec.get("type")
         ts = float(rec.get("ts") or rec.get("bus_ts") or time.time())
         rows = np.array([row], dtype=np.int64)
+        self._adopt_new_accounts()
         self.engine.resize(self.book.n_accounts)
         self.engine.on_activity("trade" if kind == "trade" else kind, rows, ts)
         if kind == "trade":
@@ -120,6 +182,8 @@ class AccountRules:
             # (the stand-in before the first tick) must not fire a rule.
             rows = rows[~unpriced[rows]]
         self.engine.resize(n)
+        self._adopt_new_accounts()
+        self._maybe_save_adaptive()
         now = time.time()
         fired = self.engine.evaluate(self._column, rows, now, only=only, universe=self._universe)
         total = 0
@@ -138,6 +202,7 @@ class AccountRules:
         sequence number, the day's outflow is one episode."""
         ts = float(rec.get("ts") or rec.get("bus_ts") or time.time())
         amount = float(rec["amount"])
+        self._adopt_new_accounts()
         source = book_transfer(self.ledgers, row, ts, amount, deposit)
         rows = np.array([row], dtype=np.int64)
         for f in self.transfer_engine.evaluate(source, rows, ts):

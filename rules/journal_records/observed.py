@@ -109,3 +109,15 @@ class AlertAcked(JournalRecord):
     by: str = ""
     via: str = ""
     after_s: float = 0.0
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class AdaptiveState(JournalRecord):
+    """The learned baselines of an actor's adaptive rules (key = actor, ref = rule-set
+    version), journaled on a cadence so a restarted actor starts from them: per rule id its
+    fingerprint and its state keyed by account id (rules.engine.evaluator.adaptive_state)."""
+
+    KIND: ClassVar[str] = "adaptive.state"
+    account_rules: dict[str, Any] = field(default_factory=dict)
+    transfer_rules: dict[str, Any] = field(default_factory=dict)

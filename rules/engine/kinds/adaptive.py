@@ -18,8 +18,9 @@
   (count − mean) / √max(var, mean, 1) against the account's own EW mean and variance of past
   windows (rules.adaptive.RateBaseline). A window closes when the stream's time passes it;
   windows in which the shard saw no order activity at all (market closed) are not folded, so a
-  night does not teach every account that zero is normal. Records older than the open window
-  (a replay after a restore) are not counted again.
+  night does not teach every account that zero is normal. After a restore, records older than
+  the open window (a replay of what the baseline holds) are skipped and the open window is
+  counted again from the replay.
 
 Every alert carries the score, the baseline and the threshold (rules.engine.evidence). The
 state is plain data (`state` / `restore_state`), part of the shard's recoverable state.
@@ -28,6 +29,8 @@ state is plain data (`state` / `restore_state`), part of the shard's recoverable
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -95,6 +98,7 @@ class FundFlowAnomalyRule(KeyedGroup):
         self.flows = FlowBaseline(int(spec.param("depth", 12)), int(spec.param("min_history", 4)),
                                   float(spec.param("min_spread", 0.25)))  # fmt: skip
         self.seen: dict[str, float] = {}  # per baseline key: the latest transfer time folded
+        self.pending: dict[str, Any] | None = None  # restored state of accounts not seen yet
 
     def resize(self, n: int) -> None:
         self.bank.resize(n)
@@ -130,20 +134,45 @@ class FundFlowAnomalyRule(KeyedGroup):
                  "unit": "z", "fmt": "money"}  # fmt: skip
         return [Fired(self.spec, rows[at], score[at], episodes, None, attrs)]
 
-    def state(self) -> dict[str, Any]:
-        return {"flows": self.flows.state(), "seen": dict(self.seen)}
+    def state(self, names: Sequence[str]) -> dict[str, Any]:
+        """Plain data keyed by account id (`names[row]`): rows differ between two runs."""
+        history = [[names[int(k.split("/")[0])], k.split("/")[1], w, list(v)]
+                   for (k, w), v in self.flows.history.items()]  # fmt: skip
+        seen = {f"{names[int(k.split('/')[0])]}/{k.split('/')[1]}": t for k, t in self.seen.items()}
+        return {"history": history, "seen": seen}
 
-    def restore_state(self, state: dict[str, Any]) -> None:
-        self.flows = FlowBaseline.from_state(state["flows"])
-        self.seen = {str(k): float(v) for k, v in state["seen"].items()}
+    def restore_state(self, state: Mapping[str, Any], rows: Mapping[str, int]) -> None:
+        """The baselines of the accounts in `rows` now; the others when they appear (adopt)."""
+        self.pending = {"history": list(state["history"]), "seen": dict(state["seen"])}
+        self.adopt(rows)
+
+    def adopt(self, rows: Mapping[str, int]) -> None:
+        if not self.pending:
+            return
+        left: list[Any] = []
+        for account, direction, weekday, logs in self.pending["history"]:
+            row = rows.get(account)
+            if row is None:
+                left.append([account, direction, weekday, logs])
+                continue
+            key = (f"{row}/{direction}", int(weekday))
+            self.flows.history[key] = deque(logs, maxlen=self.flows.depth)
+        seen = {}
+        for name, t in self.pending["seen"].items():
+            account, direction = name.rsplit("/", 1)
+            row = rows.get(account)
+            if row is None:
+                seen[name] = t
+            else:
+                self.seen[f"{row}/{direction}"] = float(t)
+        self.pending = {"history": left, "seen": seen} if left or seen else None
 
     def export(self, rule_id: str) -> Any:
-        return self.bank.export(rule_id), self.state()
+        return self.bank.export(rule_id), self.flows, dict(self.seen), self.pending
 
-    def restore(self, rule_id: str, state: Any) -> None:
-        bank, mine = state
+    def restore(self, rule_id: str, state: Any) -> None:  # hot reload: the same objects
+        bank, self.flows, self.seen, self.pending = state
         self.bank.restore(rule_id, bank)
-        self.restore_state(mine)
 
 
 class OrderBehaviourAnomalyKind(AdaptiveKind):
@@ -179,6 +208,7 @@ class OrderBehaviourAnomalyRule(KeyedGroup):
         self.counts = np.zeros(0, dtype=np.float64)
         self.window: int | None = None  # the open window's number (stream time / window_s)
         self.busy = False  # any order activity in the open window
+        self.pending: dict[str, Any] | None = None  # restored state of accounts not seen yet
         self.bank = ThresholdBank([spec])
 
     def resize(self, n: int) -> None:
@@ -226,22 +256,43 @@ class OrderBehaviourAnomalyRule(KeyedGroup):
     def uncertain(self, lo: np.ndarray, hi: np.ndarray, rows: np.ndarray, ts: float) -> np.ndarray:
         return np.zeros(rows.shape[0], dtype=bool)  # prices do not move it
 
-    def state(self) -> dict[str, Any]:
-        return {"rates": self.rates.state(), "counts": self.counts[: self.n].tolist(),
-                "window": self.window, "busy": self.busy}  # fmt: skip
+    def state(self, names: Sequence[str]) -> dict[str, Any]:
+        """Plain data keyed by account id: per account mean, variance, windows and the open
+        window's count; the open window's number (stream time) is the shard's."""
+        r = self.rates
+        r._grow(self.n)
+        keep = np.flatnonzero((r.windows[: self.n] > 0) | (self.counts[: self.n] > 0))
+        accounts = {names[i]: [float(r.mean[i]), float(r.var[i]), int(r.windows[i]),
+                               float(self.counts[i])] for i in keep.tolist()}  # fmt: skip
+        return {"accounts": accounts, "window": self.window, "busy": self.busy}
 
-    def restore_state(self, state: dict[str, Any]) -> None:
-        self.rates = RateBaseline.from_state(state["rates"])
-        counts = np.asarray(state["counts"], float)
-        self.resize(counts.size)
-        self.counts[: counts.size] = counts
+    def restore_state(self, state: Mapping[str, Any], rows: Mapping[str, int]) -> None:
         self.window = None if state["window"] is None else int(state["window"])
         self.busy = bool(state["busy"])
+        self.pending = dict(state["accounts"])
+        self.adopt(rows)
+
+    def adopt(self, rows: Mapping[str, int]) -> None:
+        if not self.pending:
+            return
+        found = [(rows[a], v) for a, v in self.pending.items() if a in rows]
+        if found:
+            at = np.array([row for row, _ in found], dtype=np.int64)
+            self.resize(int(at.max()) + 1)
+            self.rates._grow(int(at.max()) + 1)
+            vals = np.array([v for _, v in found], dtype=np.float64)
+            self.rates.mean[at], self.rates.var[at] = vals[:, 0], vals[:, 1]
+            self.rates.windows[at] = vals[:, 2].astype(np.int64)
+            # The open window's count is not restored: the account bus replays its records
+            # (older windows' records are skipped, they are in the baseline already).
+        self.pending = {a: v for a, v in self.pending.items() if a not in rows} or None
 
     def export(self, rule_id: str) -> Any:
-        return self.bank.export(rule_id), self.state()
+        return (self.bank.export(rule_id), self.rates, self.counts, self.window, self.busy,
+                self.pending)  # fmt: skip
 
-    def restore(self, rule_id: str, state: Any) -> None:
-        bank, mine = state
+    def restore(self, rule_id: str, state: Any) -> None:  # hot reload: the same objects
+        bank, self.rates, counts, self.window, self.busy, self.pending = state
         self.bank.restore(rule_id, bank)
-        self.restore_state(mine)
+        self.resize(counts.size)
+        self.counts[: counts.size] = counts

@@ -100,6 +100,17 @@ class AccountRules:
                 transfer_rules=self.transfer_engine.adaptive_state(ids),
             ).to_record()  # fmt: skip
 
+    def save_adaptive(self) -> int:
+        """Journal the baselines now (before a planned stop; the cadence does it anyway);
+        returns how many records were queued (0: no adaptive rule or no journal)."""
+        if self.audit is None or not self._has_adaptive():
+            return 0
+        record = self.adaptive_snapshot()
+        with self._lock:
+            self._audit_buf.append(record)
+        self.counts["adaptive_snapshots"] += 1
+        return 1
+
     def _maybe_save_adaptive(self) -> None:
         """Every ADAPTIVE_SNAPSHOT_S, the baselines to the journal (with the other records)."""
         if self.audit is None or time.monotonic() - self._adaptive_saved < ADAPTIVE_SNAPSHOT_S:

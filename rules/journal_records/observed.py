@@ -116,8 +116,10 @@ class AlertAcked(JournalRecord):
 class AdaptiveState(JournalRecord):
     """The learned baselines of an actor's adaptive rules (key = actor, ref = rule-set
     version), journaled on a cadence so a restarted actor starts from them: per rule id its
-    fingerprint and its state keyed by account id (rules.engine.evaluator.adaptive_state)."""
+    fingerprint and its state keyed by account id (a shard: rules.engine.evaluator) or by
+    instrument (a feed: rules.engine.kinds.market_set)."""
 
     KIND: ClassVar[str] = "adaptive.state"
     account_rules: dict[str, Any] = field(default_factory=dict)
     transfer_rules: dict[str, Any] = field(default_factory=dict)
+    market_rules: dict[str, Any] = field(default_factory=dict)  # a feed's, by instrument

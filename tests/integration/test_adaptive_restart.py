@@ -2,7 +2,8 @@
 baselines are journaled (typed `adaptive.state` records in a real SQLite journal, AuditLog on
 a local Ray) and a recovering shard takes them back — even when the account bus is a new one
 (the whole system restarted, the bus's in-memory log gone), so the only way to know an
-account's usual Monday withdrawal is the journal. Without it the same 300k is not judged."""
+account's usual Monday withdrawal is the journal. Without it the same 300k is not judged.
+A restarted MarketFeed likewise keeps each contract's learned volatility (vol_scaled_move)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import zmq
 from actors.account_shard import AccountShard, AccountShardSettings
 from actors.audit_log import AuditLog, AuditLogSettings
 from actors.correlator import Correlator
+from actors.market_feed import MarketFeed, MarketFeedSettings
 from gateways.accounts.bus import AccountBus
 from infra.codec import encode_records
 from rules.engine.spec import RuleSet, RuleSpec
 from rules.journal_records import AlertRecord
+from tests.integration.market_util import SteerableMarket
 from tests.zmq_util import free_tcp_endpoint, wait_until
 
 MONDAY = 1_762_740_000.0  # 2025-11-10 10:00 Beijing time
@@ -98,3 +101,55 @@ def test_a_restarted_shard_keeps_the_accounts_baseline(ray_local, tmp_path, jour
         finally:
             for actor in (shard, correlator, audit):
                 ray.kill(actor, no_restart=True)
+
+
+VOL_RULE = RuleSpec(id="market.vol_move", kind="vol_scaled_move", metric="vol_scaled_move",
+                    scope="contract", threshold=6.0, rearm=2.0,
+                    params={"bar_s": 1, "window_bars": 1, "halflife_bars": 30.0,
+                            "min_bars": 5})  # fmt: skip
+
+
+def market_bundle() -> dict:
+    return {**RuleSet((VOL_RULE,)).to_bundle(), "context": {"recover": True}}
+
+
+def learned(feed) -> tuple[int, int]:
+    """(bars folded into rb2601's baseline, closes in its ring) from the feed's snapshot."""
+    state = ray.get(feed.adaptive_snapshot.remote(), timeout=30)["market_rules"]
+    st = state[VOL_RULE.id]["state"]
+    if "rb2601" not in st["names"]:
+        return 0, 0
+    i = st["names"].index("rb2601")
+    return int(st["bars"][i]), int(st["count"][i])
+
+
+def test_a_restarted_feed_keeps_each_contracts_volatility_baseline(ray_local, tmp_path):
+    audit = AuditLog.remote(AuditLogSettings(str(tmp_path / "journal.sqlite"), 20))
+    endpoint = free_tcp_endpoint()
+    market = SteerableMarket(endpoint, {"rb2601": 3000.0, "cu2601": 80000.0})
+    settings = MarketFeedSettings("m1", endpoint, 20)
+    feed = MarketFeed.remote(settings, rules=market_bundle(), audit=audit)
+    try:
+        assert wait_until(lambda: learned(feed)[0] >= 4, 30)  # one-second bars folding in
+        assert ray.get(feed.save_adaptive.remote(), timeout=30) == 1
+        saved = learned(feed)
+    finally:
+        ray.kill(feed, no_restart=True)
+    again = MarketFeed.remote(settings, rules=market_bundle(), audit=audit)
+    try:
+        assert ray.get(again.stats.remote(), timeout=30)["adaptive_restored"] == 1
+        # The contract takes its baseline back when it first ticks: it starts at what it had.
+        assert wait_until(lambda: learned(again)[0] > 0, 30)
+        assert learned(again)[0] >= saved[0] and learned(again)[1] >= saved[1]
+        fresh = MarketFeed.remote(MarketFeedSettings("m2", endpoint, 20), rules=market_bundle(),
+                                  audit=audit)  # fmt: skip
+        try:  # another feed (nothing journaled under its name) learns from zero
+            assert wait_until(lambda: learned(fresh)[0] >= 1, 30)
+            assert ray.get(fresh.stats.remote(), timeout=30).get("adaptive_restored", 0) == 0
+            assert learned(fresh)[0] < learned(again)[0]
+        finally:
+            ray.kill(fresh, no_restart=True)
+    finally:
+        for actor in (again, audit):
+            ray.kill(actor, no_restart=True)
+        market.stop()

@@ -22,6 +22,7 @@ import ray
 
 from actors.rule_host import bundle_of, start_ruleset
 from rules.book import ACCOUNT_COLUMNS
+from rules.contracts import UnknownContract, product_of
 from rules.engine.evaluator import RuleEngine
 from rules.engine.kinds import kind_of
 from rules.engine.kinds.behaviour import SelfTradeDetector
@@ -173,6 +174,9 @@ class AccountRules:
         self.engine.resize(self.book.n_accounts)
         self.engine.on_activity("trade" if kind == "trade" else kind, rows, ts)
         if kind == "trade":
+            turnover = self._turnover(rec)
+            if turnover:  # the anomaly model's turnover feature
+                self.engine.on_amount("turnover", rows, np.array([turnover]), ts)
             direction = 1 if str(rec.get("direction")) in ("long", "buy", "1") else -1
             if self._self_trades.fill(
                 row, str(rec.get("instrument", "")), str(rec.get("trade_id", "")), direction
@@ -180,6 +184,14 @@ class AccountRules:
                 self.engine.on_activity("self_trade", rows, ts)
                 self.counts["self_trades"] += 1
         return row
+
+    def _turnover(self, rec: dict[str, Any]) -> float:
+        """price × volume × multiplier of a fill (0 when its contract is unknown)."""
+        try:
+            spec = self.context.contracts.spec(product_of(str(rec.get("instrument", ""))))
+            return abs(float(rec["price"]) * float(rec["volume"])) * float(spec.multiplier)
+        except (KeyError, TypeError, ValueError, UnknownContract):
+            return 0.0
 
     def _evaluate(
         self, figures: Any, ingress: float, rows: np.ndarray, only: set[str] | None = None
@@ -216,6 +228,8 @@ class AccountRules:
         self._adopt_new_accounts()
         source = book_transfer(self.ledgers, row, ts, amount, deposit)
         rows = np.array([row], dtype=np.int64)
+        if not deposit:  # the anomaly model's withdrawal feature
+            self.engine.on_amount("withdraw", rows, np.array([amount]), ts)
         for f in self.transfer_engine.evaluate(source, rows, ts):
             spec = f.spec
             evidence = f.evidence(0)

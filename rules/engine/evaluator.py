@@ -121,6 +121,10 @@ class RuleEngine:
         for g in self.groups:
             g.on_activity(kind, rows, ts)
 
+    def on_amount(self, kind: str, rows: np.ndarray, amounts: np.ndarray, ts: float) -> None:
+        for g in self.groups:
+            g.on_amount(kind, rows, amounts, ts)
+
     def adaptive_state(self, names: Sequence[str]) -> dict[str, Any]:
         """Plain data (JSON-safe): the learned baselines of the adaptive groups by rule id,
         keyed by key name (`names[row]`: account ids), with each rule's fingerprint (a changed

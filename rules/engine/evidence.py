@@ -35,7 +35,8 @@ def evidence_of(attributes: Mapping[str, Any], j: int) -> dict[str, Any]:
         if isinstance(v, float) and not math.isfinite(v):
             v = None  # JSON has no NaN: an absent figure is null
         out[name] = v
-    out["text"] = evidence_text(out)
+    if not out.get("text"):  # a kind may word its own sentence
+        out["text"] = evidence_text(out)
     return out
 
 

@@ -175,6 +175,11 @@ class KeyedGroup(ABC):
         """Order-stream records (behaviour kinds); others ignore them."""
         return None
 
+    def on_amount(self, kind: str, rows: np.ndarray, amounts: np.ndarray, ts: float) -> None:
+        """Money an account moved (`turnover` of a fill, a `withdraw`): the anomaly model's
+        features; others ignore them."""
+        return None
+
     @abstractmethod
     def export(self, rule_id: str) -> Any: ...
 

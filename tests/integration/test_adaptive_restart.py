@@ -94,7 +94,7 @@ def test_a_restarted_shard_keeps_the_accounts_baseline(ray_local, tmp_path, jour
             alert = unusual(correlator)[0]
             ev = alert["attributes"]["evidence"]
             assert ev["history"] == 8 and 20_000 < ev["baseline"] < 24_000 and ev["score"] > 4
-            assert "Monday withdraws" in alert["title"]
+            assert "Monday withdrawals" in alert["title"]
             assert wait_until(lambda: ray.get(audit.query.remote(kind="alert")), timeout=30)
             typed = AlertRecord.from_record(ray.get(audit.query.remote(kind="alert"))[-1])
             assert typed.evidence["history"] == 8  # the typed record's own field (v2)

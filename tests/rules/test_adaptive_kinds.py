@@ -22,6 +22,7 @@ from rules.fundflow import FlowLedger, book_transfer
 from rules.journal_records import AlertRecord, parse
 from rules.market_signals import StatsParams
 from rules.market_stats import MarketStats
+from rules.notify.render import render
 from rules.sessions import SessionCalendar
 
 T0 = 1_763_000_000.0  # a data time (seconds)
@@ -118,7 +119,7 @@ def test_fundflow_anomaly_judges_a_withdrawal_against_the_accounts_own_weekday()
     assert [int(f.rows[0]) for f in fired] == [0]
     ev = fired[0].evidence(0)
     assert ev["score"] > 4.0 and 15_000 < ev["baseline"] < 27_000 and ev["history"] == 8
-    assert ev["text"].startswith(f"{ev['score']:.1f}z against its own Monday withdraws")
+    assert ev["text"].startswith(f"{ev['score']:.1f}z against its own Monday withdrawals")
     snapshot = json.loads(json.dumps(engine.adaptive_state(["SMALL", "BIG"])))
     again = RuleEngine(transfer_rules())  # a restarted shard: accounts come back later,
     assert again.restore_adaptive(snapshot, {}) == ["a.ffa"]
@@ -170,7 +171,7 @@ def test_order_behaviour_anomaly_fires_on_a_burst_against_own_rate_only():
             for r in f.rows] == [0]  # fmt: skip
 
 
-def test_evidence_reaches_alert_title_journal_record_and_old_records_still_read():
+def test_evidence_reaches_alert_title_page_journal_record_and_old_records_still_read():
     ts, last = walk(180, jump_at=120)
     table = load_contract_table()
     replay = MarketReplay([vol_rule()], table, SessionCalendar.from_table(table), StatsParams())
@@ -181,6 +182,8 @@ def test_evidence_reaches_alert_title_journal_record_and_old_records_still_read(
     typed = parse(rec)
     assert isinstance(typed, AlertRecord) and rec["v"] == 2
     assert typed.evidence["score"] == ev.attributes["evidence"]["score"]
+    title, text, md, figures = render([alert])
+    assert ev.attributes["evidence"]["text"] in text and "σ against its own" in md  # the page
     old = {"kind": "alert", "alert_id": "x", "attributes": {"kind": "market.jump"}, "v": 1}
     assert AlertRecord.from_record(old).evidence is None  # v1 without evidence reads
 

@@ -127,7 +127,7 @@ class FundFlowAnomalyRule(KeyedGroup):
         self.bank.rearm(rows)  # each transfer is judged alone
         if not at.size:
             return []
-        label = "transfers" if self.direction == "any" else f"{self.direction}s"
+        label = {"withdraw": "withdrawals", "deposit": "deposits"}.get(self.direction, "transfers")
         attrs = {"score": score[at], "baseline": median[at], "move": amounts[at],
                  "history": history[at], "threshold": float(self.spec.threshold),
                  "baseline_of": f"{WEEKDAYS[weekday]} {label} (median of its last ones)",

@@ -96,3 +96,21 @@ def test_every_account_is_scored_per_window_and_the_spoofer_fires_in_its_window(
     assert ev["feature"] in ("cancels", "cancel_ratio", "orders", "orders_vs_own",
                              "cancel_ratio_vs_own", "trades")  # fmt: skip
     assert f"model {version}" in ev["text"]
+
+
+def test_own_baselines_come_back_by_account_id(tmp_path, model_file):
+    path, _ = model_file
+    [spec] = rulesets.load([rules_file(tmp_path, path.name)]).rules
+    engine = RuleEngine([spec])
+    engine.resize(3)
+    everyone = np.arange(3)
+    equity = lambda metric, rows: np.full(rows.size, 1e6)  # noqa: E731
+    for window in range(3):
+        engine.on_activity("order", np.repeat(everyone, [2, 5, 9]), T0 + window * W + 1)
+        engine.evaluate(equity, everyone, T0 + (window + 1) * W + 0.5, universe=lambda: everyone)
+    snapshot = json.loads(json.dumps(engine.adaptive_state(["A", "B", "C"])))
+    again = RuleEngine([spec])
+    assert again.restore_adaptive(snapshot, {"C": 0}) == ["account.behaviour"]
+    again.adopt({"A": 1, "B": 2})
+    g = again.groups[0]
+    assert g.own["orders"][:3] == pytest.approx([9.0, 2.0, 5.0]) and g.seen[:3].all()

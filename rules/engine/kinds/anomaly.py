@@ -16,12 +16,13 @@ feature matrix (rules.anomaly.feature_matrix, equity from the book) and one `mod
 and the accounts whose score is above `threshold` × the model's threshold fire, each window
 judged alone. Then the window's figures join each account's own EW baseline and the counts
 start again. The alert carries the score, the model's threshold, its version and the feature
-that stood out most.
+that stood out most. The own baselines are part of the shard's journaled adaptive state.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,7 @@ class AnomalyRule(KeyedGroup):
         self.window: int | None = None
         self.bank = ThresholdBank([spec])
         self.scored = 0  # windows scored (for the shard's stats)
+        self.pending: dict[str, Any] | None = None  # restored baselines of unseen accounts
 
     def resize(self, n: int) -> None:
         k = n - self.seen.size
@@ -157,11 +159,34 @@ class AnomalyRule(KeyedGroup):
     def uncertain(self, lo: np.ndarray, hi: np.ndarray, rows: np.ndarray, ts: float) -> np.ndarray:
         return np.zeros(rows.shape[0], dtype=bool)  # prices do not move it
 
+    # -- recoverable state: each account's own baseline, by account id ---------------------
+    def state(self, names: Sequence[str]) -> dict[str, Any]:
+        rows = np.flatnonzero(self.seen[: self.n]).tolist()
+        return {"accounts": {names[r]: [float(self.own[k][r]) for k in OWN] for r in rows}}
+
+    def restore_state(self, state: Mapping[str, Any], rows: Mapping[str, int]) -> None:
+        """Own baselines back; the open window is counted again (the bus replays it)."""
+        self.pending = dict(state["accounts"])
+        self.adopt(rows)
+
+    def adopt(self, rows: Mapping[str, int]) -> None:
+        if not self.pending:
+            return
+        found = [(rows[a], v) for a, v in self.pending.items() if a in rows]
+        if found:
+            at = np.array([r for r, _ in found], dtype=np.int64)
+            self.resize(int(at.max()) + 1)
+            vals = np.array([v for _, v in found], dtype=np.float64)
+            for j, k in enumerate(OWN):
+                self.own[k][at] = vals[:, j]
+            self.seen[at] = True
+        self.pending = {a: v for a, v in self.pending.items() if a not in rows} or None
+
     def export(self, rule_id: str) -> Any:
         return (self.bank.export(rule_id), self.counts, self.own, self.seen, self.window,
-                self.scored)  # fmt: skip
+                self.scored, self.pending)  # fmt: skip
 
     def restore(self, rule_id: str, state: Any) -> None:  # hot reload: the same objects
-        bank, self.counts, self.own, self.seen, self.window, self.scored = state
+        bank, self.counts, self.own, self.seen, self.window, self.scored, self.pending = state
         self.bank.restore(rule_id, bank)
         self.resize(self.seen.size)

@@ -32,7 +32,13 @@ from actors.shell import ActorShell
 from infra import metrics
 from infra.audit import stamp
 from infra.stats import LatencyRing
-from rules.engine.alerts import alert_labels, alert_title, make_alert, trading_day
+from rules.engine.alerts import (
+    alert_journal_record,
+    alert_labels,
+    alert_title,
+    make_alert,
+    trading_day,
+)
 from rules.engine.hygiene import Item, Pipeline, Silences, new_silence
 from rules.engine.hygiene import Silence as SilenceRecord
 from rules.engine.kinds import kind_of
@@ -168,7 +174,7 @@ class Correlator(ActorShell):
                     continue
                 a = it.alert
                 fresh.append(a)
-                rec = a.to_record()
+                rec = alert_journal_record(a)  # typed AlertRecord v2 (evidence field)
                 if id(it) not in passed:
                     self.counts[f"suppressed_{it.reason.lower()}"] += 1
                     rec.update(suppressed=it.reason, suppressed_by=it.by)

@@ -184,6 +184,9 @@ class FeedIngest:
                 attrs["side"] = int(sig.limit_side[pick])
             elif rule.kind == "volatility":
                 attrs["window_s"] = int(rule.param("window_s"))
+            evidence = fired.evidence(j)  # adaptive kinds: score and baseline
+            if evidence is not None:
+                attrs["evidence"] = evidence
             out.append(
                 feed_event(rule, self.names[row], float(fired.values[j]), int(fired.episodes[j]),
                            ingress, attrs)

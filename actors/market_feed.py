@@ -30,6 +30,7 @@ import zmq
 
 from actors.common import ACTOR_OPTIONS, BoundedSender
 from actors.context import Context
+from actors.feed_adaptive import FeedAdaptive
 from actors.feed_checks import FeedChecks
 from actors.feed_fanout import FeedFanout, Subscriber
 from actors.feed_group import BackupRole
@@ -58,7 +59,7 @@ class MarketFeedSettings:
 
 
 @ray.remote(**ACTOR_OPTIONS)
-class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout):
+class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout, FeedAdaptive):
     def __init__(
         self,
         settings: MarketFeedSettings,
@@ -68,6 +69,7 @@ class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout):
         correlator: Any = None,
         primary: Any = None,
         rules: dict[str, Any] | None = None,
+        audit: Any = None,
     ) -> None:
         market, name, role, topic = settings.market, settings.name, settings.role, settings.topic
         # The session clock: wall time, or (demos and tests outside trading hours) wall time
@@ -100,6 +102,7 @@ class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout):
         self.names: list[str] = []
         self.products: list[str] = []
         self._install(specs)
+        self._init_adaptive(audit, rules)  # learned baselines back from the journal
         cap = 256
         self.arrival_last = np.full(cap, np.nan)  # wall time of each contract's last tick
         self.first_arrival = np.full(cap, np.nan)  # ... and of its first
@@ -158,6 +161,7 @@ class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout):
         if time.monotonic() >= self._next_check:
             self._next_check = time.monotonic() + self.check_s
             self.check()
+            self._maybe_save_adaptive()
         self.flush()
 
     # ---- queries --------------------------------------------------------------------------

@@ -183,6 +183,7 @@ def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
             correlator=correlator,
             rules=rules,
             primary=by_feed.get(f.primary),
+            audit=audit,  # learned market baselines (actors/feed_adaptive.py)
         )
     feeds = list(by_feed.values())
     system = System(prefix, audit, notifier, executor, correlator, shards, books, feeds, hierarchy)

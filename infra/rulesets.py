@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from infra import anomaly_models
 from infra.config import ConfigError, legacy
 from rules.engine.kinds import KINDS, kind_of
 from rules.engine.kinds.market import MARKET_KINDS, OP_OF, SCOPE_OF
@@ -134,6 +135,11 @@ def rule_from(
         params = kind.with_defaults(params_raw)
     except ValueError as exc:
         _fail(source, f"{at}.{_key_of(exc)}", _why(exc))
+    if kind_name == "anomaly":  # the model file's record travels in the rule (infra.anomaly_models)
+        try:
+            params = anomaly_models.embed(params, source)
+        except ValueError as exc:
+            _fail(source, f"{at}.model", str(exc))
     common = {k: raw[k] for k in COMMON if k in raw}
     for key, typ in (("threshold", float), ("rearm", float), ("repeat_s", float)):
         if key in common:
@@ -155,6 +161,8 @@ def rule_from(
     action = common.get("action")
     if action is not None and not isinstance(action, Mapping):
         _fail(source, f"{at}.action", 'expected a table like { kind = "reduce", target = 0.7 }')
+    for key, value in kind.defaults.items():  # e.g. the metric an adaptive kind judges
+        common.setdefault(key, value)
     if kind_name in MARKET_KINDS:  # the kind fixes what it compares, where and how
         common.setdefault("metric", kind_name)
         common.setdefault("scope", SCOPE_OF[kind_name])

@@ -8,8 +8,10 @@ Correlator and in the backtest alike.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from rules.engine.matchers import labels_of
+from rules.journal_records import AlertRecord
 from rules.model import Alert, RiskEvent, stable_id
 
 
@@ -38,6 +40,9 @@ def alert_id(ev: RiskEvent) -> str:
 
 def alert_title(event: RiskEvent) -> str:
     metric = event.kind.split(".", 1)[-1]
+    evidence = event.attributes.get("evidence")
+    if isinstance(evidence, dict) and evidence.get("text"):  # an adaptive rule: say against what
+        return f"{event.key} {event.rule_id}: {evidence['text']}"
     if metric == "risk_degree":
         return f"账户 {event.key} 风险度 {event.value:.1%} 超过 {event.threshold:.0%} (risk degree)"
     if event.kind == "composite":
@@ -66,6 +71,17 @@ def make_alert(ev: RiskEvent, now: float) -> Alert:
             **({"action": ev.action} if ev.action else {}),
         },
     )
+
+
+def alert_journal_record(a: Alert) -> dict[str, Any]:
+    """The journal payload of an alert (rules.journal_records.AlertRecord, v2): the alert's
+    fields and, for an adaptive rule, its evidence as a field of its own."""
+    rec = a.to_record()
+    evidence = a.attributes.get("evidence")
+    if isinstance(evidence, dict):
+        rec["evidence"] = evidence
+    rec["v"] = AlertRecord.VERSION
+    return rec
 
 
 def alert_labels(a: Alert) -> dict[str, str]:

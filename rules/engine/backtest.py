@@ -74,6 +74,9 @@ class Result:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+ORDER_STREAM = ("behaviour", "order_behaviour_anomaly", "anomaly")  # kinds fed by order records
+
+
 class Backtest:
     def __init__(
         self,
@@ -102,7 +105,7 @@ class Backtest:
         # no roll-ups, exposure books or order stream in a tick replay: these rules wait
         self.not_replayed = sorted([r.id for p in ("transfers", "hierarchy", "books")
                                     for r in placed[p]]
-                                   + [r.id for r in placed["account"] if r.kind == "behaviour"])  # fmt: skip
+                                   + [r.id for r in placed["account"] if r.kind in ORDER_STREAM])  # fmt: skip
         self.counts: dict[str, int] = {"account_steps_exact": 0, "blocks": 0, "blocks_exact": 0}
         self._holders = _holders(book)
         self._metrics = {g.metric for g in self.engine.groups}

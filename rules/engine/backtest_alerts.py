@@ -69,6 +69,8 @@ def alert_record(ev: RiskEvent, alert_id: str, suppressed: str = "") -> dict[str
     }
     if suppressed:
         rec["suppressed"] = suppressed
+    if isinstance(ev.attributes.get("evidence"), dict):  # adaptive rules: score and baseline
+        rec["evidence"] = ev.attributes["evidence"]
     if ev.dimension == "composite":
         rec["components"] = [(c["rule_id"], c["key"]) for c in ev.attributes.get("components", [])]
     return rec
@@ -90,15 +92,17 @@ def account_events(book: Any, fired: list[tuple[float, Fired]]) -> list[RiskEven
             if spec.kind in ("threshold", "session")
             else f"account.{spec.kind}.{spec.metric}"
         )
-        for row, value, episode in zip(
+        for j, (row, value, episode) in enumerate(zip(
             f.rows.tolist(), f.values.tolist(), f.episodes.tolist(), strict=True
-        ):
+        )):  # fmt: skip
+            attrs = {"group_path": book.group_paths[row], "instruments": book.instruments_held(row)}
+            evidence = f.evidence(j)
+            if evidence is not None:
+                attrs["evidence"] = evidence
             out.append(RiskEvent(
                 rule_id=spec.id, kind=kind, key=book.account_ids[row], severity=spec.severity,
                 value=float(value), threshold=spec.threshold, ts=ts, ingress_ts=ts,
-                episode=int(episode), dimension="account",
-                attributes={"group_path": book.group_paths[row],
-                            "instruments": book.instruments_held(row)},
+                episode=int(episode), dimension="account", attributes=attrs,
                 action=dict(spec.action) if spec.action else None,
             ))  # fmt: skip
     return out

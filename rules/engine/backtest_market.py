@@ -90,5 +90,12 @@ class MarketReplay:
                     severity=f.rule.severity, value=float(f.values[j]),
                     threshold=float(f.rule.threshold), ts=ts, ingress_ts=ts,
                     episode=int(f.episodes[j]), dimension="market",
-                    attributes={"product": self.products[row], "price": float(sig.last[pick])},
+                    attributes={"product": self.products[row], "price": float(sig.last[pick]),
+                                **_evidence(f, j)},
                 ))  # fmt: skip
+
+
+def _evidence(f: Any, j: int) -> dict[str, Any]:
+    """An adaptive kind's score and baseline (rules.engine.evidence), as the feed attaches it."""
+    evidence = f.evidence(j)
+    return {"evidence": evidence} if evidence is not None else {}

@@ -10,7 +10,7 @@ definition did not change — hot reload neither re-fires a standing alert nor f
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -120,6 +120,39 @@ class RuleEngine:
     def on_activity(self, kind: str, rows: np.ndarray, ts: float) -> None:
         for g in self.groups:
             g.on_activity(kind, rows, ts)
+
+    def on_amount(self, kind: str, rows: np.ndarray, amounts: np.ndarray, ts: float) -> None:
+        for g in self.groups:
+            g.on_amount(kind, rows, amounts, ts)
+
+    def adaptive_state(self, names: Sequence[str]) -> dict[str, Any]:
+        """Plain data (JSON-safe): the learned baselines of the adaptive groups by rule id,
+        keyed by key name (`names[row]`: account ids), with each rule's fingerprint (a changed
+        rule starts a new baseline)."""
+        return {
+            g.specs[0].id: {"fingerprint": g.specs[0].fingerprint(), "state": g.state(names)}
+            for g in self.groups
+            if hasattr(g, "state")
+        }
+
+    def restore_adaptive(self, snapshot: Mapping[str, Any], rows: Mapping[str, int]) -> list[str]:
+        """Baselines of a snapshot (`adaptive_state`) for rules whose definition did not
+        change: for the keys in `rows` (name → row) now, for the others when `adopt` names
+        them. Returns the rule ids restored."""
+        got = []
+        for g in self.groups:
+            saved = snapshot.get(g.specs[0].id)
+            if (hasattr(g, "restore_state") and isinstance(saved, Mapping)
+                    and saved.get("fingerprint") == g.specs[0].fingerprint()):  # fmt: skip
+                g.restore_state(saved["state"], rows)
+                got.append(g.specs[0].id)
+        return got
+
+    def adopt(self, rows: Mapping[str, int]) -> None:
+        """Keys that appeared (name → row) take their restored baselines, if any."""
+        for g in self.groups:
+            if getattr(g, "pending", None):
+                g.adopt(rows)
 
     def __len__(self) -> int:
         return len(self.specs)

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from rules.engine.evidence import evidence_of
 from rules.engine.spec import RuleSpec, check_common
 
 REQUIRED = object()
@@ -59,13 +60,21 @@ class Param:
 class Fired:
     """Keys (rows) one rule fired for now, the value that crossed and the episode number;
     `limits`, where a kind compares against a per-key line (fund flow: k × a key's mean), the
-    line each key crossed (None: the rule's threshold)."""
+    line each key crossed (None: the rule's threshold); `attributes`, what an adaptive kind
+    judged each key against (rules.engine.evidence: score, baseline, threshold used), one
+    array per name aligned with `rows` or one value for all — it rides to the risk event, the
+    alert, the journal and the page."""
 
     spec: RuleSpec
     rows: np.ndarray
     values: np.ndarray
     episodes: np.ndarray
     limits: np.ndarray | None = None
+    attributes: dict[str, Any] | None = None
+
+    def evidence(self, j: int) -> dict[str, Any] | None:
+        """The plain attributes of the j-th fired key (None: the kind attaches none)."""
+        return evidence_of(self.attributes, j) if self.attributes else None
 
 
 class RuleKind:
@@ -75,6 +84,8 @@ class RuleKind:
     params: ClassVar[tuple[Param, ...]] = ()
     scopes: ClassVar[tuple[str, ...]] = ("account",)
     needs_metric: ClassVar[bool] = True
+    # Common keys a rules file may leave out for this kind (e.g. the metric it always judges).
+    defaults: ClassVar[dict[str, str]] = {}
 
     def place(self, spec: RuleSpec) -> str:
         return "account" if spec.scope == "account" else "hierarchy"
@@ -162,6 +173,11 @@ class KeyedGroup(ABC):
 
     def on_activity(self, kind: str, rows: np.ndarray, ts: float) -> None:
         """Order-stream records (behaviour kinds); others ignore them."""
+        return None
+
+    def on_amount(self, kind: str, rows: np.ndarray, amounts: np.ndarray, ts: float) -> None:
+        """Money an account moved (`turnover` of a fill, a `withdraw`): the anomaly model's
+        features; others ignore them."""
         return None
 
     @abstractmethod

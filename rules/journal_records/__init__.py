@@ -38,13 +38,20 @@ from rules.journal_records.closed_loop import (
     Refusal,
     TradingState,
 )
-from rules.journal_records.observed import AlertAcked, AlertRecord, RiskEventRecord, Trade
+from rules.journal_records.observed import (
+    AdaptiveState,
+    AlertAcked,
+    AlertRecord,
+    RiskEventRecord,
+    Trade,
+)
 
 __all__ = [
     "ENVELOPE",
     "KINDS",
     "REGISTRY",
     "AccountMark",
+    "AdaptiveState",
     "AlertAcked",
     "AlertRecord",
     "ApprovalEscalated",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from rules.journal_records.base import JournalRecord, register
+from rules.journal_records.base import JournalRecord, R, register
 from rules.model import Direction, Fill, Offset
 
 # ---- what other actors write and the readers read ---------------------------------------------
@@ -51,6 +51,27 @@ class AlertRecord(JournalRecord):
     ingress_ts: float = 0.0
     dimension: str = "account"
     attributes: dict[str, Any] = field(default_factory=dict)
+    # v2: what an adaptive rule judged the key against (rules.engine.evidence: score,
+    # baseline, threshold, text); None for fixed rules and for v1 records without it.
+    evidence: dict[str, Any] | None = None
+
+    VERSION: ClassVar[int] = 2
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"evidence"})
+
+    @classmethod
+    def from_record(cls: type[R], rec: dict[str, Any]) -> R:
+        return _with_evidence(cls, rec)
+
+
+def _with_evidence(cls: type[R], rec: dict[str, Any]) -> R:
+    """v1 records (and writers that kept it in the attributes) carry the evidence, if any,
+    as `attributes["evidence"]`: read it from there."""
+    body = {k: rec[k] for k in cls.field_names() if k in rec}
+    if body.get("evidence") is None:
+        attrs = rec.get("attributes")
+        found = attrs.get("evidence") if isinstance(attrs, dict) else None
+        body["evidence"] = dict(found) if isinstance(found, dict) else None
+    return cls(**body)
 
 
 @register
@@ -68,6 +89,14 @@ class RiskEventRecord(JournalRecord):
     episode: int = 0
     dimension: str = "account"
     attributes: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] | None = None  # v2, as AlertRecord.evidence
+
+    VERSION: ClassVar[int] = 2
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"evidence"})
+
+    @classmethod
+    def from_record(cls: type[R], rec: dict[str, Any]) -> R:
+        return _with_evidence(cls, rec)
 
 
 @register
@@ -80,3 +109,17 @@ class AlertAcked(JournalRecord):
     by: str = ""
     via: str = ""
     after_s: float = 0.0
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class AdaptiveState(JournalRecord):
+    """The learned baselines of an actor's adaptive rules (key = actor, ref = rule-set
+    version), journaled on a cadence so a restarted actor starts from them: per rule id its
+    fingerprint and its state keyed by account id (a shard: rules.engine.evaluator) or by
+    instrument (a feed: rules.engine.kinds.market_set)."""
+
+    KIND: ClassVar[str] = "adaptive.state"
+    account_rules: dict[str, Any] = field(default_factory=dict)
+    transfer_rules: dict[str, Any] = field(default_factory=dict)
+    market_rules: dict[str, Any] = field(default_factory=dict)  # a feed's, by instrument

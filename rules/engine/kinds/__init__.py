@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rules.engine.kinds.adaptive import FundFlowAnomalyKind, OrderBehaviourAnomalyKind
+from rules.engine.kinds.anomaly import AnomalyKind
 from rules.engine.kinds.behaviour import BehaviourKind
 from rules.engine.kinds.change import ChangeKind
 from rules.engine.kinds.composite import CompositeKind
@@ -19,6 +21,9 @@ KINDS: dict[str, RuleKind] = {
         SessionKind(),
         BehaviourKind(),
         FundFlowKind(),
+        FundFlowAnomalyKind(),
+        OrderBehaviourAnomalyKind(),
+        AnomalyKind(),
         *MARKET_KIND_LIST,
         CompositeKind(),
     )

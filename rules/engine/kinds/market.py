@@ -11,6 +11,10 @@ MarketFeed and by the backtest through rules.engine.kinds.market_set.
 | volatility    | annualized realized volatility over `window_s`            | > threshold |
 | stale         | seconds without a tick, live contracts in their session   | > threshold |
 | feed_silent   | seconds without any tick from the whole feed, in session  | > threshold |
+| vol_scaled_move | |move over N bars| / the contract's own σ of such a move   | > threshold |
+
+`vol_scaled_move` is adaptive: its threshold is k × a volatility the contract learned itself
+(rules.engine.kinds.vol_scaled keeps that state; its alerts carry score and baseline).
 
 A kind is one line of MARKET_KIND_LIST: its name, operator, parameters, scope and the slice
 signal it compares. Each kind fixes its operator (`op` may be left out of a rules file). `products` restricts a
@@ -57,6 +61,14 @@ class MarketKind(RuleKind):
             raise ValueError(
                 f"op: kind {self.name!r} fires {self.op!r} its threshold, got {spec.op!r}"
             )
+        if self.name == "vol_scaled_move":
+            for key in ("bar_s", "window_bars", "min_bars"):
+                if int(spec.param(key, 1)) < 1:
+                    raise ValueError(f"{key}: must be at least 1")
+            if float(spec.param("halflife_bars", 1.0)) <= 0:
+                raise ValueError("halflife_bars: must be positive")
+            if spec.threshold <= 0:
+                raise ValueError("threshold: k (in σ) must be positive")
 
 
 MARKET_KIND_LIST: tuple[MarketKind, ...] = (
@@ -80,7 +92,19 @@ MARKET_KIND_LIST: tuple[MarketKind, ...] = (
     ),
     MarketKind("stale"),
     MarketKind("feed_silent", params=(), scope="feed"),
+    MarketKind(
+        "vol_scaled_move",
+        params=(
+            Param("bar_s", int, 60, "bars the volatility baseline is learned on (seconds)"),
+            Param("window_bars", int, 5, "the move is over this many bars"),
+            Param("halflife_bars", float, 240.0, "the baseline's halflife in bars"),
+            Param("min_bars", int, 30, "bars seen before a contract has a baseline"),
+            PRODUCTS,
+        ),
+        signal="adaptive",  # no SliceSignals field: MarketRuleSet keeps a VolScaledMove state
+    ),
 )
+ADAPTIVE_KINDS = ("vol_scaled_move",)
 KIND_OF = {k.name: k for k in MARKET_KIND_LIST}
 MARKET_KINDS = tuple(KIND_OF)
 TICK_KINDS = tuple(k.name for k in MARKET_KIND_LIST if k.signal)  # on every slice of ticks

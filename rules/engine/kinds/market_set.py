@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rules.engine.kinds.market import KIND_OF, TICK_KINDS
+from rules.engine.evidence import evidence_of
+from rules.engine.kinds.market import ADAPTIVE_KINDS, KIND_OF, TICK_KINDS
 from rules.engine.kinds.threshold import ThresholdBank
+from rules.engine.kinds.vol_scaled import VolScaledMove
 from rules.engine.spec import RuleSpec
 from rules.market_stats import SliceSignals
 from rules.sessions import label_mask
@@ -33,6 +35,10 @@ class Fired:
     values: np.ndarray
     episodes: np.ndarray
     picks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    attributes: dict[str, object] | None = None  # adaptive kinds: per fired row (evidence)
+
+    def evidence(self, j: int) -> dict[str, object] | None:
+        return evidence_of(self.attributes, j) if self.attributes else None
 
 
 def products_of(spec: RuleSpec) -> tuple[str, ...]:
@@ -62,14 +68,25 @@ class MarketRuleSet:
         self._banks = [ThresholdBank([r]) for r in rules]
         self._masks = [label_mask(r.sessions) for r in rules]
         self._applies = [np.zeros(0, dtype=bool) for _ in rules]
+        # Adaptive kinds keep per-contract baselines (rules.engine.kinds.vol_scaled).
+        self._adaptive = {i: VolScaledMove.of(r) for i, r in enumerate(rules)
+                          if r.kind in ADAPTIVE_KINDS}  # fmt: skip
+        self._pending: dict[int, dict[str, object]] = {}  # restored state of unseen contracts
+        self.names: list[str] = []
         self.n = 0
 
     def add_rows(self, instruments: list[str], products: list[str]) -> None:
+        first = self.n
         self.n += len(instruments)
+        self.names += list(instruments)
         for i, rule in enumerate(self.rules):
             more = [applies_to(rule, a, p) for a, p in zip(instruments, products, strict=True)]
             self._applies[i] = np.concatenate([self._applies[i], np.array(more, dtype=bool)])
             self._banks[i].resize(self.n)
+        for i, state in list(self._pending.items()):
+            rows = {name: first + k for k, name in enumerate(instruments)}
+            self._adaptive[i].resize(self.n)
+            self._adaptive[i].restore_rows(state, rows)  # type: ignore[arg-type]
 
     def applies(self, index: int) -> np.ndarray:
         """Per contract row: whether rule `index` covers its product."""
@@ -99,18 +116,53 @@ class MarketRuleSet:
         for i, rule in enumerate(self.rules):
             if rule.kind not in TICK_KINDS:
                 continue
+            judged = self._adaptive[i].on_slice(sig) if i in self._adaptive else None
             keep = self._applies[i][sig.rows]
             if self._masks[i]:
                 keep &= (session_bits & self._masks[i]) != 0
             if not keep.any():
                 continue
             picks = np.flatnonzero(keep)
-            value = self.metric(rule, sig)[picks]
+            value = (judged["score"] if judged is not None else self.metric(rule, sig))[picks]
             fired = self._fire(i, value, sig.rows[picks])
             if fired is not None:
+                if judged is not None:
+                    fired.attributes = self._evidence(i, judged, picks[fired.picks])
                 fired.picks = picks[fired.picks]  # positions among picks → in the slice
                 out.append(fired)
         return out
+
+    def _evidence(self, i: int, judged: dict[str, np.ndarray], at: np.ndarray) -> dict[str, object]:
+        rule = self.rules[i]
+        return {"score": judged["score"][at], "baseline": judged["baseline"][at],
+                "move": judged["move"][at], "threshold": float(rule.threshold),
+                "baseline_of": self._adaptive[i].describe(), "unit": "σ", "fmt": "pct"}  # fmt: skip
+
+    # -- recoverable state of the adaptive kinds (a feed's snapshot) --------------------------
+    def adaptive_state(self) -> dict[str, object]:
+        """Plain data: per adaptive rule, its fingerprint and its baselines by instrument."""
+        return {
+            self.rules[i].id: {"fingerprint": self.rules[i].fingerprint(),
+                               "state": st.state(self.names)}
+            for i, st in self._adaptive.items()
+        }  # fmt: skip
+
+    def restore_adaptive(self, snapshot: dict[str, object]) -> list[str]:
+        """Baselines of rules whose definition is unchanged (same fingerprint): contracts known
+        now at once, the others when they first tick. Returns the rule ids restored."""
+        got = []
+        for i, st in self._adaptive.items():
+            saved = snapshot.get(self.rules[i].id)
+            if (
+                not isinstance(saved, dict)
+                or saved.get("fingerprint") != self.rules[i].fingerprint()
+            ):
+                continue
+            state = saved["state"]
+            st.restore_rows(state, {n: r for r, n in enumerate(self.names)})
+            self._pending[i] = state
+            got.append(self.rules[i].id)
+        return got
 
     def on_values(
         self, index: int, rows: np.ndarray, values: np.ndarray, scale: np.ndarray | None = None
@@ -147,7 +199,11 @@ class MarketRuleSet:
         for i, rule in enumerate(new.rules):
             j = before.get(rule.fingerprint())
             if j is not None:
-                new._banks[i].restore(rule.id, self._banks[j].export(rule.id))
+                new._banks[i].restore(rule.id, self._banks[j].export(self.rules[j].id))
+                if j in self._adaptive:  # the baseline carries over with the rule
+                    new._adaptive[i] = self._adaptive[j]
+                    if j in self._pending:
+                        new._pending[i] = self._pending[j]
         return new
 
 

@@ -306,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.stress_command import add_parser as add_stress_parser
 
     add_stress_parser(sub, common, _load_config)  # stress (issue 18)
+    from app.anomaly_cli import add_parser as add_anomaly_parser
+
+    add_anomaly_parser(sub)
 
     from app.console.people_cli import add_parser as add_people_parser
 

@@ -12,9 +12,13 @@ other nodes never read the file (it travels in the rules bundle).
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rules.anomaly import AnomalyModel
 
@@ -59,3 +63,38 @@ def embed(params: dict[str, Any], rules_file: str) -> dict[str, Any]:
         path = Path(rules_file).resolve().parent / path
     model = load_model(path, params.get("model_version") or None)
     return {**params, "model_record": model.to_record(), "model_version": model.version}
+
+
+HISTORY_COLUMNS = ("account_id", "orders", "cancels", "trades", "self_trades", "turnover",
+                   "withdraw", "equity")  # fmt: skip
+
+
+def read_history(path: str | Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """An activity history CSV (one row per account and window; HISTORY_COLUMNS, other columns
+    such as `window` ignored) as account ids and float columns; ValueError naming file:line."""
+    p = Path(path)
+    try:
+        handle = p.open(encoding="utf-8", newline="")
+    except OSError as exc:
+        raise ValueError(f"{p}: cannot read ({exc.strerror})") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in HISTORY_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{p}:1: missing columns {', '.join(missing)}")
+        ids: list[str] = []
+        values: list[list[float]] = []
+        for row in reader:
+            line = reader.line_num
+            try:
+                figures = [float(row[c]) for c in HISTORY_COLUMNS[1:]]
+            except (TypeError, ValueError):
+                raise ValueError(f"{p}:{line}: not a number in {dict(row)}") from None
+            if not all(math.isfinite(v) and v >= 0 for v in figures):
+                raise ValueError(f"{p}:{line}: figures must be finite and ≥ 0, got {figures}")
+            if not row["account_id"]:
+                raise ValueError(f"{p}:{line}: empty account_id")
+            ids.append(row["account_id"])
+            values.append(figures)
+    cols = np.array(values, dtype=float).reshape(-1, len(HISTORY_COLUMNS) - 1)
+    return ids, {name: cols[:, i] for i, name in enumerate(HISTORY_COLUMNS[1:])}

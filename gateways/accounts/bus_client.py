@@ -48,7 +48,10 @@ class AccountBusClient:
         *,
         request_timeout_s: float = 2.0,
         max_held: int = 200_000,
+        start: dict[int, int] | None = None,
     ) -> None:
+        """`start`: the last bseq per bucket already applied (a consumer that kept its state);
+        the first request asks for what came after it. Default: from the beginning."""
         self.pub_endpoint = pub_endpoint
         self.snapshot_endpoint = snapshot_endpoint
         self.buckets = sorted(set(int(b) for b in buckets))
@@ -64,7 +67,7 @@ class AccountBusClient:
         }
         self._mine = np.zeros(BUCKETS, dtype=bool)
         self._mine[self.buckets] = True
-        self._last: dict[int, int] = {b: 0 for b in self.buckets}
+        self._last: dict[int, int] = {b: int((start or {}).get(b, 0)) for b in self.buckets}
         self._held: dict[int, dict[int, dict[str, Any]]] = {}
         self._n_held = 0
         self._in_flight_since: float | None = None

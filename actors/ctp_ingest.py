@@ -56,7 +56,8 @@ class CtpIngest:
         self.bus = None
         if cfg.account_bus:
             self.bus = AccountBus(accounts["inbound_endpoint"], accounts["endpoint"],
-                                  accounts["snapshot_endpoint"]).start()  # fmt: skip
+                                  accounts["snapshot_endpoint"],
+                                  log_size=int(accounts.get("bus_log_size", 200_000))).start()  # fmt: skip
         self.push = BusPush(accounts["inbound_endpoint"])
         exchange_of = exchange_lookup()
         flow = Path(cfg.flow_dir)

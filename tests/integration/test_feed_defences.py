@@ -18,6 +18,7 @@ import time
 from datetime import datetime, timezone
 
 import numpy as np
+import pytest
 import ray
 import zmq
 
@@ -200,3 +201,24 @@ def test_a_tick_from_2096_is_rejected_and_never_moves_the_statistics_clock(ray_l
     finally:
         ray.kill(feed)
         market.stop()
+
+
+def test_the_defence_keys_are_validated_and_misspellings_named():
+    from infra import config
+    from infra.config.errors import ConfigError
+
+    market = config.from_dict(
+        {"market": {"lag_bound_ms": 250, "future_tolerance_s": 2.5, "max_backlog_frames": 10}},
+        source="<test>",
+    ).market
+    assert (market.lag_bound_ms, market.future_tolerance_s, market.max_backlog_frames) == (
+        250, 2.5, 10,
+    )  # fmt: skip
+    for bad in ({"lag_bound_ms": 0}, {"future_tolerance_s": -1.0}, {"max_backlog_frames": 0}):
+        with pytest.raises(ConfigError, match=f"market.{next(iter(bad))}"):
+            config.from_dict({"market": bad}, source="<test>")
+    with pytest.raises(ConfigError, match="did you mean 'lag_bound_ms'"):
+        config.from_dict({"market": {"lag_bound": 250}}, source="<test>")
+    assert config.from_dict({"accounts": {"bus_log_size": 5000}}).accounts.bus_log_size == 5000
+    with pytest.raises(ConfigError, match="accounts.bus_log_size"):
+        config.from_dict({"accounts": {"bus_log_size": 0}}, source="<test>")

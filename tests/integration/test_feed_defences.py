@@ -222,3 +222,45 @@ def test_the_defence_keys_are_validated_and_misspellings_named():
     assert config.from_dict({"accounts": {"bus_log_size": 5000}}).accounts.bus_log_size == 5000
     with pytest.raises(ConfigError, match="accounts.bus_log_size"):
         config.from_dict({"accounts": {"bus_log_size": 0}}, source="<test>")
+
+
+def test_a_full_inbox_drops_the_oldest_frames_and_counts_them():
+    """The feed's own class in this process (no Ray needed): its ingest is held up by taking
+    the feed's lock, so frames pile up in the inbox past `max_backlog_frames`."""
+    endpoint = free_tcp_endpoint()
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.setsockopt(zmq.SNDHWM, 0)
+    pub.bind(endpoint)
+    feed_class = MarketFeed.__ray_metadata__.modified_class
+    feed = feed_class(
+        MarketFeedSettings(
+            "full", endpoint, 20, market=MarketConfig(rules=(), max_backlog_frames=100)
+        )
+    )
+    warm_sent = 0
+    try:
+
+        def joined() -> bool:
+            nonlocal warm_sent
+            pub.send_multipart([b"T", _frame("rb2601", 3000.0)])
+            warm_sent += 1
+            return feed.ticks_processed() > 0
+
+        assert wait_until(joined, 10)
+        base = feed.stats()
+        unsure = warm_sent - base["frames"]  # warm-up frames lost or still on their way
+        with feed._lock:  # the ingest waits here with its round; the receive thread goes on
+            for i in range(1_000):
+                pub.send_multipart([b"T", _frame("rb2601", 3001.0 + i)])
+            assert wait_until(lambda: feed.stats().get("frames_dropped", 0) > 0, 10)
+        pub.send_multipart([b"T", _frame("rb2601", GOOD)])
+        assert wait_until(lambda: feed.prices().get("rb2601") == GOOD, 10)
+        stats = feed.stats()
+        assert stats["backlog_frames"] == 0
+        folded = stats["frames"] - base["frames"]
+        # Every frame sent after the warm-up is folded or counted as dropped.
+        assert 1_001 <= folded + stats["frames_dropped"] <= 1_001 + unsure
+        assert "frames_dropped" in feed.reasons()
+    finally:
+        feed.stop()
+        pub.close(linger=0)

@@ -5,19 +5,20 @@ them (the inbox: at most `market.max_backlog_frames`, the oldest dropped and cou
 it), so ZeroMQ's own queue never overflows unseen and the arrival stamps are honest. An ingest
 thread takes the whole inbox each round (actors/feed_ingest.py), rejects what is malformed or
 stamped in the future (counted and quarantined with the reason), and folds every good tick of
-the round in one vectorized update into per-contract market statistics (rules.market_stats: OHLC bars, realized volatility, jumps, limits, volume and OI
-spikes) before evaluating the market rules on them (rules.engine.kinds.market_set). A flush
-thread, every `flush_ms`, pushes one PriceUpdate per subscriber with the latest price of every
-contract that changed — never one call per tick; a subscriber still busy with the previous
-update is skipped this round and gets the coalesced changes next time — and sends the market
-RiskEvents raised since the last flush to the Correlator in one call. Statistics never coalesce:
-only the fan-out does.
+the round in one vectorized update into per-contract market statistics (rules.market_stats:
+OHLC bars, realized volatility, jumps, limits, volume and OI spikes) before evaluating the
+market rules on them (rules.engine.kinds.market_set). A flush thread, every `flush_ms`, pushes
+one PriceUpdate per subscriber with the latest price of every contract that changed — never
+one call per tick; a subscriber still busy with the previous update is skipped this round and
+gets the coalesced changes next time — and sends the market RiskEvents raised since the last
+flush to the Correlator in one call. Statistics never coalesce: only the fan-out does.
 
 Every flush also measures the feed's lag (arrival to fan-out, actors/feed_lag.py) and raises
-`market.feed_lag` past `market.lag_bound_ms`. Every `check_ms` the flush thread also looks for stale contracts (a live contract silent for
-longer than its threshold within its session), and for a silent feed (one alert for the whole
-feed, which then stands in for the per-contract alerts). A backup feed (see actors.feed_group)
-polls its primary there and takes over the contracts the primary has gone stale on.
+`market.feed_lag` past `market.lag_bound_ms`. Every `check_ms` the flush thread also looks for
+stale contracts (a live contract silent for longer than its threshold within its session), and
+for a silent feed (one alert for the whole feed, which then stands in for the per-contract
+alerts). A backup feed (see actors.feed_group) polls its primary there and takes over the
+contracts the primary has gone stale on.
 """
 
 from __future__ import annotations

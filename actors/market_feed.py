@@ -52,6 +52,9 @@ from rules.model import RiskEvent
 
 QUARANTINE_SIZE = 200
 RECV_BURST = 10_000  # frames taken off the socket per inbox hand-over
+# The inbox's bound in bytes, besides `market.max_backlog_frames`: a flood of large frames
+# must not take the node's memory either.
+MAX_BACKLOG_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout):
         self.lag = LagMonitor(market.lag_bound_ms / 1000)
         self.max_backlog = int(market.max_backlog_frames)
         self._inbox: list[tuple[float, list[bytes]]] = []
+        self._inbox_bytes = 0
         self._inbox_lock = threading.Lock()
         self._inbox_ready = threading.Event()
         self._folding_since = np.inf  # oldest arrival of the round being folded
@@ -166,16 +170,23 @@ class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout):
         if not self._poller.poll(100):
             return
         got: list[tuple[float, list[bytes]]] = []
+        size = 0
         for _ in range(RECV_BURST):
             try:
                 parts = self._sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
             got.append((time.time(), parts))
+            size += sum(len(p) for p in parts)
         with self._inbox_lock:
             self._inbox.extend(got)
-            over = len(self._inbox) - self.max_backlog
+            self._inbox_bytes += size
+            over = max(0, len(self._inbox) - self.max_backlog)
+            while self._inbox_bytes - _bytes(self._inbox[:over]) > MAX_BACKLOG_BYTES:
+                over += max(1, (len(self._inbox) - over) // 10)
             if over > 0:  # the ingest is this far behind: the oldest frames go, counted
+                over = min(over, len(self._inbox))
+                self._inbox_bytes -= _bytes(self._inbox[:over])
                 del self._inbox[:over]
         if over > 0:
             self.counts["frames_dropped"] += over
@@ -189,6 +200,7 @@ class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout):
             return
         with self._inbox_lock:
             frames, self._inbox = self._inbox, []
+            self._inbox_bytes = 0
             self._inbox_ready.clear()
             self._folding_since = frames[0][0] if frames else np.inf
         try:
@@ -335,6 +347,10 @@ class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout):
     def stop(self) -> None:
         super().stop()  # the receive loop has ended: its socket can close
         self._sock.close(linger=0)
+
+
+def _bytes(frames: list[tuple[float, list[bytes]]]) -> int:
+    return sum(len(p) for _, parts in frames for p in parts)
 
 
 def _market_specs(bundle: Any) -> list[Any]:

@@ -55,8 +55,9 @@ class CtpIngest:
         self.correlator = correlator
         self.bus = None
         if cfg.account_bus:
+            log_size = int(accounts.get("bus_log_size", 200_000))
             self.bus = AccountBus(accounts["inbound_endpoint"], accounts["endpoint"],
-                                  accounts["snapshot_endpoint"]).start()  # fmt: skip
+                                  accounts["snapshot_endpoint"], log_size=log_size).start()  # fmt: skip
         self.push = BusPush(accounts["inbound_endpoint"])
         exchange_of = exchange_lookup()
         flow = Path(cfg.flow_dir)

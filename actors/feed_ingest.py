@@ -1,21 +1,27 @@
-"""The ingest part of a MarketFeed: tick frames in, statistics and market rule events out.
+"""The ingest part of a MarketFeed: rounds of tick frames in, statistics and market events out.
 
-A mixin so the feed's file keeps to its messages. `_on_frame` takes one SUB frame: a malformed
-frame, NaN prices and contracts with no spec are rejected (counted, quarantined with the
-reason); every good tick is folded into the per-contract statistics (rules.market_stats) and the
-market rules evaluated on them (rules.engine.kinds.market_set); the events raised are queued
-for the next flush. New contracts get a row on first sight (`_register`).
+A mixin so the feed's file keeps to its messages. `_on_frames` takes every frame the receive
+thread queued since the last round, decoded as one columnar batch (actors.feed_decode):
+malformed frames, NaN prices, contracts with no spec and ticks stamped in the future (beyond
+`market.future_tolerance_s`) are rejected alone (counted, quarantined with a one-line reason);
+every good tick is folded into the per-contract statistics (rules.market_stats) in one
+vectorized update and the market rules evaluated on them (rules.engine.kinds.market_set); the
+events raised are queued for the next flush. Under a flood a round holds many frames: their
+statistics are still computed on every tick, and the fan-out sends only the latest price per
+contract (`ticks_coalesced` counts the ticks whose price never went out alone). New contracts
+get a row on first sight (`_register`).
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
+from actors.feed_decode import Round, decode_round
 from actors.feed_group import feed_event
-from infra.codec import CodecError, decode_ticks, split_bad_ticks
 from rules.contracts import UnknownContract, product_of
 from rules.engine.kinds.market_set import Fired
 from rules.market_signals import nonpositive_events
@@ -36,36 +42,61 @@ class FeedIngest:
         self.reject(reason, detail[:300])
         self._m_bad.inc(n, tags={**self._tags, "reason": reason})
 
-    def _on_frame(self, parts: list[bytes], now: float) -> None:
-        self.counts["frames"] += 1
-        if len(parts) != 2:
-            self._reject("malformed_frame", f"{len(parts)} message parts, expected 2")
+    def _on_frames(self, frames: list[tuple[float, list[bytes]]]) -> None:
+        """One round of frames off the socket, `(arrival, parts)` each, in arrival order.
+
+        Decoded as one columnar batch (actors.feed_decode); a bad frame, a NaN price, a
+        contract with no spec or a tick from the future is rejected alone, counted and
+        quarantined with the reason; the rest is folded in one statistics update.
+        """
+        self.counts["frames"] += len(frames)
+        rnd = decode_round(frames)
+        for reason, detail in rnd.rejects:
+            self._reject(reason, detail)
+        if len(rnd) == 0:
             return
-        try:
-            batch = decode_ticks(parts[1])
-        except CodecError as exc:
-            self._reject("malformed_frame", str(exc))
-            return
-        batch, bad = split_bad_ticks(batch)
+        bad = ~np.isfinite(rnd.cols["last"])
         if bad.any():
-            self._reject(
-                "bad_price",
-                f"{int(bad.sum())} ticks with NaN/inf last",
-                int(bad.sum()),
-            )
-        if len(batch) == 0:
+            self._reject("bad_price", f"{int(bad.sum())} ticks with NaN/inf last", int(bad.sum()))
+            rnd = rnd.take(~bad)
+        if len(rnd) == 0:
             return
-        rows = self._rows_for(batch.instruments)
-        idx = rows[batch.instrument_idx]
+        idx = self._rows_for(rnd.names)[rnd.name_start + rnd.local_idx]
         known = idx >= 0
         if not known.all():
+            unknown = int((~known).sum())
+            self._reject("unknown_contract", f"{unknown} ticks of contracts with no spec", unknown)
+            rnd, idx = rnd.take(known), idx[known]
+        future = self._future(rnd, idx)
+        if future.any():
+            rnd, idx = rnd.take(~future), idx[~future]
+        if len(rnd):
+            self._apply(rnd, idx)
+
+    def _future(self, rnd: Round, idx: np.ndarray) -> np.ndarray:
+        """Ticks stamped further ahead of the feed's clock than `future_tolerance_s`: they
+        would move the statistics clock (and every later tick's bar) for good."""
+        tolerance = self.settings.market.future_tolerance_s
+        # The feed's clock is the wall clock at arrival; a source on the demo's shifted session
+        # clock may stamp ahead of it by the shift, so a positive shift widens the window.
+        ahead = rnd.cols["exchange_ts"] - (rnd.arrival + max(0.0, self.shift))
+        with np.errstate(invalid="ignore"):
+            future = ahead > tolerance  # NaN stamps take the arrival time later: not future
+        if future.any():
+            k = int(np.flatnonzero(future)[0])
+            ts = float(rnd.cols["exchange_ts"][k])
+            when = (
+                datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+                if abs(ts) < 1e11 else f"{ts:g}"
+            )  # fmt: skip
             self._reject(
-                "unknown_contract",
-                f"{int((~known).sum())} ticks of contracts with no spec",
-                int((~known).sum()),
+                "future_ts",
+                f"{int(future.sum())} ticks stamped ahead of the feed clock, first "
+                f"{self.names[int(idx[k])]} at {when}, {float(ahead[k]):.1f} s ahead "
+                f"(tolerance {tolerance:g} s)",
+                int(future.sum()),
             )
-        if known.any():
-            self._apply(batch, idx, known, now)
+        return future
 
     def _rows_for(self, instruments: list[str]) -> np.ndarray:
         rows = np.empty(len(instruments), dtype=np.int64)
@@ -109,6 +140,8 @@ class FeedIngest:
 
         self.arrival_last = grown(self.arrival_last, np.nan)
         self.first_arrival = grown(self.first_arrival, np.nan)
+        self.price_arrival = grown(self.price_arrival, np.nan)
+        self.price_sent = grown(self.price_sent, np.nan)
         self.template = grown(self.template, 0)
         self.stale_s = grown(self.stale_s, np.nan)
         self.owned = grown(self.owned, self.backup is None)
@@ -116,36 +149,37 @@ class FeedIngest:
             sub.pending = grown(sub.pending, False)
             sub.arrival = grown(sub.arrival, np.inf)
 
-    def _apply(self, batch: Any, idx: np.ndarray, known: np.ndarray, now: float) -> None:
-        """Fold every tick of a batch into the statistics, then evaluate the market rules."""
-        sel = slice(None) if known.all() else np.flatnonzero(known)
-        rows = idx[sel]
-        ts = batch.exchange_ts[sel]
-        ts = np.where(np.isfinite(ts), ts, now)
+    def _apply(self, rnd: Round, rows: np.ndarray) -> None:
+        """Fold every tick of a round into the statistics, then evaluate the market rules."""
+        c = rnd.cols
+        ts = np.where(np.isfinite(c["exchange_ts"]), c["exchange_ts"], rnd.arrival)
+        n = int(rows.shape[0])
+        # Arrival is non-decreasing within a round: per contract, the first tick is the
+        # earliest waiting and the last tick the one whose price is now the last price.
+        touched, first = np.unique(rows, return_index=True)
+        _, from_end = np.unique(rows[::-1], return_index=True)
+        earliest, latest = rnd.arrival[first], rnd.arrival[n - 1 - from_end]
+        ingress = float(rnd.arrival[0])
         with self._lock:
             signals = self.stats_engine.update(
-                rows,
-                batch.last[sel],
-                ts,
-                volume=batch.volume[sel],
-                open_interest=batch.open_interest[sel],
-                bid=batch.bid[sel],
-                ask=batch.ask[sel],
-                upper=batch.upper_limit[sel],
-                lower=batch.lower_limit[sel],
-                pre_settlement=batch.pre_settlement[sel],
-            )
-            touched = np.unique(np.concatenate([s.rows for s in signals]))
-            self.arrival_last[touched] = now
-            self.last_frame = now
+                rows, c["last"], ts, volume=c["volume"], open_interest=c["open_interest"],
+                bid=c["bid"], ask=c["ask"], upper=c["upper_limit"], lower=c["lower_limit"],
+                pre_settlement=c["pre_settlement"],
+            )  # fmt: skip
+            self.arrival_last[touched] = latest
+            self.last_frame = float(rnd.arrival[-1])
             for sub in self.subscribers:
                 sub.pending[touched] = True
-                sub.arrival[touched] = np.minimum(sub.arrival[touched], now)
-            events = self._evaluate(signals, now, batch.sent_ts)
-            events += nonpositive_events(signals, self.names, self.products, now, self.owned)
+                sub.arrival[touched] = np.minimum(sub.arrival[touched], earliest)
+            events = self._evaluate(signals, ingress, float(rnd.sent_ts[-1]))
+            events += nonpositive_events(signals, self.names, self.products, ingress, self.owned)
             self._queue(events)
-        self.counts["ticks"] += int(rows.shape[0])
-        self._m_ticks.inc(int(rows.shape[0]), tags=self._tags)
+        coalesced = n - int(touched.shape[0])  # folded, but only the latest price goes out
+        self.counts["ticks"] += n
+        self.counts["ticks_coalesced"] += coalesced
+        self._m_ticks.inc(n, tags=self._tags)
+        if coalesced:
+            self._m_coalesced.inc(coalesced, tags=self._tags)
 
     def _evaluate(self, signals: list[SliceSignals], now: float, sent_ts: float) -> list[RiskEvent]:
         out: list[RiskEvent] = []

@@ -1,19 +1,24 @@
 """MarketFeed actor: one per market-data endpoint.
 
-A receive thread takes every tick frame off its ZeroMQ SUB socket, rejects what is malformed
-(counted and quarantined with the reason), and folds every good tick into per-contract market
-statistics (rules.market_stats: OHLC bars, realized volatility, jumps, limits, volume and OI
-spikes) before evaluating the market rules on them (rules.engine.kinds.market_set). A flush
-thread, every `flush_ms`, pushes one PriceUpdate per subscriber with the latest price of every
-contract that changed — never one call per tick; a subscriber still busy with the previous
-update is skipped this round and gets the coalesced changes next time — and sends the market
-RiskEvents raised since the last flush to the Correlator in one call. Statistics never coalesce:
-only the fan-out does.
+A receive thread only takes frames off the ZeroMQ SUB socket, stamps their arrival and queues
+them (the inbox: at most `market.max_backlog_frames`, the oldest dropped and counted beyond
+it), so ZeroMQ's own queue never overflows unseen and the arrival stamps are honest. An ingest
+thread takes the whole inbox each round (actors/feed_ingest.py), rejects what is malformed or
+stamped in the future (counted and quarantined with the reason), and folds every good tick of
+the round in one vectorized update into per-contract market statistics (rules.market_stats:
+OHLC bars, realized volatility, jumps, limits, volume and OI spikes) before evaluating the
+market rules on them (rules.engine.kinds.market_set). A flush thread, every `flush_ms`, pushes
+one PriceUpdate per subscriber with the latest price of every contract that changed — never
+one call per tick; a subscriber still busy with the previous update is skipped this round and
+gets the coalesced changes next time — and sends the market RiskEvents raised since the last
+flush to the Correlator in one call. Statistics never coalesce: only the fan-out does.
 
-Every `check_ms` the flush thread also looks for stale contracts (a live contract silent for
-longer than its threshold within its session), and for a silent feed (one alert for the whole
-feed, which then stands in for the per-contract alerts). A backup feed (see actors.feed_group)
-polls its primary there and takes over the contracts the primary has gone stale on.
+Every flush also measures the feed's lag (arrival to fan-out, actors/feed_lag.py) and raises
+`market.feed_lag` past `market.lag_bound_ms`. Every `check_ms` the flush thread also looks for
+stale contracts (a live contract silent for longer than its threshold within its session), and
+for a silent feed (one alert for the whole feed, which then stands in for the per-contract
+alerts). A backup feed (see actors.feed_group) polls its primary there and takes over the
+contracts the primary has gone stale on.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from actors.feed_checks import FeedChecks
 from actors.feed_fanout import FeedFanout, Subscriber
 from actors.feed_group import BackupRole
 from actors.feed_ingest import FeedIngest
+from actors.feed_lag import LagMonitor
 from actors.rule_host import bundle_of
 from actors.shell import ActorShell
 from infra.config import MarketConfig
@@ -46,6 +52,10 @@ from rules.market_stats import MarketStats, StatsParams
 from rules.model import RiskEvent
 
 QUARANTINE_SIZE = 200
+RECV_BURST = 10_000  # frames taken off the socket per inbox hand-over
+# The inbox's bound in bytes, besides `market.max_backlog_frames`: a flood of large frames
+# must not take the node's memory either.
+MAX_BACKLOG_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,8 @@ class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout, FeedAdaptive):
         cap = 256
         self.arrival_last = np.full(cap, np.nan)  # wall time of each contract's last tick
         self.first_arrival = np.full(cap, np.nan)  # ... and of its first
+        self.price_arrival = np.full(cap, np.nan)  # arrival of the last price sent out ...
+        self.price_sent = np.full(cap, np.nan)  # ... and when it was sent
         self.template = np.zeros(cap, dtype=np.int64)  # session schedule of each contract
         self.stale_s = np.full(cap, np.nan)  # per-contract stale threshold override
         self.owned = np.ones(cap, dtype=bool)  # a standby backup owns nothing
@@ -126,6 +138,22 @@ class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout, FeedAdaptive):
             "counter", "bad_frames_total", "rejected frames or ticks", tag_keys=("actor", "reason")
         )
         self._m_events = self.metric("counter", "market_events_total", "market risk events raised")
+        self._m_lag = self.metric(
+            "gauge", "feed_lag_seconds", "oldest price or frame not yet fanned out, seconds"
+        )
+        self._m_coalesced = self.metric(
+            "counter", "feed_ticks_coalesced_total", "ticks folded but superseded before fan-out"
+        )
+        self._m_dropped = self.metric(
+            "counter", "feed_frames_dropped_total", "frames dropped from a full feed inbox"
+        )
+        self.lag = LagMonitor(market.lag_bound_ms / 1000)
+        self.max_backlog = int(market.max_backlog_frames)
+        self._inbox: list[tuple[float, list[bytes]]] = []
+        self._inbox_bytes = 0
+        self._inbox_lock = threading.Lock()
+        self._inbox_ready = threading.Event()
+        self._folding_since = np.inf  # oldest arrival of the round being folded
         self._tags = {"actor": f"MarketFeed.{name}"}
         self._sock = zmq.Context.instance().socket(zmq.SUB)  # used by the receive loop alone
         self._sock.setsockopt(zmq.RCVHWM, 100_000)
@@ -135,23 +163,74 @@ class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout, FeedAdaptive):
         self._poller.register(self._sock, zmq.POLLIN)
         self._next_check = time.monotonic() + self.check_s
         self.every(0.0, self._receive, "recv")  # each poll waits up to 100 ms
+        self.every(0.0, self._ingest_step, "ingest")  # each wait for frames up to 100 ms
         self.every(self.flush_s, self._flush_step, "flush")
 
     # ---- receive --------------------------------------------------------------------------
 
     def _receive(self) -> None:
-        """Every frame waiting on the SUB socket (ingest: actors/feed_ingest.py)."""
+        """Every frame waiting on the SUB socket into the inbox, stamped on arrival."""
         if not self._poller.poll(100):
             return
-        while True:
+        got: list[tuple[float, list[bytes]]] = []
+        size = 0
+        for _ in range(RECV_BURST):
             try:
                 parts = self._sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
-            try:
-                self._on_frame(parts, time.time())
-            except Exception as exc:  # a bug on one frame must not stop the feed
-                self._reject("internal_error", f"{type(exc).__name__}: {exc}")
+                break
+            got.append((time.time(), parts))
+            size += sum(len(p) for p in parts)
+        with self._inbox_lock:
+            self._inbox.extend(got)
+            self._inbox_bytes += size
+            over = max(0, len(self._inbox) - self.max_backlog)
+            while self._inbox_bytes - _bytes(self._inbox[:over]) > MAX_BACKLOG_BYTES:
+                over += max(1, (len(self._inbox) - over) // 10)
+            if over > 0:  # the ingest is this far behind: the oldest frames go, counted
+                over = min(over, len(self._inbox))
+                self._inbox_bytes -= _bytes(self._inbox[:over])
+                del self._inbox[:over]
+        if over > 0:
+            self.counts["frames_dropped"] += over
+            self._m_dropped.inc(over, tags=self._tags)
+            self.reject("frames_dropped", f"{over} frames dropped: inbox full ({self.max_backlog})")
+        self._inbox_ready.set()
+
+    def _ingest_step(self) -> None:
+        """One round: every frame queued since the last (ingest: actors/feed_ingest.py)."""
+        if not self._inbox_ready.wait(0.1):
+            return
+        with self._inbox_lock:
+            frames, self._inbox = self._inbox, []
+            self._inbox_bytes = 0
+            self._inbox_ready.clear()
+            self._folding_since = frames[0][0] if frames else np.inf
+        try:
+            self._fold(frames)
+        finally:
+            self._folding_since = np.inf
+
+    def _fold(self, frames: list[tuple[float, list[bytes]]]) -> None:
+        try:
+            self._on_frames(frames)
+        except Exception as exc:  # a bug on one frame must not cost the round: one by one
+            self.failed("ingest", exc)
+            for frame in frames:
+                try:
+                    self._on_frames([frame])
+                except Exception as one:
+                    self._reject("internal_error", f"{type(one).__name__}: {one}")
+
+    def _unfolded_since(self) -> float:
+        """Arrival of the oldest frame received and not folded yet (inf: none)."""
+        with self._inbox_lock:
+            queued = self._inbox[0][0] if self._inbox else np.inf
+        return min(queued, self._folding_since)
+
+    def _backlog(self) -> int:
+        with self._inbox_lock:
+            return len(self._inbox)
 
     # ---- flush and checks -----------------------------------------------------------------
 
@@ -183,12 +262,31 @@ class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout, FeedAdaptive):
             "send_errors": sum(s.sender.errors for s in self.subscribers),
             "event_send_errors": self._event_sender.errors,
             "tick_to_event_ms": self.event_latency.percentiles((50, 99)),
+            "lag_ms": round(self.lag.lag_s * 1000, 1),
+            "worst_lag_ms": round(self.lag.worst_s * 1000, 1),
+            "backlog_frames": self._backlog(),
+            "stats_clock": self.stats_engine.clock,
             "quarantine": list(self.quarantine)[-10:],
         }
 
     def ticks_processed(self) -> int:
         """Ticks folded so far (cheap: publishers pace themselves on it)."""
         return int(self.counts["ticks"])
+
+    def price_times(self, instruments: list[str]) -> dict[str, dict[str, float]]:
+        """Per contract: its last price, when the tick carrying the last price sent out arrived
+        on the socket and when it was sent to the subscribers (NaN: not sent yet)."""
+        with self._lock:
+            out = {}
+            for name in instruments:
+                row = self.index.get(name)
+                if row is not None:
+                    out[name] = {
+                        "last": float(self.stats_engine.last[row]),
+                        "arrival": float(self.price_arrival[row]),
+                        "sent": float(self.price_sent[row]),
+                    }
+            return out
 
     def prices(self) -> dict[str, float]:
         with self._lock:
@@ -253,6 +351,10 @@ class MarketFeed(ActorShell, FeedIngest, FeedChecks, FeedFanout, FeedAdaptive):
     def stop(self) -> None:
         super().stop()  # the receive loop has ended: its socket can close
         self._sock.close(linger=0)
+
+
+def _bytes(frames: list[tuple[float, list[bytes]]]) -> int:
+    return sum(len(p) for _, parts in frames for p in parts)
 
 
 def _market_specs(bundle: Any) -> list[Any]:

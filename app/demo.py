@@ -95,7 +95,10 @@ def start_simulation(cfg: Config) -> tuple[Simulation, Config, list[str]]:
             cfg = dataclasses.replace(cfg, channels=sink_channels(url, cfg))
     instruments = main_instruments(table, cfg.sim.contracts)
     bus = AccountBus(
-        cfg.accounts.inbound_endpoint, cfg.accounts.endpoint, cfg.accounts.snapshot_endpoint
+        cfg.accounts.inbound_endpoint,
+        cfg.accounts.endpoint,
+        cfg.accounts.snapshot_endpoint,
+        log_size=cfg.accounts.bus_log_size,
     )
     bus.start()
     exchange = SimExchange(

@@ -29,15 +29,26 @@ reached it, so it is applied in order with the account records around it.
 
 The bus checks only what it needs to route (a map of a known type, a string account_id unless
 it is a settlement); the shards judge the figures and the required fields (`wire.record_problem`:
-rejected records are counted, quarantined and journaled there). The log is in memory for the
-session (a trading day of a simulated population is a few hundred MB at most); persistence is
-the audit journal's job.
+rejected records are counted, quarantined and journaled there).
+
+Memory is bounded: the log holds the newest `log_size` records (all buckets together; config
+`accounts.bus_log_size`); a record that leaves it is folded into the compacted state
+(`bus_compact.py`: per account its latest snapshot and what followed, the day's orders with a
+status, the settlements in use), which drops what a later record superseded. A snapshot
+request for a bucket the client has kept up with is answered from the log, as before; one for
+a bucket it fell behind on (its last bseq is older than the log's first) gets the compacted
+records of the bucket after its last bseq, then the log. Compacted records keep their bseq, so
+that part of a reply has gaps: each record of a reply carries `prev` (the bseq the client must
+have reached before it), and a `{"type": "compacted"}` marker carries the client to the bseq
+just before the log. `stats["held"]` counts every record held (log plus compacted).
+Persistence is the audit journal's job.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from itertools import islice
 from typing import Any
 
 import msgpack
@@ -45,6 +56,7 @@ import numpy as np
 import zmq
 
 from gateways.accounts.bus_client import AccountBusClient
+from gateways.accounts.bus_compact import Compaction
 from gateways.accounts.wire import (
     BROADCAST_TYPES,
     HEAD_TOPIC,
@@ -64,6 +76,7 @@ __all__ = [
 ]  # fmt: skip
 HEAD_INTERVAL_S = 0.5
 QUARANTINE_SIZE = 1000
+LOG_SIZE = 200_000  # records in the log, all buckets together (accounts.bus_log_size)
 
 
 class AccountBus(ZmqService):
@@ -71,8 +84,18 @@ class AccountBus(ZmqService):
 
     thread_name = "account-bus"
 
-    def __init__(self, inbound_endpoint: str, pub_endpoint: str, snapshot_endpoint: str) -> None:
+    def __init__(
+        self,
+        inbound_endpoint: str,
+        pub_endpoint: str,
+        snapshot_endpoint: str,
+        *,
+        log_size: int = LOG_SIZE,
+    ) -> None:
         super().__init__()
+        if isinstance(log_size, bool) or not isinstance(log_size, int) or log_size < 1:
+            raise ValueError(f"account bus log_size must be a positive integer, got {log_size!r}")
+        self.log_size = log_size
         self.inbound_endpoint = inbound_endpoint
         self.pub_endpoint = pub_endpoint
         self.snapshot_endpoint = snapshot_endpoint
@@ -81,9 +104,15 @@ class AccountBus(ZmqService):
             "published": 0,
             "rejected": 0,
             "snapshot_requests": 0,
+            "compacted_replies": 0,
+            "held": 0,
+            "superseded": 0,
         }
         self.quarantine: deque[dict[str, Any]] = deque(maxlen=QUARANTINE_SIZE)
-        self._log: dict[int, list[dict[str, Any]]] = {}
+        self._log: dict[int, deque[dict[str, Any]]] = {}
+        self._order: deque[int] = deque()  # the bucket of every logged record, oldest first
+        self._evicted = np.zeros(BUCKETS, dtype=np.int64)  # last bseq that left the log
+        self.compacted = Compaction()
         self._heads = np.zeros(BUCKETS, dtype=np.uint64)
         self._seq = 0
         self._next_head = 0.0
@@ -138,11 +167,44 @@ class AccountBus(ZmqService):
                 self._heads[bucket] += 1
                 stamped = {**record, "bucket": bucket, "bseq": int(self._heads[bucket]),
                            "seq": self._seq, "bus_ts": now}  # fmt: skip
-                self._log.setdefault(bucket, []).append(stamped)
+                self._log.setdefault(bucket, deque()).append(stamped)
+                self._order.append(bucket)
                 by_bucket.setdefault(bucket, []).append(stamped)
+        self._evict()
         for bucket, recs in by_bucket.items():
             self._pub.send_multipart([bucket_topic(bucket), encode_records("account_events", recs)])
             self.stats["published"] += len(recs)
+
+    def _evict(self) -> None:
+        """Records past `log_size` leave the log, oldest first, into the compacted state."""
+        while len(self._order) > self.log_size:
+            bucket = self._order.popleft()
+            record = self._log[bucket].popleft()
+            self._evicted[bucket] = record["bseq"]
+            self.compacted.fold(record)
+        self.stats["held"] = len(self._order) + self.compacted.held
+        self.stats["superseded"] = self.compacted.superseded
+
+    def held(self) -> int:
+        """Records the bus holds: the log plus the compacted state."""
+        return len(self._order) + self.compacted.held
+
+    def _replay(self, bucket: int, after: int) -> list[dict[str, Any]]:
+        """What a client that reached `after` in `bucket` needs (module doc)."""
+        log = self._log.get(bucket, ())
+        evicted = int(self._evicted[bucket])
+        if after >= evicted:  # kept up: bseq is dense in the log, from evicted + 1
+            return list(islice(log, after - evicted, None))
+        self.stats["compacted_replies"] += 1
+        out, prev, seq = [], after, 0
+        for record in self.compacted.records(bucket, after):
+            out.append({**record, "prev": prev})
+            prev, seq = record["bseq"], record["seq"]
+        if prev < evicted:
+            out.append({"type": "compacted", "bucket": bucket, "bseq": evicted, "prev": prev,
+                        "seq": seq})  # fmt: skip
+        out.extend(log)
+        return out
 
     def _snapshot(self, parts: list[bytes]) -> None:
         self.stats["snapshot_requests"] += 1
@@ -157,10 +219,8 @@ class AccountBus(ZmqService):
             return
         out: list[dict[str, Any]] = []
         for bucket, after in since.items():
-            log = self._log.get(bucket, ())
-            # bseq is 1-based and dense, so the records after `after` start at index `after`.
-            out.extend(log[after:] if after >= 0 else log)
-        out.sort(key=lambda r: r["seq"])
+            out.extend(self._replay(bucket, after))
+        out.sort(key=lambda r: r["seq"])  # stable: a bucket's records keep their order
         self._router.send_multipart([identity, b"", encode_records("account_events", out)])
 
     @staticmethod

@@ -8,6 +8,11 @@ the same copy, then hands the settlement out once. So the settlement is applied 
 record that the bus sequenced before it and before every record sequenced after it, whatever
 order the buckets' messages arrive in, live or replayed from the snapshot socket after a
 restart. The wire format of the records is docs/accounts-wire.md.
+
+A record's predecessor in its bucket is `prev` when the record carries it, else `bseq - 1`:
+the bus's log is dense, but a reply that replays the compacted state (a client that fell
+behind the bounded log, bus.py) skips the records a later one superseded and chains the rest
+through `prev`, ending with a `compacted` marker that carries the client to the log.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import zmq
 from gateways.accounts.wire import BROADCAST_TYPES, HEAD_TOPIC, decode_heads
 from infra.codec import SCHEMA_VERSION, CodecError, decode_records
 from rules.sharding import BUCKETS, bucket_topic
+
+COMPACTED = "compacted"  # the marker a compacted reply ends with (bus.py)
 
 
 class AccountBusClient:
@@ -41,7 +48,10 @@ class AccountBusClient:
         *,
         request_timeout_s: float = 2.0,
         max_held: int = 200_000,
+        start: dict[int, int] | None = None,
     ) -> None:
+        """`start`: the last bseq per bucket already applied (a consumer that kept its state);
+        the first request asks for what came after it. Default: from the beginning."""
         self.pub_endpoint = pub_endpoint
         self.snapshot_endpoint = snapshot_endpoint
         self.buckets = sorted(set(int(b) for b in buckets))
@@ -57,7 +67,7 @@ class AccountBusClient:
         }
         self._mine = np.zeros(BUCKETS, dtype=bool)
         self._mine[self.buckets] = True
-        self._last: dict[int, int] = {b: 0 for b in self.buckets}
+        self._last: dict[int, int] = {b: int((start or {}).get(b, 0)) for b in self.buckets}
         self._held: dict[int, dict[int, dict[str, Any]]] = {}
         self._n_held = 0
         self._in_flight_since: float | None = None
@@ -170,25 +180,28 @@ class AccountBusClient:
         touched: set[int] = set()
         for record in records:
             bucket, bseq = record.get("bucket"), record.get("bseq")
+            prev = record.get("prev", bseq - 1 if isinstance(bseq, int) else None)
             if (
                 not isinstance(bucket, int)
                 or not isinstance(bseq, int)
+                or not isinstance(prev, int)
                 or not 0 <= bucket < BUCKETS
+                or not prev < bseq
             ):
                 self.stats["bad_frames"] += 1
                 continue
             if not self._mine[bucket]:
                 continue
             last = self._last[bucket]
-            if bseq <= last or bseq in self._held.get(bucket, ()):
+            if bseq <= last or prev in self._held.get(bucket, ()):
                 self.stats["duplicates_dropped"] += 1
-            elif bseq == last + 1 and bucket not in self._blocked:
+            elif prev == last and bucket not in self._blocked:
                 self._deliver(bucket, record, out)
                 touched.add(bucket)
             elif self._n_held < self.max_held:
-                self._held.setdefault(bucket, {})[bseq] = record
+                self._held.setdefault(bucket, {})[prev] = record
                 self._n_held += 1
-                if bseq != last + 1:  # the next one waits for the barrier: not a gap
+                if prev != last:  # the next one waits for the barrier: not a gap
                     self._gap_pending.add(bucket)
             else:  # too much held back: drop it, the catch-up snapshot brings it again
                 self._gap_pending.add(bucket)
@@ -197,6 +210,8 @@ class AccountBusClient:
     def _deliver(self, bucket: int, record: dict[str, Any], out: list[dict[str, Any]]) -> None:
         """`record` is the next of `bucket`: hand it out, or stand the bucket at a settlement."""
         self._last[bucket] = int(record["bseq"])
+        if record.get("type") == COMPACTED:  # the bus's marker: nothing to hand out
+            return
         if record.get("type") not in BROADCAST_TYPES:
             out.append(record)
             self.stats["records"] += 1
@@ -223,26 +238,24 @@ class AccountBusClient:
             pending = set(self._held)
 
     def _release(self, bucket: int, out: list[dict[str, Any]]) -> None:
-        held = self._held.get(bucket)
+        held = self._held.get(bucket)  # keyed by each record's predecessor (`prev`)
         if not held:
             self._held.pop(bucket, None)
             return
-        for stale in [s for s in held if s <= self._last[bucket]]:
+        for stale in [p for p, r in held.items() if r["bseq"] <= self._last[bucket]]:
             del held[stale]
             self._n_held -= 1
             self.stats["duplicates_dropped"] += 1
-        nxt = self._last[bucket] + 1
-        while nxt in held and bucket not in self._blocked:
-            self._deliver(bucket, held.pop(nxt), out)
+        while self._last[bucket] in held and bucket not in self._blocked:
+            self._deliver(bucket, held.pop(self._last[bucket]), out)
             self._n_held -= 1
-            nxt += 1
         if not held:
             del self._held[bucket]
 
     def _has_gap(self, bucket: int) -> bool:
         """Held records that are not just waiting for the settlement barrier."""
         held = self._held.get(bucket)
-        return bool(held) and (self._last[bucket] + 1) not in held
+        return bool(held) and self._last[bucket] not in held
 
     def _on_heads(self, payload: bytes) -> None:
         try:
@@ -251,7 +264,8 @@ class AccountBusClient:
             self.stats["bad_frames"] += 1
             return
         for bucket in self.buckets:
-            known = max(self._held.get(bucket, ()), default=self._last[bucket])
+            held = self._held.get(bucket, {})
+            known = max((r["bseq"] for r in held.values()), default=self._last[bucket])
             if int(heads[bucket]) > max(known, self._last[bucket]) or self._has_gap(bucket):
                 self._gap_pending.add(bucket)
 

@@ -125,6 +125,10 @@ def _check_market(m: MarketConfig) -> None:
             raise ConfigError(f"market.stale_s_by_product.{key}: must be a positive number")
     if m.check_ms < 1 or m.takeover_s <= 0:
         raise ConfigError("market.check_ms and market.takeover_s must be positive")
+    for key in ("lag_bound_ms", "future_tolerance_s", "max_backlog_frames"):
+        value = getattr(m, key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConfigError(f"market.{key}: must be a positive number, got {value!r}")
     if m.session_clock_start:
         from datetime import datetime
 
@@ -147,6 +151,10 @@ class MarketConfig:
     takeover_s: float = 3.0  # a backup takes a contract over after the primary is this stale
     holidays_file: str = ""  # exchange holidays (wtpy holidays.json format or one per line)
     session_clock_start: str = ""  # "" wall clock; else ISO time the session clock starts at
+    # Flood and clock defences of the feed (actors/feed_lag.py, actors/feed_ingest.py):
+    lag_bound_ms: int = 1000  # prices reaching subscribers later than this raise market.feed_lag
+    future_tolerance_s: float = 5.0  # a tick stamped further ahead of the feed clock is rejected
+    max_backlog_frames: int = 200_000  # frames received but not folded; the oldest drop beyond
 
     def __post_init__(self) -> None:
         _check_market(self)

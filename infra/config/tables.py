@@ -19,6 +19,16 @@ class AccountsConfig:
     # single_side = "exchange" | "off" (单边大保证金), fee_multiplier = 1.0 (over exchange fees)}
     policies: tuple[dict[str, Any], ...] = ()
     fund_flow: FundFlowConfig = field(default_factory=lambda: FundFlowConfig())
+    # Records the account bus keeps in its log (all buckets); older ones are compacted to each
+    # account's latest snapshot and what followed (gateways/accounts/bus_compact.py).
+    bus_log_size: int = 200_000
+
+    def __post_init__(self) -> None:
+        n = self.bus_log_size
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            from infra.config.errors import ConfigError
+
+            raise ConfigError(f"accounts.bus_log_size: must be a positive integer, got {n!r}")
 
 
 @dataclass(frozen=True)

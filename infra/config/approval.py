@@ -67,6 +67,10 @@ class ApprovalConfig:
     request_max_age_s: float = 300.0
     expire_after_s: float = 0.0  # 0: pending proposals never expire on their own
     group_gap_s: float = 30.0  # proposals of one kind this close together form one batch group
+    # A target counts as met within this band of risk degree, a fraction like every risk degree
+    # of the config (0.0005 = 0.05 percentage points: 70.01% against 70% is met): prices move in
+    # ticks and figures are floats. The verify step (and moot) of the Executor uses it.
+    target_tolerance: float = 0.0005
     secrets_file: str = ""  # TOML {user = "secret"} outside the repository, read by the Executor
     http_port: int = -1  # approval routes over HTTP: -1 off, 0 any free port
     http_host: str = "127.0.0.1"

@@ -66,6 +66,9 @@ class Config:
 EDGE_VALIDATORS: dict[str, Any] = {}
 EDGE_TABLES = ("ctp", "backoffice", "stress")
 RULE_ACTION_KEYS = ("kind", "target")  # what the Correlator reads of a rule's action
+# A band of one percentage point would already call 71% "met" against 70%. The bound also
+# refuses 0.05 — the documented "0.05 pp" written where a fraction belongs, which would be 5 pp.
+MAX_TARGET_TOLERANCE = 0.01
 
 
 def _coerce(tp: Any, value: Any, path: str) -> Any:
@@ -190,6 +193,13 @@ def _validate_approval(a: ApprovalConfig) -> None:
                     fail(f"{where}.stages[{j}].roles", f"no role {r!r} in approval.roles")
     if a.emergency.kind not in ("reduce", "liquidate"):
         fail("approval.emergency.kind", "must be reduce or liquidate")
+    tol = a.target_tolerance
+    if not 0.0 <= tol < MAX_TARGET_TOLERANCE:  # NaN fails too
+        fail(
+            "approval.target_tolerance",
+            f"must be a fraction of risk degree from 0 to below {MAX_TARGET_TOLERANCE} "
+            f"(0.0005 is 0.05 percentage points), got {tol!r}",
+        )
 
 
 def _validate_notifier(n: NotifierConfig) -> None:

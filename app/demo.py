@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import ray
 
+from actors.context import Context
 from app.supervisor import System, start_system, stop_system
 from gateways.accounts.bus import AccountBus
 from gateways.sim.accounts import SimAccountSource
@@ -29,7 +30,7 @@ from infra.cluster import dashboard_hint, start_ray
 from infra.config import ChannelConfig, Config
 from infra.reports.kpi import compute_kpis
 from infra.specs import load_contract_table
-from rules.display import percent
+from rules.display import percent, yuan
 from rules.engine.alerts import next_trading_day, trading_day
 
 DEMO_PHONE = "+8613800138000"
@@ -103,6 +104,8 @@ def start_simulation(cfg: Config) -> tuple[Simulation, Config, list[str]]:
         table,
         ticks_per_contract_hz=cfg.sim.ticks_per_contract_hz,
         seed=cfg.sim.seed,
+        jump_prob=cfg.sim.jump_prob,
+        vol_by_margin=True,  # a 2% treasury future must not move like a 10% steel one
     )
     exchange.start()
     accounts = SimAccountSource(
@@ -126,6 +129,47 @@ def start_simulation(cfg: Config) -> tuple[Simulation, Config, list[str]]:
     orders.start()
     commodities = sorted({table.spec(i).commodity for i in instruments})
     return Simulation(sink, bus, exchange, accounts, orders), cfg, commodities
+
+
+def seed_price_history(system: System, exchange: SimExchange, cfg: Config) -> int:
+    """The simulator's warm-up closes into every exposure book (a full VaR window of completed
+    trading days before today, `futures_close` records: the same input a desk's price file
+    gives), so the books' VaR is filled from the first evaluation. One call per book, at start.
+    Returns the number of days."""
+    table = load_contract_table(cfg.contracts_overrides)
+    calendar = Context.build(cfg).calendar
+    n = max(cfg.books.var_window, cfg.books.var_min_obs) + 1  # closes: one more than returns
+    days = [calendar.previous_trading_day(calendar.trading_day(time.time()))]
+    while len(days) < n:
+        days.append(calendar.previous_trading_day(days[-1]))
+    days.reverse()
+    closes = exchange.daily_closes(n)
+    first: dict[str, str] = {}  # commodity -> its first simulated contract
+    for instrument in exchange.instruments:
+        first.setdefault(table.spec(instrument).commodity, instrument)
+    calls = []
+    for commodity, book in system.books.items():
+        instrument = first.get(commodity)
+        if instrument is None:
+            continue
+        records = [
+            {"kind": "futures_close", "commodity": commodity, "date": d.isoformat(), "price": p}
+            for d, p in zip(days, closes[instrument], strict=True)
+        ]
+        calls.append(book.on_inputs.remote(records, source=f"sim warm-up ({instrument})"))
+    for reply in ray.get(calls, timeout=60):
+        if reply["rejected"]:
+            raise RuntimeError(f"warm-up closes refused by a book: {reply['rejected'][0]}")
+    return n
+
+
+def book_var(system: System) -> dict[str, dict[str, Any]]:
+    """Each book's VaR figures, recomputed and journaled (an operating_snapshot, which
+    `fengkong report operating` reads) before the run ends."""
+    names = list(system.books)
+    figures = ray.get([system.books[c].snapshot.remote() for c in names], timeout=60)
+    keys = ("var_95", "var_99", "var_obs", "var_method", "futures_value")
+    return {c: {k: f.get(k) for k in keys} for c, f in zip(names, figures, strict=True)}
 
 
 def roll_day(sim: Simulation, out: TextIO) -> bool:
@@ -205,10 +249,16 @@ def run_demo(cfg: Config, out: TextIO = sys.stdout, address: str | None = None,
             f"{len(system.feeds)} feed(s), correlator, notifier, executor, audit log",
             file=out,
         )
-        n = sim.accounts.publish_snapshots()
+        days = seed_price_history(system, sim.exchange, cfg)
+        # solved at the prices of now: the market walked on while Ray and the actors started
+        ex = sim.exchange
+        n = sim.accounts.publish_snapshots(
+            ex.prices(), {i: ex.pre_settlement(i) for i in ex.instruments}
+        )
         print(
             f"published {n:,} account snapshots over ZeroMQ; shock of {cfg.sim.shock_pct:+.0%} on "
-            f"{', '.join(cfg.sim.shock_products)} at t={cfg.sim.shock_at_s:.0f}s",
+            f"{', '.join(cfg.sim.shock_products)} at t={cfg.sim.shock_at_s:.0f}s; "
+            f"{days} days of closing prices (the simulator's warm-up) in each exposure book",
             file=out,
         )
         summary = _loop(cfg, sim, system, out, started, roll_day_at_s)
@@ -228,6 +278,7 @@ def _loop(
 ) -> dict[str, Any]:  # fmt: skip
     t0 = time.time()
     shocked = False
+    before, shock_ts = 0, float("inf")
     rolled = roll_day_at_s is None
     next_approval = cfg.sim.shock_at_s + 8
     prev_ticks, prev_t = 0, t0
@@ -237,9 +288,12 @@ def _loop(
         now = time.time()
         elapsed = now - t0
         if not shocked and elapsed >= cfg.sim.shock_at_s:
+            before = ray.get(system.correlator.stats.remote(), timeout=30).get("alerts", 0)
+            shock_ts = time.time()
             hit = sim.exchange.shock(list(cfg.sim.shock_products), cfg.sim.shock_pct)
             print(
-                f"*** shock: {cfg.sim.shock_pct:+.0%} on {len(hit)} contracts ({', '.join(hit[:6])}…)",
+                f"*** shock: {cfg.sim.shock_pct:+.0%} on {len(hit)} contracts ({', '.join(hit[:6])}…)"
+                f"; alerts before it: {before}",
                 file=out,
             )
             shocked = True
@@ -261,6 +315,8 @@ def _loop(
         if elapsed >= cfg.sim.duration_s:
             break
     ray.get(system.notifier.drain.remote(10))
+    books = book_var(system)
+    groups = ray.get(system.executor.groups.remote(), timeout=30)
     ray.get(system.audit.flush.remote())
     figures = gather(system)
     store = AuditStore(cfg.audit.path)
@@ -273,6 +329,7 @@ def _loop(
         "accounts": sum(s.get("accounts", 0) for s in figures["shards"]),
         "accounts_marked": sum(s.get("accounts_marked", 0) for s in figures["shards"]),
         "alerts": figures["correlator"].get("alerts", 0),
+        "alerts_before_shock": before if shocked else "(no shock yet)",
         "tick_to_alert_ms": _rounded(figures["correlator"].get("tick_to_alert_ms")),
         "of_which_data_to_rule_ms": _rounded(figures["correlator"].get("data_to_rule_ms")),
         "notifications": {
@@ -280,6 +337,14 @@ def _loop(
         },
         "proposals": figures["executor"].get("states", {}),
         "orders": figures["executor"].get("orders", 0),
+        # batch groups to approve: the shock's proposals are a group of their own
+        "approval_groups": ", ".join(
+            f"{g['group_id']} {g['proposals']} {g['kind']} "
+            f"({'after' if g['first_ts'] >= shock_ts else 'before'} the shock)"
+            for g in sorted(groups, key=lambda g: g["first_ts"])
+        )
+        or "none",
+        "books_with_var": _var_line(books),
         # 闭环处置率: only executed-and-verified actions count (infra.reports.kpi)
         "closed_loop": (
             f"{percent(rate) if rate is not None else '—'} ({kpi['closed']}/{kpi['needed_action']}"
@@ -295,4 +360,16 @@ def _loop(
     print("\n=== summary ===", file=out)
     for key, value in summary.items():
         print(f"{key:>18}: {value}", file=out)
+    # what the summary line stands for, for callers (tests, scripts); not printed
+    summary.update(shock_ts=shock_ts, groups=groups, books=books)
     return summary
+
+
+def _var_line(books: dict[str, dict[str, Any]]) -> str:
+    """How many books have their VaR (95%, one day) filled, and from how many scenario days."""
+    filled = [b for b in books.values() if b["var_95"] is not None and b["var_95"] == b["var_95"]]
+    if not filled:
+        return f"0/{len(books)}"
+    obs = min(int(b["var_obs"]) for b in filled)
+    total = sum(float(b["var_95"]) for b in filled)
+    return f"{len(filled)}/{len(books)} (VaR 95% from {obs} days, sum {yuan(total, 0)})"

@@ -17,6 +17,10 @@ class SimConfig:
     duration_s: float = 50.0
     auto_approve_as: str = "demo-risk-desk"  # "" leaves proposals pending for the CLI
     seed: int = 7
+    # Random price jumps (0.5–1.5%) per tick of the simulated market. 0: a calm market that
+    # only the scripted shock moves far, so every alert of the demo is the shock's (a jump of
+    # 1% on a leveraged account near the line is an alert of its own, and a market.jump one).
+    jump_prob: float = 0.0
 
 
 @dataclass(frozen=True)

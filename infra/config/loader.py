@@ -161,6 +161,11 @@ def _validate(cfg: Config) -> None:
                 fail(f"rules[{i}].action.{key}", "unknown key" + hint(key, RULE_ACTION_KEYS))
     if cfg.sim.accounts < 1:
         fail("sim.accounts", "must be at least 1")
+    if not 0.0 <= cfg.sim.jump_prob < 1.0:
+        fail(
+            "sim.jump_prob",
+            f"must be a probability per tick from 0 to below 1, got {cfg.sim.jump_prob!r}",
+        )
     _validate_notifier(cfg.notifier)
     _validate_approval(cfg.approval)
     for i, person in enumerate(cfg.people):

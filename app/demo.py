@@ -246,7 +246,8 @@ def run_demo(cfg: Config, out: TextIO = sys.stdout, address: str | None = None,
         system = start_system(cfg, commodities=commodities)
         print(
             f"actors up: {len(system.shards)} account shards, {len(system.books)} exposure books, "
-            f"{len(system.feeds)} feed(s), correlator, notifier, executor, audit log",
+            f"{len(system.feeds)} feed(s), correlator, notifier, executor, audit log "
+            f"({time.time() - started:.0f} s after start)",
             file=out,
         )
         days = seed_price_history(system, sim.exchange, cfg)

@@ -9,16 +9,21 @@ proposes, (optionally) approves as a demo user, executes and journals, with live
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import ray
+import zmq
 
 from actors.context import Context
+from app.cli_output import OperatorError
 from app.supervisor import System, start_system, stop_system
 from gateways.accounts.bus import AccountBus
 from gateways.sim.accounts import SimAccountSource
@@ -79,6 +84,21 @@ class Simulation:
                     pass
 
 
+@contextlib.contextmanager
+def _binding(key: str, address: str) -> Iterator[None]:
+    """A port another process holds becomes one line naming the config key (two demos on one
+    machine use the same default ports), not a bare "[Errno 98] Address already in use"."""
+    try:
+        yield
+    except (OSError, zmq.ZMQError) as exc:
+        if getattr(exc, "errno", None) != errno.EADDRINUSE:
+            raise
+        raise OperatorError(
+            f"{address}: address already in use ({key}): is another fengkong demo or run "
+            "using it? Stop it, or give this one other ports with --config"
+        ) from exc
+
+
 def start_simulation(cfg: Config) -> tuple[Simulation, Config, list[str]]:
     """Start the simulated counterparts; returns them, the config wired to them, the commodities."""
     table = load_contract_table(cfg.contracts_overrides)
@@ -90,14 +110,16 @@ def start_simulation(cfg: Config) -> tuple[Simulation, Config, list[str]]:
             twilio_auth_token=cfg.sink.twilio_auth_token,
             wecom_keys=(cfg.sink.wecom_key,),
         )
-        url = sink.start()
+        with _binding("sink.port", f"127.0.0.1:{cfg.sink.port}"):
+            url = sink.start()
         if not cfg.channels:
             cfg = dataclasses.replace(cfg, channels=sink_channels(url, cfg))
     instruments = main_instruments(table, cfg.sim.contracts)
     bus = AccountBus(
         cfg.accounts.inbound_endpoint, cfg.accounts.endpoint, cfg.accounts.snapshot_endpoint
     )
-    bus.start()
+    with _binding("accounts.endpoint / snapshot_endpoint / inbound_endpoint", "account bus"):
+        bus.start()
     exchange = SimExchange(
         cfg.market.feeds[0].endpoint,
         instruments,
@@ -107,7 +129,8 @@ def start_simulation(cfg: Config) -> tuple[Simulation, Config, list[str]]:
         jump_prob=cfg.sim.jump_prob,
         vol_by_margin=True,  # a 2% treasury future must not move like a 10% steel one
     )
-    exchange.start()
+    with _binding("market.feeds[0].endpoint", cfg.market.feeds[0].endpoint):
+        exchange.start()
     accounts = SimAccountSource(
         cfg.accounts.inbound_endpoint,
         instruments,
@@ -126,7 +149,8 @@ def start_simulation(cfg: Config) -> tuple[Simulation, Config, list[str]]:
         table,
         seed=cfg.sim.seed,
     )
-    orders.start()
+    with _binding("orders.endpoint / reports_endpoint", "order gateway"):
+        orders.start()
     commodities = sorted({table.spec(i).commodity for i in instruments})
     return Simulation(sink, bus, exchange, accounts, orders), cfg, commodities
 

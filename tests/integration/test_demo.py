@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import io
 import math
+import socket
 
 import pytest
 
-from app.demo import run_demo
+from app.cli_output import OperatorError, one_line
+from app.demo import run_demo, start_simulation
 from infra import config
 from tests.zmq_util import free_tcp_endpoint
 
@@ -68,3 +70,16 @@ def test_every_book_has_its_var_from_the_warm_up_closes(demo):
         assert figures["var_method"] == "futures only (no spot history)"
     assert summary["books_with_var"].startswith(f"{len(BOOKS)}/{len(BOOKS)} (VaR 95% from 250 days")
     assert "days of closing prices (the simulator's warm-up)" in text
+
+
+def test_a_port_another_demo_holds_is_one_line_naming_the_key():
+    """Two demos on one machine share the default ports: the second says which, in one line."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        cfg = config.from_dict({"sink": {"port": port}}, source="<test>")
+        with pytest.raises(OperatorError) as caught:
+            start_simulation(cfg)
+    assert str(caught.value).startswith(f"127.0.0.1:{port}: address already in use (sink.port)")
+    assert "\n" not in one_line(caught.value)

@@ -22,8 +22,8 @@ from typing import Any, TextIO
 import ray
 import zmq
 
-from actors.context import Context
 from app.cli_output import OperatorError
+from app.demo_books import book_var, seed_price_history, var_line
 from app.supervisor import System, start_system, stop_system
 from gateways.accounts.bus import AccountBus
 from gateways.sim.accounts import SimAccountSource
@@ -35,7 +35,7 @@ from infra.cluster import dashboard_hint, start_ray
 from infra.config import ChannelConfig, Config
 from infra.reports.kpi import compute_kpis
 from infra.specs import load_contract_table
-from rules.display import percent, yuan
+from rules.display import percent
 from rules.engine.alerts import next_trading_day, trading_day
 
 DEMO_PHONE = "+8613800138000"
@@ -153,47 +153,6 @@ def start_simulation(cfg: Config) -> tuple[Simulation, Config, list[str]]:
         orders.start()
     commodities = sorted({table.spec(i).commodity for i in instruments})
     return Simulation(sink, bus, exchange, accounts, orders), cfg, commodities
-
-
-def seed_price_history(system: System, exchange: SimExchange, cfg: Config) -> int:
-    """The simulator's warm-up closes into every exposure book (a full VaR window of completed
-    trading days before today, `futures_close` records: the same input a desk's price file
-    gives), so the books' VaR is filled from the first evaluation. One call per book, at start.
-    Returns the number of days."""
-    table = load_contract_table(cfg.contracts_overrides)
-    calendar = Context.build(cfg).calendar
-    n = max(cfg.books.var_window, cfg.books.var_min_obs) + 1  # closes: one more than returns
-    days = [calendar.previous_trading_day(calendar.trading_day(time.time()))]
-    while len(days) < n:
-        days.append(calendar.previous_trading_day(days[-1]))
-    days.reverse()
-    closes = exchange.daily_closes(n)
-    first: dict[str, str] = {}  # commodity -> its first simulated contract
-    for instrument in exchange.instruments:
-        first.setdefault(table.spec(instrument).commodity, instrument)
-    calls = []
-    for commodity, book in system.books.items():
-        instrument = first.get(commodity)
-        if instrument is None:
-            continue
-        records = [
-            {"kind": "futures_close", "commodity": commodity, "date": d.isoformat(), "price": p}
-            for d, p in zip(days, closes[instrument], strict=True)
-        ]
-        calls.append(book.on_inputs.remote(records, source=f"sim warm-up ({instrument})"))
-    for reply in ray.get(calls, timeout=60):
-        if reply["rejected"]:
-            raise RuntimeError(f"warm-up closes refused by a book: {reply['rejected'][0]}")
-    return n
-
-
-def book_var(system: System) -> dict[str, dict[str, Any]]:
-    """Each book's VaR figures, recomputed and journaled (an operating_snapshot, which
-    `fengkong report operating` reads) before the run ends."""
-    names = list(system.books)
-    figures = ray.get([system.books[c].snapshot.remote() for c in names], timeout=60)
-    keys = ("var_95", "var_99", "var_obs", "var_method", "futures_value")
-    return {c: {k: f.get(k) for k in keys} for c, f in zip(names, figures, strict=True)}
 
 
 def roll_day(sim: Simulation, out: TextIO) -> bool:
@@ -369,7 +328,7 @@ def _loop(
             for g in sorted(groups, key=lambda g: g["first_ts"])
         )
         or "none",
-        "books_with_var": _var_line(books),
+        "books_with_var": var_line(books),
         # 闭环处置率: only executed-and-verified actions count (infra.reports.kpi)
         "closed_loop": (
             f"{percent(rate) if rate is not None else '—'} ({kpi['closed']}/{kpi['needed_action']}"
@@ -388,13 +347,3 @@ def _loop(
     # what the summary line stands for, for callers (tests, scripts); not printed
     summary.update(shock_ts=shock_ts, groups=groups, books=books)
     return summary
-
-
-def _var_line(books: dict[str, dict[str, Any]]) -> str:
-    """How many books have their VaR (95%, one day) filled, and from how many scenario days."""
-    filled = [b for b in books.values() if b["var_95"] is not None and b["var_95"] == b["var_95"]]
-    if not filled:
-        return f"0/{len(books)}"
-    obs = min(int(b["var_obs"]) for b in filled)
-    total = sum(float(b["var_95"]) for b in filled)
-    return f"{len(filled)}/{len(books)} (VaR 95% from {obs} days, sum {yuan(total, 0)})"

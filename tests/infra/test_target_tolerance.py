@@ -75,3 +75,9 @@ def test_a_misspelt_key_gets_a_did_you_mean():
 
 def test_the_example_approval_config_sets_it():
     assert config.load("examples/approval.toml").approval.target_tolerance == 0.0005
+
+
+def test_the_demo_market_jumps_are_a_probability():
+    assert config.default().sim.jump_prob == 0.0  # calm until the shock
+    with pytest.raises(ConfigError, match=r"^<test>: sim.jump_prob: must be a probability"):
+        config.from_dict({"sim": {"jump_prob": 1.5}}, source="<test>")

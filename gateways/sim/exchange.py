@@ -78,11 +78,15 @@ class SimExchange(ZmqService):
         jump_prob: float = 0.001,
         vol_annual: float = 0.25,
         vol_by_margin: bool = False,
+        quiet_ticks: bool = False,
     ) -> None:
         """`vol_by_margin`: each contract's volatility is `vol_annual` × its margin rate / 10%
         (exchanges set margins to cover a few days' moves: a 2% treasury future moves about a
         fifth as much as a 10% one), so no contract's leverage turns noise into a risk event;
-        else every contract walks with `vol_annual`."""
+        else every contract walks with `vol_annual`. `quiet_ticks`: the published price moves
+        only once the walk is a full tick away from it, so a walk hovering at the midpoint of
+        two ticks does not bounce between them — at 4 ticks a second that bounce alone reads
+        as 100% a year of volatility on a contract whose tick is large against its price."""
         if not instruments:
             raise ValueError("SimExchange needs at least one instrument")
         super().__init__()
@@ -106,6 +110,7 @@ class SimExchange(ZmqService):
         self.batch_s = batch_ms / 1000
         self.tick_prob = min(1.0, ticks_per_contract_hz * self.batch_s)
         self.jump_prob = jump_prob
+        self.quiet_ticks = quiet_ticks
         dt_tick = 1.0 / max(ticks_per_contract_hz, 1e-9)
         self._seed = seed
         margin = np.array([s.margin_rate for s in specs])
@@ -218,9 +223,13 @@ class SimExchange(ZmqService):
                 self._locked[idx[self._true[idx] <= self._lower[idx]]] = -1
             self._true[self._locked == 1] = self._upper[self._locked == 1]
             self._true[self._locked == -1] = self._lower[self._locked == -1]
-            self._last = np.clip(
+            rounded = np.clip(
                 np.round(np.round(self._true / self.tick) * self.tick, 9), self._lower, self._upper
             )
+            if self.quiet_ticks:  # a move is published once the walk is a full tick away
+                near = np.abs(self._true - self._last) < self.tick * (1 - 1e-9)
+                rounded = np.where(near & (self._locked == 0), self._last, rounded)
+            self._last = rounded
             self._volume[k] += rng.integers(1, 50, k.size)
             self._oi[k] = np.maximum(0, self._oi[k] + rng.integers(-20, 21, k.size))
             last = self._last[k]

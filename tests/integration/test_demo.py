@@ -25,7 +25,9 @@ def demo(ray_local, tmp_path_factory):
     ep = {k: free_tcp_endpoint() for k in ("market", "pub", "snap", "inbound", "orders", "rep")}
     cfg = config.from_dict(
         {
-            "market": {"feeds": [{"name": "sim", "endpoint": ep["market"]}]},
+            # in a day session whatever the hour the suite runs: every market rule is live
+            "market": {"feeds": [{"name": "sim", "endpoint": ep["market"]}],
+                       "session_clock_start": "2026-12-02T10:00:00+08:00"},
             "accounts": {"shards": 2, "endpoint": ep["pub"], "snapshot_endpoint": ep["snap"],
                          "inbound_endpoint": ep["inbound"]},
             "orders": {"endpoint": ep["orders"], "reports_endpoint": ep["rep"]},

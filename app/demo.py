@@ -9,16 +9,22 @@ proposes, (optionally) approves as a demo user, executes and journals, with live
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import ray
+import zmq
 
+from app.cli_output import OperatorError
 from app.console.people_cli import login_hint
+from app.demo_books import book_var, seed_price_history, var_line
 from app.supervisor import System, start_system, stop_system
 from gateways.accounts.bus import AccountBus
 from gateways.sim.accounts import SimAccountSource
@@ -79,6 +85,21 @@ class Simulation:
                     pass
 
 
+@contextlib.contextmanager
+def _binding(key: str, address: str) -> Iterator[None]:
+    """A port another process holds becomes one line naming the config key (two demos on one
+    machine use the same default ports), not a bare "[Errno 98] Address already in use"."""
+    try:
+        yield
+    except (OSError, zmq.ZMQError) as exc:
+        if getattr(exc, "errno", None) != errno.EADDRINUSE:
+            raise
+        raise OperatorError(
+            f"{address}: address already in use ({key}): is another fengkong demo or run "
+            "using it? Stop it, or give this one other ports with --config"
+        ) from exc
+
+
 def start_simulation(cfg: Config) -> tuple[Simulation, Config, list[str]]:
     """Start the simulated counterparts; returns them, the config wired to them, the commodities."""
     table = load_contract_table(cfg.contracts_overrides)
@@ -90,7 +111,8 @@ def start_simulation(cfg: Config) -> tuple[Simulation, Config, list[str]]:
             twilio_auth_token=cfg.sink.twilio_auth_token,
             wecom_keys=(cfg.sink.wecom_key,),
         )
-        url = sink.start()
+        with _binding("sink.port", f"127.0.0.1:{cfg.sink.port}"):
+            url = sink.start()
         if not cfg.channels:
             cfg = dataclasses.replace(cfg, channels=sink_channels(url, cfg))
     instruments = main_instruments(table, cfg.sim.contracts)
@@ -100,15 +122,20 @@ def start_simulation(cfg: Config) -> tuple[Simulation, Config, list[str]]:
         cfg.accounts.snapshot_endpoint,
         log_size=cfg.accounts.bus_log_size,
     )
-    bus.start()
+    with _binding("accounts.endpoint / snapshot_endpoint / inbound_endpoint", "account bus"):
+        bus.start()
     exchange = SimExchange(
         cfg.market.feeds[0].endpoint,
         instruments,
         table,
         ticks_per_contract_hz=cfg.sim.ticks_per_contract_hz,
         seed=cfg.sim.seed,
+        jump_prob=cfg.sim.jump_prob,
+        vol_by_margin=True,  # a 2% treasury future must not move like a 10% steel one
+        quiet_ticks=True,  # no bounce between two ticks read as volatility before the shock
     )
-    exchange.start()
+    with _binding("market.feeds[0].endpoint", cfg.market.feeds[0].endpoint):
+        exchange.start()
     accounts = SimAccountSource(
         cfg.accounts.inbound_endpoint,
         instruments,
@@ -127,7 +154,8 @@ def start_simulation(cfg: Config) -> tuple[Simulation, Config, list[str]]:
         table,
         seed=cfg.sim.seed,
     )
-    orders.start()
+    with _binding("orders.endpoint / reports_endpoint", "order gateway"):
+        orders.start()
     commodities = sorted({table.spec(i).commodity for i in instruments})
     return Simulation(sink, bus, exchange, accounts, orders), cfg, commodities
 
@@ -206,16 +234,23 @@ def run_demo(cfg: Config, out: TextIO = sys.stdout, address: str | None = None,
         system = start_system(cfg, commodities=commodities)
         print(
             f"actors up: {len(system.shards)} account shards, {len(system.books)} exposure books, "
-            f"{len(system.feeds)} feed(s), correlator, notifier, executor, audit log",
+            f"{len(system.feeds)} feed(s), correlator, notifier, executor, audit log "
+            f"({time.time() - started:.0f} s after start)",
             file=out,
         )
         if system.console_url:
             print(f"console 风控台: {system.console_url}/login — {login_hint(cfg, demo=True)}",
                   file=out)  # fmt: skip
-        n = sim.accounts.publish_snapshots()
+        days = seed_price_history(system, sim.exchange, cfg)
+        # solved at the prices of now: the market walked on while Ray and the actors started
+        ex = sim.exchange
+        n = sim.accounts.publish_snapshots(
+            ex.prices(), {i: ex.pre_settlement(i) for i in ex.instruments}
+        )
         print(
             f"published {n:,} account snapshots over ZeroMQ; shock of {cfg.sim.shock_pct:+.0%} on "
-            f"{', '.join(cfg.sim.shock_products)} at t={cfg.sim.shock_at_s:.0f}s",
+            f"{', '.join(cfg.sim.shock_products)} at t={cfg.sim.shock_at_s:.0f}s; "
+            f"{days} days of closing prices (the simulator's warm-up) in each exposure book",
             file=out,
         )
         summary = _loop(cfg, sim, system, out, started, roll_day_at_s)
@@ -235,6 +270,7 @@ def _loop(
 ) -> dict[str, Any]:  # fmt: skip
     t0 = time.time()
     shocked = False
+    before, shock_ts = 0, float("inf")
     rolled = roll_day_at_s is None
     next_approval = cfg.sim.shock_at_s + 8
     prev_ticks, prev_t = 0, t0
@@ -244,9 +280,12 @@ def _loop(
         now = time.time()
         elapsed = now - t0
         if not shocked and elapsed >= cfg.sim.shock_at_s:
+            before = ray.get(system.correlator.stats.remote(), timeout=30).get("alerts", 0)
+            shock_ts = time.time()
             hit = sim.exchange.shock(list(cfg.sim.shock_products), cfg.sim.shock_pct)
             print(
-                f"*** shock: {cfg.sim.shock_pct:+.0%} on {len(hit)} contracts ({', '.join(hit[:6])}…)",
+                f"*** shock: {cfg.sim.shock_pct:+.0%} on {len(hit)} contracts ({', '.join(hit[:6])}…)"
+                f"; alerts before it: {before}",
                 file=out,
             )
             shocked = True
@@ -268,6 +307,8 @@ def _loop(
         if elapsed >= cfg.sim.duration_s:
             break
     ray.get(system.notifier.drain.remote(10))
+    books = book_var(system)
+    groups = ray.get(system.executor.groups.remote(), timeout=30)
     ray.get(system.audit.flush.remote())
     figures = gather(system)
     store = AuditStore(cfg.audit.path)
@@ -280,6 +321,7 @@ def _loop(
         "accounts": sum(s.get("accounts", 0) for s in figures["shards"]),
         "accounts_marked": sum(s.get("accounts_marked", 0) for s in figures["shards"]),
         "alerts": figures["correlator"].get("alerts", 0),
+        "alerts_before_shock": before if shocked else "(no shock yet)",
         "tick_to_alert_ms": _rounded(figures["correlator"].get("tick_to_alert_ms")),
         "of_which_data_to_rule_ms": _rounded(figures["correlator"].get("data_to_rule_ms")),
         "notifications": {
@@ -287,6 +329,14 @@ def _loop(
         },
         "proposals": figures["executor"].get("states", {}),
         "orders": figures["executor"].get("orders", 0),
+        # batch groups to approve: the shock's proposals are a group of their own
+        "approval_groups": ", ".join(
+            f"{g['group_id']} {g['proposals']} {g['kind']} "
+            f"({'after' if g['first_ts'] >= shock_ts else 'before'} the shock)"
+            for g in sorted(groups, key=lambda g: g["first_ts"])
+        )
+        or "none",
+        "books_with_var": var_line(books),
         # 闭环处置率: only executed-and-verified actions count (infra.reports.kpi)
         "closed_loop": (
             f"{percent(rate) if rate is not None else '—'} ({kpi['closed']}/{kpi['needed_action']}"
@@ -302,4 +352,6 @@ def _loop(
     print("\n=== summary ===", file=out)
     for key, value in summary.items():
         print(f"{key:>18}: {value}", file=out)
+    # what the summary line stands for, for callers (tests, scripts); not printed
+    summary.update(shock_ts=shock_ts, groups=groups, books=books)
     return summary

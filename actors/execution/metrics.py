@@ -29,9 +29,15 @@ class ExecutorMetrics:
             "approval to the action verified (or failed)",
             [10, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000],
         )
-        self._rate = metrics.gauge("closed_loop_rate", "closed proposals over all proposals")
+        self._rate = metrics.gauge(
+            "closed_loop_rate",
+            "events whose action executed and verified over events that needed action "
+            "(moot left out; NaN while none needed any)",
+        )
 
-    def observe(self, effect: Any, closed_loop_rate: float) -> None:
+    def observe(self, effect: Any, closed_loop_rate: float | None) -> None:
+        """`closed_loop_rate`: the machine's (rules.execution.outcomes), None while no event
+        needed action — the gauge then reads NaN rather than a 100% nothing earned."""
         if isinstance(effect, SendOrders):
             n = sum(1 for m in effect.messages if "type" not in m)
             if n:
@@ -45,7 +51,9 @@ class ExecutorMetrics:
                 self.decision_to_close.add(effect.decision_to_close_ms)
                 self._exec.observe(effect.decision_to_close_ms, tags=ACTOR)
             self._closed.inc(tags={**ACTOR, "state": effect.state})
-            self._rate.set(closed_loop_rate, tags=ACTOR)
+            self._rate.set(
+                float("nan") if closed_loop_rate is None else closed_loop_rate, tags=ACTOR
+            )
 
     def stats(self) -> dict[str, Any]:
         return {

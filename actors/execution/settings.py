@@ -59,5 +59,9 @@ def executor_settings(cfg: Config, prefix: str = "") -> ExecutorSettings:
         n_shards=cfg.accounts.shards,
         name_prefix=prefix,
         approval=approval,
-        execution=ExecutionSettings(**timing, group_gap_s=float(approval.get("group_gap_s", 30.0))),
+        execution=ExecutionSettings(
+            **timing,
+            group_gap_s=float(approval.get("group_gap_s", 30.0)),
+            target_tolerance=float(cfg.approval.target_tolerance),
+        ),
     )

@@ -10,18 +10,30 @@ from typing import Any
 from app.console.i18n import t
 from app.console.pages import esc, html_table, layout
 from rules.display import BEIJING, beijing, percent, yuan
+from rules.execution.outcomes import event_outcome, proposal_outcome
 
 
 def kpis(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Closed-loop rate and response times per Beijing day and per person, from the journal:
-    proposals, decisions and closes (`proposal.closed`), and acknowledgements."""
+    proposals, decisions and closes (`proposal_closed`). A day's rate counts as the KPI report
+    does (rules.execution.outcomes): events executed and verified over events that needed
+    action, moot ones left out."""
     proposed = {r["ref"]: r["ts"] for r in records if r["kind"] == "proposal"}
-    closed = {r["ref"]: r["ts"] for r in records if r["kind"] == "proposal.closed"}
+    closed = {r["ref"]: r for r in records if r["kind"] == "proposal_closed"}
+    events: dict[str, list[tuple[float, str]]] = collections.defaultdict(list)
+    for r in records:
+        if r["kind"] == "proposal":
+            c = closed.get(r["ref"])
+            out = proposal_outcome(c.get("state"), c.get("reason", "")) if c else "open"
+            events[r.get("alert_id") or r["ref"]].append((r["ts"], out))
     by_day: dict[str, dict[str, Any]] = collections.defaultdict(lambda: {"n": 0, "closed": 0})
-    for pid, ts in proposed.items():
-        day = dt.datetime.fromtimestamp(ts, BEIJING).strftime("%Y-%m-%d")
+    for items in events.values():
+        out = event_outcome([o for _ts, o in items])
+        if out == "moot":
+            continue
+        day = dt.datetime.fromtimestamp(min(ts for ts, _o in items), BEIJING).strftime("%Y-%m-%d")
         by_day[day]["n"] += 1
-        by_day[day]["closed"] += pid in closed
+        by_day[day]["closed"] += out == "done"
     people: dict[str, list[float]] = collections.defaultdict(list)
     for r in records:
         if r["kind"] == "decision" and r["ref"] in proposed:

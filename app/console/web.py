@@ -192,7 +192,7 @@ def create_app(desk: Desk) -> FastAPI:
     @app.get("/review", response_class=HTMLResponse)
     def review(request: Request, subject: str = "") -> str:
         who, lang = desk.who(request), _lang(request)
-        records = desk.system.journal(kinds=["proposal", "proposal.closed", "decision"])
+        records = desk.system.journal(kinds=["proposal", "proposal_closed", "decision"])
         timeline = desk.system.journal(key=subject, limit=300) if subject else []
         if subject and not timeline:
             timeline = desk.system.journal(ref=subject, limit=300)

@@ -56,10 +56,8 @@ class SimAccountSource:
         self.linger_ms = linger_ms
         self.stats: dict[str, int] = {"sent": 0, "frames": 0}
         self._rng = np.random.default_rng(seed + 1)  # background events, apart from the population
-        self._accounts = _population(
-            self.instruments, table, prices, n_accounts, positions_per_account, seed,
-            tuple(group_levels), margin_markup,
-        )  # fmt: skip
+        self._draw = (n_accounts, positions_per_account, seed, tuple(group_levels), margin_markup)
+        self._accounts = _population(self.instruments, table, prices, *self._draw)
         self._ids = [a["account_id"] for a in self._accounts]
         self._push: zmq.Socket | None = None
         self._lock = threading.Lock()
@@ -84,7 +82,30 @@ class SimAccountSource:
                 self.stats["sent"] += len(chunk)
                 self.stats["frames"] += 1
 
-    def publish_snapshots(self) -> int:
+    def rebase(
+        self, prices: Mapping[str, float], pre_settlement: Mapping[str, float] | None = None
+    ) -> None:
+        """Solve the same population again at `prices` (same seed: the same accounts, positions
+        and drawn risk degrees): the market walked on while the system started, and accounts
+        solved at older prices would no longer be at their drawn risk degrees when they land.
+        `pre_settlement`: the previous settlement the feed sends, against which yesterday's
+        lots are marked (逐日盯市); without it, `prices`."""
+        missing = [i for i in self.instruments if i not in prices]
+        if missing:
+            raise ValueError(f"no price for {missing[:5]}")
+        self._accounts = _population(
+            self.instruments, self.table, prices, *self._draw, pre_settlement=pre_settlement
+        )
+        self._ids = [a["account_id"] for a in self._accounts]
+
+    def publish_snapshots(
+        self,
+        prices: Mapping[str, float] | None = None,
+        pre_settlement: Mapping[str, float] | None = None,
+    ) -> int:
+        """Send every account's snapshot; with `prices`, solved at them first (`rebase`)."""
+        if prices is not None:
+            self.rebase(prices, pre_settlement)
         self.send(self._accounts)
         return len(self._accounts)
 
@@ -209,8 +230,10 @@ def _population(
     seed: int,
     levels: tuple[str, ...],
     markup: float,
+    pre_settlement: Mapping[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
+    pre_of = pre_settlement or prices
     paths = group_paths(levels)
     k = min(positions_per_account, len(instruments))
     specs = {i: table.spec(i) for i in instruments}
@@ -231,9 +254,11 @@ def _population(
             sign = 1 if direction == "long" else -1
             today = int(rng.integers(0, volume + 1)) if rng.random() < 0.3 else 0
             margin += price * volume * spec.multiplier * (spec.margin_rate + markup)
-            # 逐日盯市 (CTP's default): yesterday's lots were marked to the previous settlement
-            # (today's price here), so only today's lots carry profit against their open price.
+            # 逐日盯市 (CTP's default): yesterday's lots carry profit from the previous
+            # settlement, today's lots from their open price.
+            pre = float(pre_of[instrument])
             profit += sign * (price - cost) * today * spec.multiplier
+            profit += sign * (price - pre) * (volume - today) * spec.multiplier
             positions.append(
                 {
                     "instrument": instrument,

@@ -8,9 +8,9 @@ encode_ticks(batch)]` every `batch_ms`, the frame the CSV replay and a real CTP 
 
 Model per instrument: pre-settlement = the spec's reference price × a small deterministic
 perturbation (±3%, from a hash of the id); limits from `limit_prices`. The price is a geometric
-random walk (annual volatility `vol_annual`, on trading time: 4 h × 250 days) with jumps of
-0.5–1.5% (probability `jump_prob` per tick), clamped to the limits and published rounded to the
-tick. Each instrument ticks with probability `ticks_per_contract_hz × batch_ms` per interval (at
+random walk (annual volatility `vol_annual`, or scaled by the margin rate with `vol_by_margin`,
+on trading time: 4 h × 250 days) with jumps of 0.5–1.5% (probability `jump_prob` per tick),
+clamped to the limits and published rounded to the tick. Each instrument ticks with probability `ticks_per_contract_hz × batch_ms` per interval (at
 most once); the first batch carries every instrument so subscribers start with a full price set.
 A contract a shock pushed onto its limit stays locked there until another shock moves it off.
 """
@@ -32,6 +32,7 @@ from rules.contracts import ContractTable, limit_prices
 from rules.model import TickBatch
 
 TRADING_SECONDS_PER_YEAR = 250 * 4 * 3600
+REFERENCE_MARGIN = 0.10  # with vol_by_margin, a contract of this margin rate moves vol_annual
 _MONTHS = ("01", "05", "09", "03", "07", "11")
 
 
@@ -76,7 +77,16 @@ class SimExchange(ZmqService):
         seed: int = 7,
         jump_prob: float = 0.001,
         vol_annual: float = 0.25,
+        vol_by_margin: bool = False,
+        quiet_ticks: bool = False,
     ) -> None:
+        """`vol_by_margin`: each contract's volatility is `vol_annual` × its margin rate / 10%
+        (exchanges set margins to cover a few days' moves: a 2% treasury future moves about a
+        fifth as much as a 10% one), so no contract's leverage turns noise into a risk event;
+        else every contract walks with `vol_annual`. `quiet_ticks`: the published price moves
+        only once the walk is a full tick away from it, so a walk hovering at the midpoint of
+        two ticks does not bounce between them — at 4 ticks a second that bounce alone reads
+        as 100% a year of volatility on a contract whose tick is large against its price."""
         if not instruments:
             raise ValueError("SimExchange needs at least one instrument")
         super().__init__()
@@ -100,8 +110,14 @@ class SimExchange(ZmqService):
         self.batch_s = batch_ms / 1000
         self.tick_prob = min(1.0, ticks_per_contract_hz * self.batch_s)
         self.jump_prob = jump_prob
+        self.quiet_ticks = quiet_ticks
         dt_tick = 1.0 / max(ticks_per_contract_hz, 1e-9)
-        self.sigma = vol_annual * math.sqrt(dt_tick / TRADING_SECONDS_PER_YEAR)
+        self._seed = seed
+        margin = np.array([s.margin_rate for s in specs])
+        self.vol = vol_annual * (
+            margin / REFERENCE_MARGIN if vol_by_margin else np.ones(len(specs))
+        )
+        self.sigma = self.vol * math.sqrt(dt_tick / TRADING_SECONDS_PER_YEAR)
         self._rng = np.random.default_rng(seed)
         n = len(self.instruments)
         self._true = self._pre.copy()  # unrounded walk
@@ -153,6 +169,18 @@ class SimExchange(ZmqService):
             self._locked[:] = 0
             return dict(zip(self.instruments, self._pre.tolist(), strict=True))
 
+    def daily_closes(self, days: int) -> dict[str, list[float]]:
+        """The simulator's warm-up: `days` daily closes per instrument, oldest first, the last
+        one its previous settlement (yesterday's close). A daily geometric walk with the ticks'
+        volatility (`vol_annual` over 250 days), seeded apart from the live walk so the ticks
+        stay the same; it gives the exposure books the price history their VaR needs."""
+        rng = np.random.default_rng(zlib.crc32(b"warm-up") ^ self._seed)
+        steps = rng.normal(0.0, 1.0, (days - 1, len(self._pre))) * (self.vol / math.sqrt(250))
+        back = np.exp(-np.cumsum(steps[::-1], axis=0))[::-1]  # close(d) / close(last)
+        walk = np.vstack([self._pre * back, self._pre]) if days > 1 else self._pre[None, :]
+        closes = np.round(np.round(walk / self.tick) * self.tick, 9)
+        return {name: closes[:, i].tolist() for i, name in enumerate(self.instruments)}
+
     def pre_settlement(self, instrument: str) -> float:
         return float(self._pre[self.index[instrument]])
 
@@ -183,7 +211,7 @@ class SimExchange(ZmqService):
                     ending.append(idx)
             self._shocks = live
             k = np.flatnonzero(ticking)
-            moves = rng.normal(0.0, self.sigma, k.size)
+            moves = rng.normal(0.0, 1.0, k.size) * self.sigma[k]
             jumps = rng.random(k.size) < self.jump_prob
             moves[jumps] += rng.choice((-1.0, 1.0), jumps.sum()) * rng.uniform(
                 0.005, 0.015, jumps.sum()
@@ -195,9 +223,13 @@ class SimExchange(ZmqService):
                 self._locked[idx[self._true[idx] <= self._lower[idx]]] = -1
             self._true[self._locked == 1] = self._upper[self._locked == 1]
             self._true[self._locked == -1] = self._lower[self._locked == -1]
-            self._last = np.clip(
+            rounded = np.clip(
                 np.round(np.round(self._true / self.tick) * self.tick, 9), self._lower, self._upper
             )
+            if self.quiet_ticks:  # a move is published once the walk is a full tick away
+                near = np.abs(self._true - self._last) < self.tick * (1 - 1e-9)
+                rounded = np.where(near & (self._locked == 0), self._last, rounded)
+            self._last = rounded
             self._volume[k] += rng.integers(1, 50, k.size)
             self._oi[k] = np.maximum(0, self._oi[k] + rng.integers(-20, 21, k.size))
             last = self._last[k]

@@ -17,6 +17,10 @@ class SimConfig:
     duration_s: float = 50.0
     auto_approve_as: str = "demo-risk-desk"  # "" leaves proposals pending for the CLI
     seed: int = 7
+    # Random price jumps (0.5–1.5%) per tick of the simulated market. 0: a calm market that
+    # only the scripted shock moves far, so every alert of the demo is the shock's (a jump of
+    # 1% on a leveraged account near the line is an alert of its own, and a market.jump one).
+    jump_prob: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -67,5 +71,9 @@ class ApprovalConfig:
     request_max_age_s: float = 300.0
     expire_after_s: float = 0.0  # 0: pending proposals never expire on their own
     group_gap_s: float = 30.0  # proposals of one kind this close together form one batch group
+    # A target counts as met within this band of risk degree, a fraction like every risk degree
+    # of the config (0.0005 = 0.05 percentage points: 70.01% against 70% is met): prices move in
+    # ticks and figures are floats. The verify step (and moot) of the Executor uses it.
+    target_tolerance: float = 0.0005
     secrets_file: str = ""  # TOML {user = "secret"} outside the repository, read by the Executor
     emergency: EmergencyConfig = EmergencyConfig()

@@ -66,6 +66,9 @@ class Config:
 EDGE_VALIDATORS: dict[str, Any] = {}
 EDGE_TABLES = ("ctp", "backoffice", "stress")
 RULE_ACTION_KEYS = ("kind", "target")  # what the Correlator reads of a rule's action
+# A band of one percentage point would already call 71% "met" against 70%. The bound also
+# refuses 0.05 — the documented "0.05 pp" written where a fraction belongs, which would be 5 pp.
+MAX_TARGET_TOLERANCE = 0.01
 
 
 def _coerce(tp: Any, value: Any, path: str) -> Any:
@@ -174,6 +177,11 @@ def _validate(cfg: Config) -> None:
                 fail(f"rules[{i}].action.{key}", "unknown key" + hint(key, RULE_ACTION_KEYS))
     if cfg.sim.accounts < 1:
         fail("sim.accounts", "must be at least 1")
+    if not 0.0 <= cfg.sim.jump_prob < 1.0:
+        fail(
+            "sim.jump_prob",
+            f"must be a probability per tick from 0 to below 1, got {cfg.sim.jump_prob!r}",
+        )
     _validate_notifier(cfg.notifier)
     _validate_approval(cfg.approval)
     for i, person in enumerate(cfg.people):
@@ -206,6 +214,13 @@ def _validate_approval(a: ApprovalConfig) -> None:
                     fail(f"{where}.stages[{j}].roles", f"no role {r!r} in approval.roles")
     if a.emergency.kind not in ("reduce", "liquidate"):
         fail("approval.emergency.kind", "must be reduce or liquidate")
+    tol = a.target_tolerance
+    if not 0.0 <= tol < MAX_TARGET_TOLERANCE:  # NaN fails too
+        fail(
+            "approval.target_tolerance",
+            f"must be a fraction of risk degree from 0 to below {MAX_TARGET_TOLERANCE} "
+            f"(0.0005 is 0.05 percentage points), got {tol!r}",
+        )
 
 
 def _validate_notifier(n: NotifierConfig) -> None:

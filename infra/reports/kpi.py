@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from infra.audit import AuditStore
+from rules.execution.outcomes import closed_loop_rate, event_outcome, proposal_outcome
 from rules.journal_records import (
     AlertAcked,
     AlertRecord,
@@ -67,24 +68,9 @@ def _first_by_alert(records: list[dict[str, Any]]) -> dict[str, float]:
 
 def outcome(rec: ProposalClosed | None) -> str:
     """A proposal's outcome as the KPIs count it: its closed state, `expired` told apart from a
-    rejection by a person, `open` while not closed."""
-    if rec is None:
-        return "open"
-    if rec.state == "rejected" and rec.reason.startswith("EXPIRED"):
-        return "expired"
-    return rec.state
-
-
-def _event_outcome(outs: list[str]) -> str:
-    """One event's outcome from its proposals': done only if executed and verified."""
-    if "open" in outs:
-        return "open"
-    for bad in ("failed", "expired"):
-        if bad in outs:
-            return bad
-    if "done" in outs:
-        return "done"
-    return "moot" if all(o == "moot" for o in outs) else "rejected"
+    rejection by a person, `open` while not closed (rules.execution.outcomes, which the live
+    gauge uses too)."""
+    return proposal_outcome(None, "") if rec is None else proposal_outcome(rec.state, rec.reason)
 
 
 def _typed(store: AuditStore, cls: type[R], since: float, until: float) -> list[R]:
@@ -127,7 +113,7 @@ def compute_kpis(store: AuditStore, since: float, until: float) -> dict[str, Any
         pids = [p.ref for p in props]
         outs = [outcome(closed.get(pid)) for pid in pids]
         states.update(outs)
-        events_by[_event_outcome(outs)] += 1
+        events_by[event_outcome(outs)] += 1
         decided = [deciding[p] for p in pids if p in deciding]
         if decided:
             t_decide.append(min(decided) - t0)
@@ -143,13 +129,14 @@ def compute_kpis(store: AuditStore, since: float, until: float) -> dict[str, Any
     within = sum(1 for t in t_deliver if t <= WITHIN_S)
     needed = len(events) - events_by["moot"]
     closed_events = events_by["done"]
+    rate = closed_loop_rate(events_by.elements())
     return {
         "since": since,
         "until": until,
         "alerts": len(alerts),
         "needed_action": needed,
         "closed": closed_events,
-        "closed_loop_rate": round(closed_events / needed, 6) if needed else None,
+        "closed_loop_rate": round(rate, 6) if rate is not None else None,
         "event_outcomes": dict(events_by),
         "proposals": sum(states.values()),
         "proposal_states": dict(states),

@@ -32,6 +32,7 @@ from rules.execution.messages import (
     Replay,
     Tick,
 )
+from rules.execution.outcomes import closed_loop_rate, event_outcome, proposal_outcome
 from rules.execution.state import CLOSED, ExecState
 from rules.model import ActionProposal, ProposalState
 
@@ -176,10 +177,22 @@ class ExecutionMachine:
     def pending_ids(self) -> list[str]:
         return [p.proposal_id for p in self.state.by_state(ProposalState.PENDING)]
 
-    def closed_loop_rate(self) -> float:
-        total = len(self.state.proposals)
-        closed = sum(1 for p in self.state.proposals.values() if p.state in CLOSED)
-        return closed / total if total else 1.0
+    def event_outcomes(self) -> collections.Counter:
+        """Outcomes of the events this Executor holds (an alert's proposals together, a proposal
+        made by hand alone), as the KPI report counts them (rules.execution.outcomes)."""
+        st = self.state
+        by_event: dict[str, list[str]] = collections.defaultdict(list)
+        for pid, p in st.proposals.items():
+            out = "open"
+            if p.state in CLOSED:
+                out = proposal_outcome(p.state.value, st.closed.get(pid, {}).get("reason", ""))
+            by_event[p.alert_id or pid].append(out)
+        return collections.Counter(event_outcome(outs) for outs in by_event.values())
+
+    def closed_loop_rate(self) -> float | None:
+        """闭环处置率 live: executed-and-verified events over those that needed action (moot ones
+        left out, open ones counting against it until they close); None while none needed any."""
+        return closed_loop_rate(self.event_outcomes().elements())
 
     def stats(self) -> dict[str, Any]:
         states = collections.Counter(p.state.value for p in self.state.proposals.values())
@@ -193,5 +206,6 @@ class ExecutionMachine:
             "states": dict(states),
             "open_orders": open_orders,
             "verifying": len(self.verifying),
+            "event_outcomes": dict(self.event_outcomes()),
             "closed_loop_rate": self.closed_loop_rate(),
         }

@@ -71,3 +71,11 @@ class ApprovalConfig:
     http_port: int = -1  # approval routes over HTTP: -1 off, 0 any free port
     http_host: str = "127.0.0.1"
     emergency: EmergencyConfig = EmergencyConfig()
+    # Issue 13 item 5. Outside `demo_open` every decision is signed by a person (their secret:
+    # secret_env, else secrets_file) or by the console (its key: console_key_env, else the
+    # secrets file's "@console"); decision records are sealed with the deployment's seal key
+    # (seal_key_env, else "@seal", else one drawn at start). `demo_open` (unsigned decisions,
+    # any name when there is no roster) is for `fengkong demo` only: `fengkong run` refuses it.
+    demo_open: bool = False
+    console_key_env: str = "FENGKONG_CONSOLE_KEY"
+    seal_key_env: str = "FENGKONG_SEAL_KEY"

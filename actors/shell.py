@@ -38,6 +38,7 @@ from infra import metrics
 QUARANTINE_SIZE = 1000
 PRIVATE_METHOD = "PRIVATE_METHOD"
 _RAY_PACKAGE = ("ray.", "ray")  # the module names of Ray's own frames (its task executor)
+_TRACING = "ray.util.tracing.tracing_helper"  # Ray's wrapper around every actor method
 
 
 class PrivateMethodRefused(PermissionError):
@@ -57,7 +58,11 @@ def _refuse(instance: Any, name: str) -> PrivateMethodRefused:
 
 
 def _from_ray(frame: types.FrameType | None) -> bool:
-    """True when the caller is Ray's task executor, i.e. the method was invoked over Ray."""
+    """True when the caller is Ray's task executor, i.e. the method was invoked over Ray. Ray
+    wraps every method of an actor class in its tracing helper (`_resume_span`), on internal
+    calls too, so those frames are looked through to the real caller."""
+    while frame is not None and frame.f_globals.get("__name__", "") == _TRACING:
+        frame = frame.f_back
     module = frame.f_globals.get("__name__", "") if frame is not None else ""
     return module == _RAY_PACKAGE[1] or module.startswith(_RAY_PACKAGE[0])
 
@@ -83,7 +88,10 @@ def guard_private(cls: type) -> type:
     Plain functions whose name starts with one underscore are wrapped (static and class methods,
     properties and coroutines are left alone: no actor defines a private one); Ray's modified
     class (`__ray_actor_class__` set) also loses `__ray_call__`. Usable as a class decorator on
-    an actor that is not an `ActorShell`."""
+    an actor that is not an `ActorShell`. Ray's own handle classes (`ray.actor.ActorClass`
+    derives from the actor class) are left alone: their private methods are Ray's."""
+    if any(base.__module__.startswith(_RAY_PACKAGE[0]) for base in cls.__mro__[1:]):
+        return cls
     for name in dir(cls):
         if not name.startswith("_") or name.startswith("__"):
             continue

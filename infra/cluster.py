@@ -1,7 +1,10 @@
 """Ray bootstrap: a local Ray with its dashboard by default, or join a cluster by address.
 
-Ray 2.60 enables token authentication by default; we keep it on. The token lives in
-`~/.ray/auth_token` (or RAY_AUTH_TOKEN); `dashboard_hint` tells the operator how to use it.
+Token authentication is on: the `fengkong` command sets RAY_AUTH_MODE=token before Ray is
+imported unless the operator set it (`disabled` opts out); Ray writes a token to
+`~/.ray/auth_token` on a local start (or reads RAY_AUTH_TOKEN); `dashboard_hint` tells the
+operator how to use it. A local Ray binds on `[cluster] node_ip_address` (default 127.0.0.1)
+and its dashboard on `dashboard_host` (default 127.0.0.1); docs/deploy.md lists the ports.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import ray
 
 from infra.config import ClusterConfig
 
+LOOPBACK = "127.0.0.1"
+
 
 def start_ray(cluster: ClusterConfig, address: str | None = None, quiet: bool = True) -> str:
     """Start or join Ray; returns the dashboard URL ("" when unknown)."""
@@ -21,12 +26,16 @@ def start_ray(cluster: ClusterConfig, address: str | None = None, quiet: bool = 
     addr = address if address is not None else cluster.address
     kwargs: dict = {"namespace": cluster.namespace, "log_to_driver": not quiet}
     if addr:
+        if cluster.node_ip_address:
+            kwargs["_node_ip_address"] = cluster.node_ip_address
         ctx = ray.init(address=addr, **kwargs)
     else:
+        # bound to the configured interface (loopback unless told), dashboard likewise
         ctx = ray.init(
             include_dashboard=True,
             dashboard_host=cluster.dashboard_host,
             dashboard_port=cluster.dashboard_port,
+            _node_ip_address=cluster.node_ip_address or LOOPBACK,
             **kwargs,
         )
     url = getattr(ctx, "dashboard_url", "") or ""

@@ -15,6 +15,7 @@ import ray
 from infra.specs import load_contract_table
 from rules.approval import sign_request
 from tests.integration.harness import account_at_risk
+from tests.integration.signing import approve
 from tests.integration.test_closed_loop import RB, SECRETS, _flush, start_closed_loop
 from tests.zmq_util import wait_until
 
@@ -92,7 +93,7 @@ def test_unfilled_order_is_cancelled_and_repriced(loop):
     pid = ray.get(executor.propose.remote("RP1", "reduce", "risk.zhang", 0.2))["proposal_id"]
     loop.orders.halt(RB)  # a trading halt: orders wait unfilled
     try:
-        [res] = ray.get(executor.approve.remote([pid], "risk.wang"))
+        [res] = approve(executor, [pid], "risk.wang", SECRETS)
         assert res["orders"] == 1
 
         def replaced() -> bool:
@@ -118,7 +119,7 @@ def test_margin_call_closes_when_the_deposit_arrives(loop):
     executor = loop.system.executor
     _account(loop, "MC1", lots=6, risk=0.9)
     pid = ray.get(executor.propose.remote("MC1", "margin_call", "risk.zhang", 0.7))["proposal_id"]
-    [res] = ray.get(executor.approve.remote([pid], "risk.wang"))
+    [res] = approve(executor, [pid], "risk.wang", SECRETS)
     assert res["state"] == "executing" and "deposit" in res["explanation"]
     amount = ray.get(executor.proposal.remote(pid))["plan"]["margin_call"]
     assert amount > 0
@@ -135,7 +136,7 @@ def test_freeze_sets_trading_state_reducing_at_the_gateway(loop):
     executor = loop.system.executor
     _account(loop, "FR1")
     pid = ray.get(executor.propose.remote("FR1", "freeze", "risk.zhang"))["proposal_id"]
-    ray.get(executor.approve.remote([pid], "risk.wang"))
+    approve(executor, [pid], "risk.wang", SECRETS)
     assert wait_until(lambda: _state(loop, pid) == "done", 10)
     assert "FR1" in loop.orders.reducing()
     store = _flush(loop)
@@ -147,7 +148,7 @@ def test_approval_time_limit_escalates_through_the_notifier(loop):
     executor = loop.system.executor
     _account(loop, "E01")
     pid = ray.get(executor.propose.remote("E01", "liquidate", "risk.zhang"))["proposal_id"]
-    [first] = ray.get(executor.approve.remote([pid], "risk.wang"))
+    [first] = approve(executor, [pid], "risk.wang", SECRETS)
     assert "stage 2/3 business head" in first["stage"]
     store = _flush(loop)
 
@@ -161,8 +162,8 @@ def test_approval_time_limit_escalates_through_the_notifier(loop):
     assert wait_until(
         lambda: any("approval overdue" in m["body"] for m in loop.sink.messages("wecom")), 15
     )
-    ray.get(executor.approve.remote([pid], "biz.li"))
-    [done] = ray.get(executor.approve.remote([pid], "exec.chen"))
+    approve(executor, [pid], "biz.li", SECRETS)
+    [done] = approve(executor, [pid], "exec.chen", SECRETS)
     assert done["state"] == "executing"
     assert wait_until(lambda: _state(loop, pid) == "done", 15)
 

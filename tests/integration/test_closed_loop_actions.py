@@ -184,9 +184,13 @@ def test_cli_lists_approves_signed_and_rejects(loop, capsys, monkeypatch):
     assert main(["approve", ids[0], "--as", "risk.wang", "--secret-env", "WANG_SECRET",
                  *prefix]) == 0  # fmt: skip
     assert '"orders": 1' in capsys.readouterr().out
-    assert main(["reject", ids[1], "--reason", "client paid", "--as", "risk.wang", *prefix]) == 0
+    # issue 13 item 5: the CLI no longer sends a decision unsigned (one-line refusal, exit 2)
+    assert main(["reject", ids[1], "--reason", "client paid", "--as", "risk.wang", *prefix]) == 2
+    assert "no signing secret for risk.wang" in capsys.readouterr().err
+    wang = ["--as", "risk.wang", "--secret-env", "WANG_SECRET", *prefix]
+    assert main(["reject", ids[1], "--reason", "client paid", *wang]) == 0
     assert _state(loop, ids[1]) == "rejected"
-    assert main(["approve", ids[1], "--as", "risk.wang", *prefix]) == 1  # no longer pending
+    assert main(["approve", ids[1], *wang]) == 1  # no longer pending
     assert "NOT_PENDING" in capsys.readouterr().out
     store = _flush(loop)
     [signed] = store.query(kind="decision", ref=ids[0])

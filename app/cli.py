@@ -286,9 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Every operator-facing error is one line with its reason; `--debug` (anywhere on the
     command line) shows the traceback instead."""
-    from infra.cluster_env import token_auth_default
+    if argv is None and "ray" not in sys.modules:  # the command itself, before Ray is imported
+        from infra.cluster_env import token_auth_default
 
-    token_auth_default()  # before any command imports Ray (issue 13 item 5)
+        token_auth_default()  # Ray's token authentication on (issue 13 item 5)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]

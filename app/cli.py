@@ -49,10 +49,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.no_approve:
         sim = dataclasses.replace(sim, auto_approve_as="")
     cfg = dataclasses.replace(cfg, sim=sim)
-    # the demo's open policy, explicit and loud (issue 13 item 5): unsigned decisions, any name
-    cfg = dataclasses.replace(cfg, approval=dataclasses.replace(cfg.approval, demo_open=True))
-    print("*** DEMO: approval.demo_open — decisions unsigned, any name approves (never in "
-          "`fengkong run`)", file=sys.stderr)  # fmt: skip
     if args.shards is not None:
         accounts = dataclasses.replace(cfg.accounts, shards=args.shards)
         cfg = dataclasses.replace(cfg, accounts=accounts)

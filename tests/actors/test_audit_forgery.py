@@ -57,3 +57,30 @@ def test_without_a_seal_key_no_decision_record_is_accepted(ray_local, tmp_path):
     with pytest.raises(ray.exceptions.RayTaskError, match="no seal key here"):
         ray.get(log.durable.remote(sealed))
     assert ray.get(log.query.remote(kind="decision")) == []
+
+
+def test_a_restarted_executor_rebuilds_nothing_from_an_unsealed_decision(ray_local, tmp_path):
+    """A decision record that reached the file some other way (an older journal, or written
+    with the file at hand) is skipped on resume: no approval is rebuilt from it."""
+    import time
+
+    from actors.execution.settings import ExecutorSettings
+    from actors.executor import Executor
+    from infra.audit import AuditStore
+
+    path = str(tmp_path / "journal.sqlite")
+    forged = {**_decision("P-OLD"), "ts": time.time()}
+    sealed = {**_decision("P-SEALED"), "ts": time.time()}
+    seal([sealed], KEY)
+    store = AuditStore(path)
+    store.append([forged, sealed])
+    store.close()
+    log = AuditLog.remote(AuditLogSettings(path, 50, seal_key=KEY))
+    settings = ExecutorSettings("tcp://127.0.0.1:17981", "tcp://127.0.0.1:17982", 1,
+                                name_prefix="forgery.", seal_key=KEY)  # fmt: skip
+    executor = Executor.options(name="forgery.Executor").remote(settings, log)
+    try:
+        stats = ray.get(executor.stats.remote())
+        assert stats["forged_skipped"] == 1 and stats["rebuilt_records"] == 1
+    finally:
+        ray.kill(executor)

@@ -97,3 +97,20 @@ def test_a_console_decision_carries_the_consoles_voucher(world):
     assert out["refused"] == "UNSIGNED_REQUEST"
     stats = ray.get(world[0].stats.remote())
     assert stats["refused"] >= 3
+
+
+def test_a_console_token_decides_through_the_console_or_says_why_not(tmp_path, capsys):
+    """`--token` goes to the console's API (which vouches for its person); a console that is
+    not there is a one-line error, never a silent unsigned decision."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    config = tmp_path / "fengkong.toml"
+    config.write_text(f"[console]\nport = {port}\n")
+    code, body, err = _cli(capsys, "approve", "P-NONE", "--token", "fk_not-a-token",
+                           "--config", str(config), "--prefix", PREFIX)  # fmt: skip
+    assert code == 2 and body is None
+    assert f"console http://127.0.0.1:{port}/api/decisions: not reachable" in err
+    assert len(err.strip().splitlines()) == 1

@@ -4,6 +4,12 @@ Callers send lists of records; a writer thread appends whatever has queued every
 one transaction, so the journal costs one SQLite commit per batch, not per event. What must be
 on disk before it is acted on (an outbox: proposals, decisions, orders) goes through `durable`,
 which commits before it returns; a restarted actor reads its state back with `query(kinds=…)`.
+
+Records that carry decisions are written only by the actor that decided (issue 13 item 5): a
+decision record must carry the Executor's seal under the deployment's key
+(rules.execution.seal); one that does not is refused (PermissionError FORGED_DECISION to the
+caller), counted (`forged_refused`) and journaled as a `quarantine` record with the reason; the
+rest of its batch lands.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -20,12 +26,14 @@ from actors.common import ACTOR_OPTIONS
 from actors.shell import ActorShell
 from infra.audit import QUARANTINE, AuditStore
 from infra.journal_kinds import needs_commit
+from rules.execution.seal import unsealed
 
 
 @dataclass(frozen=True)
 class AuditLogSettings:
     path: str  # the SQLite journal file
     batch_ms: int = 100  # queued records are written together at most this often
+    seal_key: str = field(default="", repr=False)  # decision records' seal (the Executor's)
 
 
 @ray.remote(**ACTOR_OPTIONS)
@@ -52,7 +60,9 @@ class AuditLog(ActorShell):
     def append(self, records: list[dict[str, Any]]) -> int:
         """Queue records; returns how many are queued (they land within batch_ms). A batch with
         a record of a DURABLE kind (infra.journal_kinds) is committed, with all queued before
-        it, before this returns: what others rebuild from is never only in this memory."""
+        it, before this returns: what others rebuild from is never only in this memory. A
+        decision record without the Executor's seal is refused (see the module's docstring)."""
+        records, forged = self._screen(records)
         now = time.time()
         with self._lock:
             if self._oldest is None and records:
@@ -65,7 +75,30 @@ class AuditLog(ActorShell):
         if needs_commit(records):
             self._write()
             self.counts["committed_on_append"] += 1
+        if forged:
+            raise PermissionError(f"{forged[0]} ({len(forged)} refused)")
         return queued
+
+    def _screen(self, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+        """(records to journal, reasons of the refused): a refused one is replaced by its
+        quarantine record, so the journal says who tried what."""
+        out: list[dict[str, Any]] = []
+        forged: list[str] = []
+        for rec in records:
+            why = unsealed(rec, self.settings.seal_key) if isinstance(rec, dict) else None
+            if why is None:
+                out.append(rec)
+                continue
+            forged.append(why)
+            self.counts["forged_refused"] += 1
+            self.reject("FORGED_DECISION", why)
+            out.append(
+                {"kind": QUARANTINE, "actor": "AuditLog", "key": str(rec.get("key", ""))[:200],
+                 "ref": str(rec.get("ref", ""))[:200], "reason": why,
+                 "record_kind": str(rec.get("kind", ""))[:100],
+                 "claimed_actor": str(rec.get("actor", ""))[:100]}
+            )  # fmt: skip
+        return out, forged
 
     def _write(self) -> int:
         with self._write_lock:

@@ -7,10 +7,17 @@ send to the order gateway over the ZeroMQ bridge, ask the notifier, fetch views 
 plans and apply them, observe metrics. A restart reads its records back and replays them
 through the same `apply`. Threaded (max_concurrency) so `proposals` is answered while a batch
 approval executes; one clock thread ticks the machine every `tick_s`.
+
+Issue 13 item 5: over Ray only the public methods answer (the shell's guard refuses `_perform`,
+`_run`, … and `__ray_call__`), so every effect comes out of the machine's `apply`; a decision
+is signed by a person or by the console (`decide` looks up the secret and the console's key);
+decision records are sealed with the deployment's key before they are journaled, and a restart
+skips a decision record whose seal does not match (`forged_skipped`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -25,6 +32,7 @@ from actors.execution.settings import ExecutorSettings
 from actors.execution.views import ShardViews
 from actors.shell import ActorShell
 from gateways.orders.bridge import BridgeClient
+from infra.approval_keys import seal_key
 from rules.approval import SYSTEM_USER, ApprovalPolicy
 from rules.execution.machine import ExecutionMachine
 from rules.execution.messages import (
@@ -46,11 +54,13 @@ from rules.execution.messages import (
     SendOrders,
     Tick,
 )
+from rules.execution.seal import seal, unsealed
 from rules.execution.state import RESUME_KINDS
 from rules.model import ActionProposal
 
 __all__ = ["Executor"]
 ACTOR = "Executor"
+log = logging.getLogger(__name__)
 
 
 @ray.remote(**{**ACTOR_OPTIONS, "max_concurrency": 8})
@@ -63,9 +73,14 @@ class Executor(ActorShell):
         self.settings = settings
         self.audit = audit
         self.notifier = notifier
-        self.machine = ExecutionMachine(
-            ApprovalPolicy.from_dict(settings.approval), settings.execution
-        )
+        policy = ApprovalPolicy.from_dict(settings.approval)
+        self.machine = ExecutionMachine(policy, settings.execution)
+        self.seal_key = settings.seal_key or seal_key(settings.approval) or ""
+        if policy.demo_open:
+            log.warning(
+                "*** approval.demo_open: UNSIGNED DECISIONS ARE ACCEPTED%s (fengkong demo only)",
+                ", ANY NAME APPROVES" if policy.open else "",
+            )
         self.views = ShardViews(settings.n_shards, settings.name_prefix)
         self.metrics = ExecutorMetrics()
         self.lock = threading.RLock()  # around `apply`: the machine is not thread-safe
@@ -78,7 +93,6 @@ class Executor(ActorShell):
             settings.order_endpoint, settings.reports_endpoint, self.on_reports
         )
         threading.Thread(target=self._perform, args=(resumed,), daemon=True).start()
-        self.http = self._start_http()
         # The clock: a failed round is counted (`watch_errors`, `last_error`), the next one runs.
         self.every(settings.execution.tick_s, self._watch_step, "watch")
 
@@ -102,15 +116,17 @@ class Executor(ActorShell):
         """One decision request: {action: approve|reject, ids, group, user, reason, request_id,
         ts, signature, via}. Every refusal is journaled with its reason code."""
         secret = self.settings.secret(str(request.get("user", "")))
+        console = self.settings.console_key() if request.get("session") else None
         with self.decide_lock:
-            reply = self._run(Decision.from_request(request, secret))
+            reply = self._run(Decision.from_request(request, secret, console))
         planned = reply.pop("planned", {})
         for r in reply.get("results", ()):
             r.update(planned.get(r["proposal_id"], {}))
         return reply
 
     def approve(self, proposal_ids: list[str], user: str, group: str = "") -> list[dict[str, Any]]:
-        """Approve proposals (one, or a batch after a market-wide shock) and execute them."""
+        """Approve proposals (one, or a batch after a market-wide shock) and execute them: an
+        unsigned request, so refused (UNSIGNED_REQUEST) outside `demo_open`."""
         return self.simple_request("approve", proposal_ids, user, group=group)["results"]
 
     def approve_all_pending(self, user: str) -> list[dict[str, Any]]:
@@ -146,9 +162,6 @@ class Executor(ActorShell):
         with self.lock:
             return self.machine.proposal_record(proposal_id)
 
-    def http_url(self) -> str:
-        return self.http.url if self.http is not None else ""
-
     def pid(self) -> int:
         """The worker process id (tests kill it to prove a restart resumes from the journal)."""
         return os.getpid()
@@ -171,7 +184,8 @@ class Executor(ActorShell):
     def simple_request(
         self, action: str, ids: list[str], user: str, reason: str = "", group: str = ""
     ) -> dict[str, Any]:
-        """A decision from a trusted caller inside the cluster (tests, the demo): a fresh id."""
+        """An unsigned decision from inside the cluster (the demo, tests): accepted only under
+        `demo_open`; everyone else signs (`decide`)."""
         return self.decide(
             {"action": action, "ids": ids, "group": group, "user": user, "reason": reason,
              "request_id": uuid.uuid4().hex, "ts": time.time(), "via": "ray"}
@@ -189,6 +203,7 @@ class Executor(ActorShell):
         reply: dict[str, Any] = {}
         for e in effects:
             if isinstance(e, Journal) and e.records and self.audit is not None:
+                seal(e.records, self.seal_key)  # decision records: only this actor writes them
                 if e.durable:
                     ray.get(self.audit.durable.remote(list(e.records)), timeout=60)
                 else:
@@ -221,7 +236,12 @@ class Executor(ActorShell):
             return []
         since = time.time() - self.settings.execution.resume_window_s
         query = self.audit.query.remote(kinds=list(RESUME_KINDS), actor=ACTOR, since=since)
-        return ray.get(query, timeout=120)
+        records = ray.get(query, timeout=120)
+        kept = [r for r in records if unsealed(r, self.seal_key) is None]
+        if len(kept) < len(records):  # forged (or sealed under another deployment's key)
+            self.counts["forged_skipped"] += len(records) - len(kept)
+            self.last_error = f"resume: {len(records) - len(kept)} decision records unsealed"
+        return kept
 
     def _watch_step(self) -> None:
         now = time.time()
@@ -229,15 +249,3 @@ class Executor(ActorShell):
             accounts = self.machine.tick_accounts(now)
         views = self.views.fetch(accounts) if accounts else {}
         self._run(Tick(views), now)
-
-    def _start_http(self) -> Any:
-        port = int(self.settings.approval.get("http_port", -1))
-        if port < 0:
-            return None
-        from gateways.operator_http.approvals import ApprovalServer
-
-        token = os.environ.get(self.settings.approval.get("http_token_env", ""), "")
-        host = self.settings.approval.get("http_host", "127.0.0.1")
-        server = ApprovalServer(self, token, host=host, port=port)
-        server.start()
-        return server

@@ -9,7 +9,13 @@ An actor of fengkong is its messages and nothing else; the shell gives it
   shell never calls it itself, so an actor whose messages include a `reject` — the Executor's
   approval refusal — may override it);
 - metrics through ray.util.metrics (`metric(...)`), tagged with the actor's name;
-- the system's `Context` (contracts, calendar with holidays, clock).
+- the system's `Context` (contracts, calendar with holidays, clock);
+- a public API and nothing else (`guard_private`, applied to every subclass): Ray exposes every
+  method of an actor class, so `executor._perform.remote([SendOrders(...)])` would send an order
+  no one approved. A private method (`_name`) invoked by Ray's task executor, and Ray's
+  `__ray_call__` (which runs any closure on the instance), are refused with `PRIVATE_METHOD`,
+  counted (`private_calls_refused`) and kept in the quarantine; the actor's own code calls them
+  as before.
 
 `stats()` is the shell's figures plus the actor's own (`figures()`).
 """
@@ -17,8 +23,12 @@ An actor of fengkong is its messages and nothing else; the shell gives it
 from __future__ import annotations
 
 import collections
+import functools
+import inspect
+import sys
 import threading
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -26,10 +36,89 @@ from actors.context import Context
 from infra import metrics
 
 QUARANTINE_SIZE = 1000
+PRIVATE_METHOD = "PRIVATE_METHOD"
+_RAY_PACKAGE = ("ray.", "ray")  # the module names of Ray's own frames (its task executor)
+_TRACING = "ray.util.tracing.tracing_helper"  # Ray's wrapper around every actor method
+
+
+class PrivateMethodRefused(PermissionError):
+    """A private method (or `__ray_call__`) was invoked over Ray: not part of the actor's API."""
+
+
+def _refuse(instance: Any, name: str) -> PrivateMethodRefused:
+    cls = type(instance).__name__
+    why = f"{PRIVATE_METHOD}: {cls}.{name} is not part of its API (call a public method)"
+    counts = getattr(instance, "counts", None)
+    if isinstance(counts, collections.Counter):
+        counts["private_calls_refused"] += 1
+    quarantine = getattr(instance, "quarantine", None)
+    if isinstance(quarantine, collections.deque):  # the Executor overrides `reject`: not that
+        quarantine.append({"reason": why, "item": name, "ts": time.time()})
+    return PrivateMethodRefused(why)
+
+
+def _from_ray(frame: types.FrameType | None) -> bool:
+    """True when the caller is Ray's task executor, i.e. the method was invoked over Ray. Ray
+    wraps every method of an actor class in its tracing helper (`_resume_span`), on internal
+    calls too, so those frames are looked through to the real caller."""
+    while frame is not None and frame.f_globals.get("__name__", "") == _TRACING:
+        frame = frame.f_back
+    module = frame.f_globals.get("__name__", "") if frame is not None else ""
+    return module == _RAY_PACKAGE[1] or module.startswith(_RAY_PACKAGE[0])
+
+
+def _guarded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _from_ray(sys._getframe(1)):
+            raise _refuse(self, name)
+        return fn(self, *args, **kwargs)
+
+    method.__fengkong_guarded__ = True  # type: ignore[attr-defined]
+    return method
+
+
+def _no_ray_call(self: Any, fn: Any = None, *args: Any, **kwargs: Any) -> Any:
+    raise _refuse(self, "__ray_call__")
+
+
+def guard_private(cls: type) -> type:
+    """Make `cls` answer over Ray with its public methods only (see the module's docstring).
+
+    Plain functions whose name starts with one underscore are wrapped (static and class methods,
+    properties and coroutines are left alone: no actor defines a private one); Ray's modified
+    class (`__ray_actor_class__` set) also loses `__ray_call__`. Usable as a class decorator on
+    an actor that is not an `ActorShell`. Ray's own handle classes (`ray.actor.ActorClass`
+    derives from the actor class) are left alone: their private methods are Ray's."""
+    if any(base.__module__.startswith(_RAY_PACKAGE[0]) for base in cls.__mro__[1:]):
+        return cls
+    for name in dir(cls):
+        if not name.startswith("_") or name.startswith("__"):
+            continue
+        raw = inspect.getattr_static(cls, name)
+        if not isinstance(raw, types.FunctionType) or getattr(raw, "__fengkong_guarded__", False):
+            continue
+        if inspect.iscoroutinefunction(raw):
+            continue
+        setattr(cls, name, _guarded(name, raw))
+    if "__ray_actor_class__" in cls.__dict__ or "__ray_call__" in cls.__dict__:
+        cls.__ray_call__ = _no_ray_call  # type: ignore[attr-defined]
+    return cls
 
 
 class ActorShell:
     """Base of the actors; subclasses call `super().__init__(name, context)` first."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        guard_private(cls)
+
+    def node_ip(self) -> str:
+        """The address of the node this actor runs on (the supervisor's status table; it used
+        `__ray_call__`, which the guard refuses)."""
+        import ray
+
+        return str(ray.util.get_node_ip_address())
 
     def __init__(
         self, name: str, context: Context | None = None, quarantine_size: int = QUARANTINE_SIZE

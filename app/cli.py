@@ -11,11 +11,11 @@ import dataclasses
 import getpass
 import json
 import sys
-import time
 from typing import Any
 
 from app import handles
 from app.cli_output import OperatorError, one_line, proposal_lines, rollup_text, top_text
+from app.decision_cli import decision, decision_options
 from app.journal_cli import cmd_alerts, cmd_audit
 from infra import config as config_mod
 from infra.audit import AuditStore
@@ -74,41 +74,12 @@ def cmd_proposals(args: argparse.Namespace) -> int:
     return 0
 
 
-def _decision(args: argparse.Namespace, action: str, ids: list[str]) -> int:
-    """Send a decision request, signed with the user's secret when one is at hand."""
-    import os
-    import uuid
-
-    import ray
-
-    from rules.approval import sign_request
-
-    cfg = _load_config(args)
-    env = args.secret_env or next(
-        (u.secret_env for u in cfg.approval.users if u.name == args.as_user), ""
-    )
-    fields = {
-        "action": action,
-        "user": args.as_user,
-        "ids": ids,
-        "group": getattr(args, "group", "") or "",
-        "reason": args.reason or "",
-        "ts": round(time.time(), 3),
-        "request_id": uuid.uuid4().hex,
-    }
-    secret = os.environ.get(env, "") if env else ""
-    signature = sign_request(secret, **fields) if secret else ""
-    out = ray.get(_executor(args).decide.remote({**fields, "signature": signature, "via": "cli"}))
-    print(json.dumps(out, indent=2, ensure_ascii=False))
-    return 1 if out.get("refused") or any("refused" in r for r in out["results"]) else 0
-
-
 def cmd_approve(args: argparse.Namespace) -> int:
-    return _decision(args, "approve", list(args.ids))
+    return decision(args, "approve", list(args.ids), _load_config, _executor)
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    return _decision(args, "reject", [args.id] if args.id else [])
+    return decision(args, "reject", [args.id] if args.id else [], _load_config, _executor)
 
 
 def cmd_propose(args: argparse.Namespace) -> int:
@@ -219,21 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("approve", help="approve proposals (or a batch group) and execute them")
     common(p)
     p.add_argument("ids", nargs="*")
-    p.add_argument("--group", default="", help="approve every pending proposal of this group")
-    p.add_argument("--reason", default="")
-    p.add_argument("--as", dest="as_user", default=getpass.getuser())
-    p.add_argument("--secret-env", help="variable holding your signing secret")
-    p.add_argument("--prefix", default="fengkong.")
+    decision_options(p, "approve")
     p.set_defaults(func=cmd_approve)
 
     p = sub.add_parser("reject", help="reject a proposal (or a batch group)")
     common(p)
     p.add_argument("id", nargs="?")
-    p.add_argument("--group", default="", help="reject every pending proposal of this group")
-    p.add_argument("--reason", default="")
-    p.add_argument("--as", dest="as_user", default=getpass.getuser())
-    p.add_argument("--secret-env", help="variable holding your signing secret")
-    p.add_argument("--prefix", default="fengkong.")
+    decision_options(p, "reject")
     p.set_defaults(func=cmd_reject)
 
     p = sub.add_parser("propose", help="propose an action by hand (someone else must approve)")
@@ -319,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Every operator-facing error is one line with its reason; `--debug` (anywhere on the
     command line) shows the traceback instead."""
+    if argv is None and "ray" not in sys.modules:  # the command itself, before Ray is imported
+        from infra.cluster_env import token_auth_default
+
+        token_auth_default()  # Ray's token authentication on (issue 13 item 5)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]

@@ -227,6 +227,11 @@ def run_demo(cfg: Config, out: TextIO = sys.stdout, address: str | None = None,
     cfg = dataclasses.replace(
         cfg, audit=dataclasses.replace(cfg.audit, path=fresh_journal(cfg.audit.path))
     )
+    # the demo's open policy, explicit and loud (issue 13 item 5): its auto-approver and
+    # `fengkong approve --demo` decide unsigned; `fengkong run` refuses this flag
+    cfg = dataclasses.replace(cfg, approval=dataclasses.replace(cfg.approval, demo_open=True))
+    print("*** DEMO: approval.demo_open: decisions unsigned, any name approves "
+          "(never in `fengkong run`)", file=out)  # fmt: skip
     sim, cfg, commodities = start_simulation(cfg)
     try:
         url = start_ray(cfg.cluster, address)

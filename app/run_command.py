@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -47,6 +48,13 @@ def _join(args: argparse.Namespace, check: bool = False) -> Config:
 
     path = getattr(args, "config", None)
     cfg = config_mod.load(path) if path else config_mod.default()
+    if check and cfg.approval.demo_open:  # issue 13 item 5: the open policy is the demo's only
+        raise config_mod.ConfigError(
+            f"{cfg.source}: approval.demo_open = true accepts unsigned decisions (any name when "
+            "there is no roster); it is for `fengkong demo` only, not `fengkong run`"
+        )
+    if check and not cfg.approval.users:
+        print("*** no [[approval.users]] roster: no one can approve or reject", file=sys.stderr)
     if check:
         preflight(cfg)
     start_ray(cfg.cluster, args.address)

@@ -28,6 +28,7 @@ from actors.exposure_book import ExposureBook, ExposureBookSettings
 from actors.hierarchy import Hierarchy, HierarchySettings
 from actors.market_feed import MarketFeed, MarketFeedSettings
 from actors.notifier import Notifier
+from infra.approval_keys import seal_key
 from infra.cluster import Placement
 from infra.config import Config
 
@@ -107,8 +108,11 @@ def start_system(
 def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
     context = Context.build(cfg)  # one contract table, calendar and clock for every actor
     table = context.contracts
+    # One seal key per deployment (configured, else drawn now): the Executor seals decision
+    # records with it and the AuditLog refuses any without (issue 13 item 5).
+    sealing = seal_key(cfg.approval, draw=True) or ""
     audit = _named(AuditLog, prefix, "AuditLog").remote(
-        AuditLogSettings(cfg.audit.path, cfg.audit.batch_ms)
+        AuditLogSettings(cfg.audit.path, cfg.audit.batch_ms, seal_key=sealing)
     )
     ruleset, rules = rules_push.startup(cfg, audit)  # journaled before any actor uses it
     console_url = cfg.console.url if cfg.console.enabled else ""
@@ -116,7 +120,7 @@ def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
         channel_dicts(cfg), audit, cfg.notifier, console_url
     )
     executor = _named(Executor, prefix, "Executor").remote(
-        executor_settings(cfg, prefix), audit, notifier=notifier
+        executor_settings(cfg, prefix, seal_key=sealing), audit, notifier=notifier
     )
     correlator = _named(Correlator, prefix, "Correlator").remote(
         context=context, notifier=notifier, executor=executor, audit=audit, rules=rules

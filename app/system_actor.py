@@ -36,6 +36,14 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:160]}"
 
 
+def _has(handle: Any, method: str) -> bool:
+    try:
+        getattr(handle, method)
+    except AttributeError:
+        return False
+    return True
+
+
 def _node_ip(_self: Any) -> str:
     return ray.util.get_node_ip_address()
 
@@ -100,7 +108,12 @@ class SystemSupervisor:
             return {**row, "state": "dead"}
         t0 = time.perf_counter()
         try:
-            row["node_ip"] = ray.get(handle.__ray_call__.remote(_node_ip), timeout=PING_TIMEOUT_S)
+            # the shell's public `node_ip` (its guard refuses `__ray_call__`); other actors
+            # (the edges that are not shells) still answer the closure
+            ask = handle.node_ip.remote() if _has(handle, "node_ip") else (
+                handle.__ray_call__.remote(_node_ip)
+            )  # fmt: skip
+            row["node_ip"] = ray.get(ask, timeout=PING_TIMEOUT_S)
             row["state"] = "alive"
             row["rtt_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         except ray.exceptions.GetTimeoutError:

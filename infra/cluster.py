@@ -1,7 +1,10 @@
 """Ray bootstrap: a local Ray with its dashboard by default, or join a cluster by address.
 
-Ray 2.60 enables token authentication by default; we keep it on. The token lives in
-`~/.ray/auth_token` (or RAY_AUTH_TOKEN); `dashboard_hint` tells the operator how to use it.
+Token authentication is on: the `fengkong` command sets RAY_AUTH_MODE=token before Ray is
+imported unless the operator set it (`disabled` opts out); Ray writes a token to
+`~/.ray/auth_token` on a local start (or reads RAY_AUTH_TOKEN); `dashboard_hint` tells the
+operator how to use it. A local Ray advertises `[cluster] node_ip_address` (default 127.0.0.1)
+and its dashboard binds on `dashboard_host` (default 127.0.0.1); docs/deploy.md lists the ports.
 """
 
 from __future__ import annotations
@@ -13,6 +16,26 @@ import ray
 
 from infra.config import ClusterConfig
 
+LOOPBACK = "127.0.0.1"
+
+
+def _local_start(node_ip: str, **kwargs: object) -> object:
+    """`ray.init` of a new local Ray advertising `node_ip`. Ray on Linux replaces a loopback
+    address by the machine's routable one (services.resolve_ip_for_localhost) unless its
+    single-machine mode is on, so for 127.0.0.1 that mode is switched on for the start only.
+    Ray's gRPC servers still listen on every interface: token authentication guards them, and
+    docs/deploy.md lists the ports to firewall."""
+    if node_ip != LOOPBACK:
+        return ray.init(_node_ip_address=node_ip, **kwargs)
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        return ray.init(**kwargs)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
 
 def start_ray(cluster: ClusterConfig, address: str | None = None, quiet: bool = True) -> str:
     """Start or join Ray; returns the dashboard URL ("" when unknown)."""
@@ -21,9 +44,13 @@ def start_ray(cluster: ClusterConfig, address: str | None = None, quiet: bool = 
     addr = address if address is not None else cluster.address
     kwargs: dict = {"namespace": cluster.namespace, "log_to_driver": not quiet}
     if addr:
+        if cluster.node_ip_address:
+            kwargs["_node_ip_address"] = cluster.node_ip_address
         ctx = ray.init(address=addr, **kwargs)
     else:
-        ctx = ray.init(
+        # on the configured interface (loopback unless told), the dashboard on its own host
+        ctx = _local_start(
+            cluster.node_ip_address or LOOPBACK,
             include_dashboard=True,
             dashboard_host=cluster.dashboard_host,
             dashboard_port=cluster.dashboard_port,

@@ -13,13 +13,20 @@ tests and the audit trail speak the same words):
     UNKNOWN_PROPOSAL no such proposal (or not unique)
     REPLAYED_REQUEST a request id seen before: the same request is never acted on twice
     STALE_REQUEST    the request is older (or further in the future) than request_max_age_s
-    UNSIGNED_REQUEST the policy or the user requires a signature and there is none
-    BAD_SIGNATURE    the signature does not match the request under the user's secret
+    UNSIGNED_REQUEST no signature by the person and no console session vouching for them
+    BAD_SIGNATURE    the signature does not match the request under the user's secret (or the
+                     console's key)
 
 Stages come from the action kind and its size (the plan's notional, or the margin call amount):
 the policy of that kind with the largest `min_size` not above the size wins, so "reduce below
-5 M: the risk desk; above: two risk-desk approvers" is two lines of config. With no users
-configured the policy is open (any named operator holds every role); four-eyes still applies.
+5 M: the risk desk; above: two risk-desk approvers" is two lines of config.
+
+Every decision is authenticated (issue 13 item 5): signed by the person with their secret
+(HMAC over `request_digest`), or vouched for by the console, which signs the request and the
+session it came from with its per-deployment key (`sign_console`). The one exception is
+`demo_open` (the `fengkong demo` flag, refused by `fengkong run`): unsigned decisions are
+accepted and, with no roster, any named operator holds every role; four-eyes still applies.
+Without the flag and without a roster no one may decide.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ EMERGENCY_USER = "EMERGENCY_POLICY"
 class User:
     name: str
     roles: tuple[str, ...] = ()
-    signs: bool = False  # has a signing secret configured: unsigned requests are refused
+    signs: bool = False  # kept for old callers: every person signs outside `demo_open`
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +83,12 @@ class ApprovalPolicy:
     request_max_age_s: float = 300.0
     expire_after_s: float = 0.0  # 0: a pending proposal never expires on its own
     emergency: EmergencyPolicy = EmergencyPolicy()
+    demo_open: bool = False  # the demo's flag: unsigned decisions, any name when no roster
 
     @property
     def open(self) -> bool:
-        """No roster configured: any named operator may decide (the embedded demo)."""
-        return not self.users
+        """The demo's open policy: no roster and the explicit `demo_open` flag."""
+        return self.demo_open and not self.users
 
     def user(self, name: str) -> User | None:
         if self.open:
@@ -127,6 +135,7 @@ class ApprovalPolicy:
             require_signature=bool(data.get("require_signature", False)),
             request_max_age_s=float(data.get("request_max_age_s", 300.0)),
             expire_after_s=float(data.get("expire_after_s", 0.0)),
+            demo_open=bool(data.get("demo_open", False)),
             emergency=EmergencyPolicy(
                 enabled=bool(em.get("enabled", False)),
                 kind=str(em.get("kind", "liquidate")),
@@ -267,6 +276,13 @@ def sign_request(secret: str, **fields: Any) -> str:
     return hmac.new(secret.encode(), request_digest(**fields), hashlib.sha256).hexdigest()
 
 
+def sign_console(key: str, session: str, **fields: Any) -> str:
+    """The console's voucher: the request and the session (its reference, the digest's head:
+    never the cookie or the token) it came from, under the console's per-deployment key."""
+    body = request_digest(**fields) + b"\nsession:" + session.encode()
+    return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
 def check_request(
     policy: ApprovalPolicy,
     user: str,
@@ -275,22 +291,43 @@ def check_request(
     fields: dict[str, Any],
     now: float,
     seen: set[str] | frozenset[str],
+    console_key: str | None = None,
+    session: str = "",
 ) -> tuple[str, str]:
-    """Authenticate a decision request; returns ("", "") or (reason code, detail)."""
+    """Authenticate a decision request; returns ("", "") or (reason code, detail).
+
+    `signature` is the person's (under `secret`), or with `session` the console's (under
+    `console_key`); unsigned passes only under `demo_open`."""
     request_id = fields.get("request_id") or ""
     if not request_id:
         return "MALFORMED", "a request needs a request_id"
     if request_id in seen:
         return "REPLAYED_REQUEST", f"request {request_id} was already handled"
     person = policy.user(user)
+    if person is None and not policy.users:
+        return "UNKNOWN_USER", (
+            "no approval roster is configured ([[approval.users]]): no one may decide "
+            "(only `fengkong demo` runs open)"
+        )
     if person is None:
         return "UNKNOWN_USER", f"{user!r} is not in the approval roster"
     age = now - float(fields.get("ts") or 0.0)
     if abs(age) > policy.request_max_age_s:
         return "STALE_REQUEST", f"request is {age:.0f} s old (max {policy.request_max_age_s:.0f})"
-    needs = policy.require_signature or person.signs
     if not signature:
-        return ("UNSIGNED_REQUEST", f"{user} must sign decisions") if needs else ("", "")
+        if policy.demo_open:
+            return "", ""
+        return "UNSIGNED_REQUEST", (
+            f"{user} must sign decisions (their secret from the environment or "
+            "approval.secrets_file) or decide in the console"
+        )
+    if session:
+        if not console_key:
+            return "BAD_SIGNATURE", "no console key is configured: a console decision is unproven"
+        expected = sign_console(console_key, session, **fields)
+        if not hmac.compare_digest(expected, signature):
+            return "BAD_SIGNATURE", "the console's signature does not match the request"
+        return "", ""
     if not secret:
         return "BAD_SIGNATURE", f"no signing secret is configured for {user}"
     expected = sign_request(secret, **fields)

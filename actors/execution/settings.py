@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from infra.approval_keys import console_key, person_secret
 from infra.config import Config
 from rules.execution.messages import ExecutionSettings
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 TIMING_KEYS = (
     "reprice_after_s",
@@ -32,26 +26,22 @@ class ExecutorSettings:
     name_prefix: str = ""
     approval: dict[str, Any] = field(default_factory=dict)  # [approval] as data
     execution: ExecutionSettings = ExecutionSettings()
+    # the deployment's key for decision records (rules.execution.seal); never in a repr
+    seal_key: str = field(default="", repr=False)
 
     def secret(self, user: str) -> str | None:
         """A person's signing secret: their variable, else the secrets file outside the
-        repository. Read when needed, never logged, never journaled."""
-        for u in self.approval.get("users", ()):
-            if u.get("name") == user:
-                if u.get("secret_env") and os.environ.get(u["secret_env"]):
-                    return os.environ[u["secret_env"]]
-                break
-        path = self.approval.get("secrets_file")
-        if path and os.path.exists(path):
-            with open(path, "rb") as fh:
-                value = tomllib.load(fh).get(user)
-            return str(value) if value else None
-        return None
+        repository (one lookup: infra.approval_keys). Read when needed, never logged."""
+        return person_secret(self.approval, user)
+
+    def console_key(self) -> str | None:
+        return console_key(self.approval)
 
 
-def executor_settings(cfg: Config, prefix: str = "") -> ExecutorSettings:
-    """The Executor's settings from the config."""
-    approval = asdict(cfg.approval)  # no http_port: the approval API is the console's
+def executor_settings(cfg: Config, prefix: str = "", seal_key: str = "") -> ExecutorSettings:
+    """The Executor's settings from the config (`seal_key`: the deployment's, shared with the
+    AuditLog that checks it). No http_port: the approval API is the console's."""
+    approval = asdict(cfg.approval)
     timing = {k: getattr(cfg.orders, k) for k in TIMING_KEYS}
     return ExecutorSettings(
         order_endpoint=cfg.orders.endpoint,
@@ -59,6 +49,7 @@ def executor_settings(cfg: Config, prefix: str = "") -> ExecutorSettings:
         n_shards=cfg.accounts.shards,
         name_prefix=prefix,
         approval=approval,
+        seal_key=seal_key,
         execution=ExecutionSettings(
             **timing,
             group_gap_s=float(approval.get("group_gap_s", 30.0)),

@@ -170,6 +170,7 @@ def add_callback_routes(app: FastAPI, desk: Desk) -> None:
         result = await asyncio.to_thread(
             desk.system.decide, action, [str(i) for i in data.get("ids", [])],
             str(data.get("group", "")), who.name, str(data.get("reason", "")), request_id,
+            who.ref,
         )  # fmt: skip
         desk.journal(action, who, result.get("refused") or "ok", request, request_id=request_id)
         return JSONResponse(result, status_code=409 if result.get("refused") else 200)

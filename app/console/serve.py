@@ -18,6 +18,7 @@ from app.console.auth import Desk
 from app.console.store import ConsoleStore
 from app.console.system import ConsoleSystem
 from app.console.web import create_app
+from infra.approval_keys import console_key
 from infra.config import Config
 from rules.access import LockoutPolicy, SessionPolicy
 
@@ -45,7 +46,8 @@ def build_desk(cfg: Config, prefix: str, namespace: str | None, commodities: lis
         SessionPolicy(c.session_idle_s, c.session_max_s),
     )
     store.sync_roster([{"name": p.name, "role": p.role} for p in cfg.people])
-    system = ConsoleSystem(prefix, namespace, cfg.accounts.shards, commodities)
+    system = ConsoleSystem(prefix, namespace, cfg.accounts.shards, commodities,
+                           console_key=console_key(cfg.approval) or "")  # fmt: skip
     return Desk(c, store, system, twilio_tokens=_twilio_tokens(cfg))
 
 

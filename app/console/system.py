@@ -15,15 +15,18 @@ from typing import Any
 import ray
 
 from actors.common import actor_name
+from rules.approval import sign_console
 
 CALL_TIMEOUT_S = 10.0
 
 
 class ConsoleSystem:
     def __init__(
-        self, prefix: str, namespace: str | None, n_shards: int, commodities: list[str]
-    ) -> None:
+        self, prefix: str, namespace: str | None, n_shards: int, commodities: list[str],
+        console_key: str = "",
+    ) -> None:  # fmt: skip
         self.prefix = prefix
+        self._console_key = console_key  # vouches for its sessions' decisions (never logged)
         self.namespace = namespace
         self.n_shards = n_shards
         self.commodities = list(commodities)
@@ -101,12 +104,20 @@ class ConsoleSystem:
         return self._get(self._actor("Executor").proposal.remote(proposal_id))
 
     def decide(
-        self, action: str, ids: list[str], group: str, person: str, reason: str, request_id: str
-    ) -> dict[str, Any]:
-        """A decision by a person the console has authenticated (a trusted in-cluster caller:
-        the Executor still applies its own roster, stages and four-eyes)."""
-        request = {"action": action, "ids": ids, "group": group, "user": person,
-                   "reason": reason, "request_id": request_id, "ts": time.time(),
+        self, action: str, ids: list[str], group: str, person: str, reason: str, request_id: str,
+        session: str = "",
+    ) -> dict[str, Any]:  # fmt: skip
+        """A decision by a person the console has authenticated: the console signs the request
+        and the session (or token) reference it came from with its per-deployment key, which
+        the Executor checks (issue 13 item 5: it was an unsigned in-cluster call). Without a
+        key the request goes unsigned and is refused outside `demo_open`; the Executor still
+        applies its own roster, stages and four-eyes."""
+        fields = {"action": action, "user": person, "ids": list(ids), "group": group,
+                  "reason": reason, "ts": round(time.time(), 3), "request_id": request_id}  # fmt: skip
+        signature = ""
+        if self._console_key and session:
+            signature = sign_console(self._console_key, session, **fields)
+        request = {**fields, "signature": signature, "session": session if signature else "",
                    "via": "console"}  # fmt: skip
         return self._get(self._actor("Executor").decide.remote(request))
 

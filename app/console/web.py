@@ -264,7 +264,8 @@ def create_app(desk: Desk) -> FastAPI:
         group = str(form.get("group", ""))
         request_id = uuid.uuid4().hex
         result = await asyncio.to_thread(desk.system.decide, action, ids, group, who.name,
-                                         str(form.get("reason", "")), request_id)  # fmt: skip
+                                         str(form.get("reason", "")), request_id,
+                                         who.ref)  # fmt: skip
         refused = [r for r in result.get("results", []) if r.get("refused")]
         outcome = result.get("refused") or ("partly refused" if refused else "ok")
         desk.journal(action, who, outcome, request, ids=ids, group=group, request_id=request_id,

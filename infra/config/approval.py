@@ -77,3 +77,11 @@ class ApprovalConfig:
     target_tolerance: float = 0.0005
     secrets_file: str = ""  # TOML {user = "secret"} outside the repository, read by the Executor
     emergency: EmergencyConfig = EmergencyConfig()
+    # Issue 13 item 5. Outside `demo_open` every decision is signed by a person (their secret:
+    # secret_env, else secrets_file) or by the console (its key: console_key_env, else the
+    # secrets file's "@console"); decision records are sealed with the deployment's seal key
+    # (seal_key_env, else "@seal", else one drawn at start). `demo_open` (unsigned decisions,
+    # any name when there is no roster) is for `fengkong demo` only: `fengkong run` refuses it.
+    demo_open: bool = False
+    console_key_env: str = "FENGKONG_CONSOLE_KEY"
+    seal_key_env: str = "FENGKONG_SEAL_KEY"

@@ -14,6 +14,9 @@ class ClusterConfig:
     namespace: str = "fengkong"
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8265
+    # The interface Ray binds on (issue 13 item 5): a local start uses 127.0.0.1 unless this
+    # names the node's own address; a driver joining a cluster gives it only when set.
+    node_ip_address: str = ""
     # Placement (docs/deploy.md). A custom resource is requested only when the cluster offers it,
     # so the same config runs on one laptop: shards ask for `shard_resource` and are SPREAD over
     # nodes; the stateful singletons (AuditLog, Executor, Notifier) ask for `journal_resource`.

@@ -147,9 +147,20 @@ def cmd_audit(args: argparse.Namespace, load_config: Callable[[argparse.Namespac
                 problems += [f"{manifest.name}: {p}" for p in verify_archive(manifest, key)]
             for p in problems:
                 print(f"ARCHIVE {p}")
+        # issue 13 item 5: every decision record must match a signed request (and its seal)
+        from infra.audit_decisions import check_decisions
+
+        decided = check_decisions(store.query(kind="decision"), load_config(args).approval)
+        for seq, why in decided.breaks:
+            print(f"FORGED at seq {seq}: {why}")
+        for note in decided.notes:
+            print(f"NOTE {note}")
         state = "intact" if not breaks else "BROKEN"
         print(f"{store.count()} records, chain {state} ({store.path})")
-        return 1 if breaks or problems else 0
+        if decided.checked:
+            bad = len(decided.breaks)
+            print(f"{decided.checked} decision records, {bad} not matching a signed request")
+        return 1 if breaks or problems or decided.breaks else 0
     if args.action == "archive":
         day = args.day or dt.datetime.now(BEIJING).strftime("%Y%m%d")
         key = key_from_env(cfg_audit.archive_key_env)

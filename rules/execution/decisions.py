@@ -146,8 +146,9 @@ def on_decision(m: ExecutionMachine, msg: Decision, now: float) -> list[Effect]:
     }  # fmt: skip
     pids, unknown = resolve(m, msg.ids, msg.group)
     code, detail = check_request(
-        m.policy, msg.user, msg.secret, msg.signature, fields, now, st.requests
-    )
+        m.policy, msg.user, msg.secret, msg.signature, fields, now, st.requests,
+        console_key=msg.console_key, session=msg.session,
+    )  # fmt: skip
     if not code and msg.via == "http" and not msg.signature:
         code, detail = "UNSIGNED_REQUEST", "decisions over HTTP must be signed"
     base = {"user": msg.user, "via": msg.via, "request_id": msg.request_id, "decision": msg.action}
@@ -171,6 +172,11 @@ def on_decision(m: ExecutionMachine, msg: Decision, now: float) -> list[Effect]:
         )  # fmt: skip
         results.append({"proposal_id": ident, "refused": f"UNKNOWN_PROPOSAL: {ident!r}"})
     complete: list[tuple[str, str]] = []
+    auth = {
+        "signer": ("console" if msg.session else "person") if msg.signature else "demo",
+        "signature": msg.signature, "session": msg.session, "ids": list(msg.ids),
+        "group": msg.group, "ts": msg.ts,
+    }  # fmt: skip
     for pid in pids:
         p, approval = st.proposals[pid], st.approval[pid]
         out = decide(m.policy, approval, msg.user, msg.action, now)
@@ -187,7 +193,7 @@ def on_decision(m: ExecutionMachine, msg: Decision, now: float) -> list[Effect]:
                 signed=bool(msg.signature), stage_index=approval.stage,
                 stage_name=out.stage_name, stage_after=out.state.stage,
                 status_after=out.state.status, complete=out.complete,
-                group_id=st.group_of.get(pid, ""),
+                group_id=st.group_of.get(pid, ""), auth=auth,
             )
         )  # fmt: skip
         results.append(

@@ -65,7 +65,8 @@ class ManualProposal:
 @dataclass(frozen=True)
 class Decision:
     """An approve / reject request: ids or a batch group, signed by a person (`secret` is theirs,
-    looked up by the actor; never journaled)."""
+    looked up by the actor; never journaled) or by the console for one of its sessions
+    (`session`: the session's reference; `console_key` looked up by the actor)."""
 
     action: str
     user: str
@@ -77,9 +78,13 @@ class Decision:
     signature: str = ""
     via: str = "ray"
     secret: str | None = None
+    session: str = ""
+    console_key: str | None = None
 
     @classmethod
-    def from_request(cls, request: Mapping[str, Any], secret: str | None) -> Decision:
+    def from_request(
+        cls, request: Mapping[str, Any], secret: str | None, console_key: str | None = None
+    ) -> Decision:
         return cls(
             action=str(request.get("action", "")),
             user=str(request.get("user", "")),
@@ -91,6 +96,8 @@ class Decision:
             signature=str(request.get("signature", "")),
             via=str(request.get("via", "ray")),
             secret=secret,
+            session=str(request.get("session", "")),
+            console_key=console_key,
         )
 
 

@@ -188,7 +188,8 @@ def _emergency(
                        uuid.NAMESPACE_OID, p.proposal_id).hex,
                    reason=p.reason, signed=False, stage_index=0, stage_name="emergency",
                    stage_after=len(m.state.approval[p.proposal_id].stages),
-                   status_after="approved", complete=True)
+                   status_after="approved", complete=True,
+                   auth={"signer": "emergency", "policy": "approval.emergency"})
         )  # fmt: skip
     mine = {p.proposal_id for p in proposals}
     superseded = [

@@ -52,7 +52,11 @@ class Refusal(JournalRecord):
 @register
 @dataclass(frozen=True, kw_only=True)
 class DecisionRecord(JournalRecord):
-    """One person's approval or rejection at one stage (complete: it decided the proposal)."""
+    """One person's approval or rejection at one stage (complete: it decided the proposal).
+
+    `auth` is the proof `audit verify` checks (issue 13 item 5): who signed (`signer`: person,
+    console, demo, emergency), the signature, the console session's reference, and the signed
+    request's own ids, group and ts, so the request digest can be recomputed."""
 
     KIND: ClassVar[str] = "decision"
     OPTIONAL: ClassVar[frozenset[str]] = frozenset({"group_id"})
@@ -68,6 +72,7 @@ class DecisionRecord(JournalRecord):
     status_after: str = ""
     complete: bool = False
     group_id: str | None = None
+    auth: dict[str, Any] = field(default_factory=dict)
 
 
 @register

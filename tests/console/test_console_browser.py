@@ -60,10 +60,17 @@ def world(ray_local, tmp_path_factory):
     from ray import serve
 
     tmp = tmp_path_factory.mktemp("console")
+    # issue 13 item 5: a roster and no demo_open, so the console's decisions must carry its
+    # voucher (the console key, from the secrets file the Executor reads too)
+    secrets = tmp / "secrets.toml"
+    secrets.write_text('"@console" = "console-key-of-this-test"\n')
     h = start_harness(
         tmp, {RB: RB_PRICE}, ["rb"],
         console=console_table(tmp, PEOPLE, live_interval_s=0.3),
         people=roster(PEOPLE),
+        approval={"demo_open": False, "secrets_file": str(secrets),
+                  "console_key_env": "CONSOLE_TEST_UNSET",
+                  "users": [{"name": "wang", "roles": ["risk_desk"]}]},
     )  # fmt: skip
     url = h.system.console_url
     assert url == h.cfg.console.url
@@ -236,6 +243,12 @@ def test_two_people_shock_ack_approve_from_a_phone_and_refusals_journaled(world,
     ok = [r for r in records if r["outcome"] == "ok"]
     assert any(r["kind"] == "console.ack" and r["key"] == "li" and r["ref"] for r in ok)
     assert any(r["kind"] == "console.approve" and r["key"] == "wang" for r in ok)
+    ray.get(h.system.audit.flush.remote())
+    journal = AuditStore(h.journal)
+    decided = [r for r in journal.query(kind="decision") if r["user"] == "wang"]
+    journal.close()
+    assert decided and all(r["auth"]["signer"] == "console" and r["auth"]["session"]
+                           for r in decided)  # fmt: skip
     decisions = AuditStore(h.journal).query(kind="decision")
     assert decisions and all(d["user"] == "wang" and d["via"] == "console" for d in decisions)
 

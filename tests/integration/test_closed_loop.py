@@ -14,7 +14,9 @@ from infra.audit import AuditStore
 from infra.reports.kpi import compute_kpis
 from infra.reports.replay import replay_alert
 from infra.specs import load_contract_table
+from rules.approval import sign_request
 from tests.integration.harness import Harness, account_at_risk, start_harness
+from tests.integration.signing import approve, decide
 from tests.zmq_util import wait_until
 
 RB, CU = "rb2601", "cu2601"
@@ -42,7 +44,8 @@ APPROVAL = {
 }
 
 
-SECRETS = {"risk.wang": "wang-secret", "risk.zhang": "zhang-secret"}
+SECRETS = {"risk.wang": "wang-secret", "risk.zhang": "zhang-secret", "biz.li": "li-secret",
+           "exec.chen": "chen-secret"}  # fmt: skip
 
 
 def start_closed_loop(tmp: Path) -> Harness:
@@ -53,7 +56,7 @@ def start_closed_loop(tmp: Path) -> Harness:
         tmp,
         {RB: RB_PRICE, CU: CU_PRICE},
         ["rb", "cu"],
-        approval={**APPROVAL, "secrets_file": str(secrets)},
+        approval={**APPROVAL, "secrets_file": str(secrets), "demo_open": False},
         orders={"reprice_after_s": 1.5, "mark_interval_s": 0.5},
     )
 
@@ -93,9 +96,8 @@ def test_shock_on_100_accounts_batch_approval_brings_all_below_target(loop):
     assert len(groups) == 1, groups  # one shock, one batch group
 
     executor = loop.system.executor
-    outcome = ray.get(
-        executor.simple_request.remote("approve", [], "risk.zhang", group=groups.pop())
-    )
+    outcome = decide(executor, "approve", [], "risk.zhang", SECRETS["risk.zhang"],
+                     group=groups.pop())  # fmt: skip
     assert "refused" not in outcome and len(outcome["results"]) == N
     assert all(r["state"] == "executing" and r["orders"] >= 1 for r in outcome["results"])
 
@@ -152,7 +154,7 @@ def test_limit_locked_contract_is_skipped_with_reason(loop):
     loop.market.set(**{CU: float(lower)})  # limit-down: a long cannot be sold
     assert wait_until(lambda: len(_pending(loop, "LK1")) == 1, 20)
     [p] = _pending(loop, "LK1")
-    [result] = ray.get(loop.system.executor.approve.remote([p["proposal_id"]], "risk.wang"))
+    [result] = approve(loop.system.executor, [p["proposal_id"]], "risk.wang", SECRETS)
     assert result["skipped"] and result["skipped"][0]["instrument"] == CU
     assert result["skipped"][0]["reason"].startswith("LIMIT_LOCKED")
     detail = ray.get(loop.system.executor.proposal.remote(p["proposal_id"]))
@@ -171,21 +173,22 @@ def test_refusals_are_journaled_with_reason_codes(loop):
     pid = made["proposal_id"]
     refused = {}
     for user in ("risk.zhang", "biz.li", "mallory"):
-        [r] = ray.get(executor.approve.remote([pid], user))
+        [r] = approve(executor, [pid], user, SECRETS)
         refused[user] = r["refused"].split(":")[0]
     assert refused == {"risk.zhang": "OWN_PROPOSAL", "biz.li": "WRONG_ROLE",
                        "mallory": "UNKNOWN_USER"}  # fmt: skip
     request = {"action": "approve", "ids": [pid], "group": "", "user": "risk.wang",
-               "reason": "", "request_id": "req-1", "ts": time.time(), "via": "cli"}  # fmt: skip
-    first = ray.get(executor.decide.remote(request))
+               "reason": "", "request_id": "req-1", "ts": round(time.time(), 3)}  # fmt: skip
+    request["signature"] = sign_request(SECRETS["risk.wang"], **request)
+    first = ray.get(executor.decide.remote({**request, "via": "cli"}))
     assert "refused" not in first and "stage 2/3" in first["results"][0]["stage"]
-    again = ray.get(executor.decide.remote(request))
+    again = ray.get(executor.decide.remote({**request, "via": "cli"}))
     assert again["refused"] == "REPLAYED_REQUEST"
-    [same] = ray.get(executor.approve.remote([pid], "risk.wang"))
+    [same] = approve(executor, [pid], "risk.wang", SECRETS)
     assert same["refused"].startswith("WRONG_ROLE")  # stage 2 is the business head's
-    [biz] = ray.get(executor.approve.remote([pid], "biz.li"))
+    [biz] = approve(executor, [pid], "biz.li", SECRETS)
     assert "refused" not in biz and "stage 3/3" in biz["stage"]
-    [ex] = ray.get(executor.approve.remote([pid], "exec.chen"))
+    [ex] = approve(executor, [pid], "exec.chen", SECRETS)
     assert ex["state"] == "executing" and ex["orders"] == 1
 
     store = _flush(loop)

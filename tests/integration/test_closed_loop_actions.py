@@ -15,6 +15,7 @@ import ray
 from infra.specs import load_contract_table
 from rules.approval import sign_request
 from tests.integration.harness import account_at_risk
+from tests.integration.signing import approve
 from tests.integration.test_closed_loop import RB, SECRETS, _flush, start_closed_loop
 from tests.zmq_util import wait_until
 
@@ -62,28 +63,30 @@ def _signed(user: str, pid: str, secret: str, request_id: str | None = None) -> 
     return {**fields, "signature": sign_request(secret, **fields)}
 
 
-def test_signed_http_decision_and_its_refusals(loop):
+def test_signed_decision_and_its_refusals(loop):
+    """The person-signed path (what `fengkong approve --as` sends; the HTTP route went with the
+    stdlib approval server, issue 16 — the console's /api/decisions takes a person's token)."""
     executor = loop.system.executor
-    base = ray.get(executor.http_url.remote())
     _account(loop, "H01")
     pid = ray.get(executor.propose.remote("H01", "reduce", "risk.zhang", 0.3))["proposal_id"]
-    status, body = _post(f"{base}/proposals", {})
-    assert status == 401 and body["error"] == "UNAUTHORIZED"
-    unsigned = {**_signed("risk.wang", pid, "x"), "signature": ""}
-    assert _post(f"{base}/decisions", unsigned)[1]["error"] == "UNSIGNED_REQUEST"
-    assert _post(f"{base}/decisions", _signed("risk.wang", pid, "wrong"))[0] == 401
+
+    def send(request: dict) -> dict:
+        return ray.get(executor.decide.remote({**request, "via": "cli"}))
+
+    unsigned = send({**_signed("risk.wang", pid, "x"), "signature": ""})
+    assert unsigned["refused"] == "UNSIGNED_REQUEST", unsigned
+    assert send(_signed("risk.wang", pid, "wrong"))["refused"] == "BAD_SIGNATURE"
     good = _signed("risk.wang", pid, SECRETS["risk.wang"])
-    status, body = _post(f"{base}/decisions", good)
-    assert status == 200 and body["results"][0]["orders"] >= 1, body
-    status, body = _post(f"{base}/decisions", good)
-    assert status == 409 and body["error"] == "REPLAYED_REQUEST"
+    body = send(good)
+    assert not body.get("refused") and body["results"][0]["orders"] >= 1, body
+    assert send(good)["refused"] == "REPLAYED_REQUEST"
     assert wait_until(lambda: _state(loop, pid) == "done", 15)
     store = _flush(loop)
     refusals = [(r["via"], r["code"]) for r in store.query(kind="refusal", key="H01")]
-    assert refusals == [("http", "UNSIGNED_REQUEST"), ("http", "BAD_SIGNATURE"),
-                        ("http", "REPLAYED_REQUEST")]  # fmt: skip
+    assert refusals == [("cli", "UNSIGNED_REQUEST"), ("cli", "BAD_SIGNATURE"),
+                        ("cli", "REPLAYED_REQUEST")]  # fmt: skip
     [decision] = store.query(kind="decision", ref=pid)
-    assert decision["signed"] and decision["user"] == "risk.wang" and decision["via"] == "http"
+    assert decision["signed"] and decision["user"] == "risk.wang" and decision["via"] == "cli"
 
 
 def test_unfilled_order_is_cancelled_and_repriced(loop):
@@ -92,7 +95,7 @@ def test_unfilled_order_is_cancelled_and_repriced(loop):
     pid = ray.get(executor.propose.remote("RP1", "reduce", "risk.zhang", 0.2))["proposal_id"]
     loop.orders.halt(RB)  # a trading halt: orders wait unfilled
     try:
-        [res] = ray.get(executor.approve.remote([pid], "risk.wang"))
+        [res] = approve(executor, [pid], "risk.wang", SECRETS)
         assert res["orders"] == 1
 
         def replaced() -> bool:
@@ -118,7 +121,7 @@ def test_margin_call_closes_when_the_deposit_arrives(loop):
     executor = loop.system.executor
     _account(loop, "MC1", lots=6, risk=0.9)
     pid = ray.get(executor.propose.remote("MC1", "margin_call", "risk.zhang", 0.7))["proposal_id"]
-    [res] = ray.get(executor.approve.remote([pid], "risk.wang"))
+    [res] = approve(executor, [pid], "risk.wang", SECRETS)
     assert res["state"] == "executing" and "deposit" in res["explanation"]
     amount = ray.get(executor.proposal.remote(pid))["plan"]["margin_call"]
     assert amount > 0
@@ -135,7 +138,7 @@ def test_freeze_sets_trading_state_reducing_at_the_gateway(loop):
     executor = loop.system.executor
     _account(loop, "FR1")
     pid = ray.get(executor.propose.remote("FR1", "freeze", "risk.zhang"))["proposal_id"]
-    ray.get(executor.approve.remote([pid], "risk.wang"))
+    approve(executor, [pid], "risk.wang", SECRETS)
     assert wait_until(lambda: _state(loop, pid) == "done", 10)
     assert "FR1" in loop.orders.reducing()
     store = _flush(loop)
@@ -147,7 +150,7 @@ def test_approval_time_limit_escalates_through_the_notifier(loop):
     executor = loop.system.executor
     _account(loop, "E01")
     pid = ray.get(executor.propose.remote("E01", "liquidate", "risk.zhang"))["proposal_id"]
-    [first] = ray.get(executor.approve.remote([pid], "risk.wang"))
+    [first] = approve(executor, [pid], "risk.wang", SECRETS)
     assert "stage 2/3 business head" in first["stage"]
     store = _flush(loop)
 
@@ -161,8 +164,8 @@ def test_approval_time_limit_escalates_through_the_notifier(loop):
     assert wait_until(
         lambda: any("approval overdue" in m["body"] for m in loop.sink.messages("wecom")), 15
     )
-    ray.get(executor.approve.remote([pid], "biz.li"))
-    [done] = ray.get(executor.approve.remote([pid], "exec.chen"))
+    approve(executor, [pid], "biz.li", SECRETS)
+    [done] = approve(executor, [pid], "exec.chen", SECRETS)
     assert done["state"] == "executing"
     assert wait_until(lambda: _state(loop, pid) == "done", 15)
 
@@ -183,9 +186,13 @@ def test_cli_lists_approves_signed_and_rejects(loop, capsys, monkeypatch):
     assert main(["approve", ids[0], "--as", "risk.wang", "--secret-env", "WANG_SECRET",
                  *prefix]) == 0  # fmt: skip
     assert '"orders": 1' in capsys.readouterr().out
-    assert main(["reject", ids[1], "--reason", "client paid", "--as", "risk.wang", *prefix]) == 0
+    # issue 13 item 5: the CLI no longer sends a decision unsigned (one-line refusal, exit 2)
+    assert main(["reject", ids[1], "--reason", "client paid", "--as", "risk.wang", *prefix]) == 2
+    assert "no signing secret for risk.wang" in capsys.readouterr().err
+    wang = ["--as", "risk.wang", "--secret-env", "WANG_SECRET", *prefix]
+    assert main(["reject", ids[1], "--reason", "client paid", *wang]) == 0
     assert _state(loop, ids[1]) == "rejected"
-    assert main(["approve", ids[1], "--as", "risk.wang", *prefix]) == 1  # no longer pending
+    assert main(["approve", ids[1], *wang]) == 1  # no longer pending
     assert "NOT_PENDING" in capsys.readouterr().out
     store = _flush(loop)
     [signed] = store.query(kind="decision", ref=ids[0])

@@ -4,13 +4,17 @@ list, a gateway that answers like the simulated one — no Ray, no sockets, a cl
 `World.run(input)` plays the actor shell's part: it applies the input, keeps the journal records,
 answers `PlanDue` with the accounts' views and `SendOrders` with `OrdersSent`, and returns the
 effects and the caller's reply.
+
+Every decision is signed (issue 13 item 5): each person of the roster has a secret in
+`World.secrets` and `decide` signs with it, as the CLI does; `unsigned=True` sends none. A world
+without a roster runs the demo's open policy (`demo_open`), the only place no one signs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rules.approval import ApprovalPolicy
+from rules.approval import ApprovalPolicy, sign_request
 from rules.execution.machine import ExecutionMachine
 from rules.execution.messages import (
     Decision,
@@ -55,6 +59,10 @@ class World:
         settings: ExecutionSettings | None = None,
         now: float = 1_000.0,
     ) -> None:
+        policy = dict(policy or {})
+        if not policy.get("users"):
+            policy.setdefault("demo_open", True)
+        self.secrets = {u["name"]: f"secret-of-{u['name']}" for u in policy.get("users", ())}
         self.policy = ApprovalPolicy.from_dict(policy)
         self.settings = settings or ExecutionSettings(verify_timeout_s=10.0, query_after_s=1.0)
         self.machine = ExecutionMachine(self.policy, self.settings)
@@ -91,9 +99,17 @@ class World:
         return self.run(Tick({a: self.views[a] for a in accounts if a in self.views}), now)
 
     def decide(self, action: str, ids: list[str], user: str, **kw: Any) -> dict[str, Any]:
+        """A decision request signed with the person's secret (`signature=` or `unsigned=True`
+        overrides; `secret=` is what the actor would have looked up)."""
+        unsigned = kw.pop("unsigned", False)
+        secret = kw.pop("secret", self.secrets.get(user))
         request = {"action": action, "ids": ids, "user": user, "ts": self.now,
                    "request_id": kw.pop("request_id", f"r{len(self.journal)}"), **kw}  # fmt: skip
-        return self.run(Decision.from_request(request, kw.get("secret")))
+        if "signature" not in request and not unsigned and secret:
+            fields = {k: request.get(k, "") for k in ("action", "user", "ids", "group",
+                                                      "reason", "ts", "request_id")}  # fmt: skip
+            request["signature"] = sign_request(secret, **fields)
+        return self.run(Decision.from_request(request, secret))
 
     def report(self, order_ref: str, status: str, filled: float, **kw: Any) -> dict[str, Any]:
         rec = {"order_ref": order_ref, "status": status, "filled": filled, "ts": self.now, **kw}

@@ -3,6 +3,8 @@ signed requests, the emergency watch."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from rules.approval import (
@@ -14,6 +16,7 @@ from rules.approval import (
     decide,
     expired,
     overdue,
+    sign_console,
     sign_request,
 )
 
@@ -95,8 +98,17 @@ def test_time_limits_escalate_once_and_proposals_expire():
     assert not expired(POLICY, st, 3599) and expired(POLICY, st, 3600)
 
 
-def test_open_policy_when_no_roster():
-    open_ = ApprovalPolicy()
+def test_no_roster_is_open_only_under_the_demo_flag():
+    # issue 13 item 5: the demo's open policy let any name approve everywhere; now no roster
+    # and no `demo_open` means no one decides
+    closed = ApprovalPolicy()
+    assert not closed.open and closed.user("anyone") is None
+    fields = {"action": "approve", "user": "anyone", "ids": ["P1"], "group": "", "reason": "",
+              "ts": 1000.0, "request_id": "r1"}  # fmt: skip
+    code, why = check_request(closed, "anyone", None, "", fields, 1001, set())
+    assert code == "UNKNOWN_USER" and "no approval roster" in why
+    open_ = ApprovalPolicy(demo_open=True)
+    assert check_request(open_, "anyone", None, "", fields, 1001, set()) == ("", "")
     assert open_.open and open_.user("anyone").roles
     st = ApprovalState.new(open_, "P", "reduce", 1, "anyone", 0)
     assert decide(open_, st, "anyone", "approve", 1).refused == "OWN_PROPOSAL"
@@ -116,8 +128,26 @@ def test_signed_requests_replay_and_age():
     assert check_request(POLICY, "wang", "s3cret", "", fields, 1001, set())[0] == "UNSIGNED_REQUEST"
     forged = {**fields, "ids": ["P1", "P2"]}
     assert check_request(POLICY, "wang", "s3cret", sig, forged, 1001, set())[0] == "BAD_SIGNATURE"
+    # issue 13 item 5: zhang has no secret_env (his secret may live in approval.secrets_file):
+    # before, he was treated as not signing and his unsigned request passed
     zhang = {**fields, "user": "zhang"}
-    assert check_request(POLICY, "zhang", None, "", zhang, 1001, set()) == ("", "")
+    assert check_request(POLICY, "zhang", None, "", zhang, 1001, set())[0] == "UNSIGNED_REQUEST"
+    demo = replace(POLICY, demo_open=True)
+    assert check_request(demo, "zhang", None, "", zhang, 1001, set()) == ("", "")
+
+
+def test_a_console_session_vouches_with_the_console_key():
+    fields = {"action": "approve", "user": "zhang", "ids": ["P1"], "group": "", "reason": "",
+              "ts": 1000.0, "request_id": "r2"}  # fmt: skip
+    sig = sign_console("console-key", "sess-ab12", **fields)
+    ok = check_request(POLICY, "zhang", None, sig, fields, 1001, set(), "console-key", "sess-ab12")
+    assert ok == ("", "")
+    for key, session in (("other-key", "sess-ab12"), ("console-key", "sess-other"), (None, "s")):
+        code, why = check_request(POLICY, "zhang", None, sig, fields, 1001, set(), key, session)
+        assert code == "BAD_SIGNATURE", why
+    # the console's voucher is not a person's signature: without the session it is checked
+    # against zhang's secret, which he has not got
+    assert check_request(POLICY, "zhang", None, sig, fields, 1001, set())[0] == "BAD_SIGNATURE"
 
 
 def test_emergency_watch_needs_the_whole_duration():

@@ -115,8 +115,8 @@ def test_request_checks_replay_stale_unsigned_bad_signature_malformed_unknown():
     w2 = _world()
     pid = _propose(w2)
     w2.decide("approve", [pid], "zhang", ts=w2.now - 10_000)
-    w2.decide("approve", [pid], "wang")  # wang has a secret configured: must sign
-    w2.decide("approve", [pid], "zhang", via="http")  # over HTTP every decision is signed
+    w2.decide("approve", [pid], "wang", unsigned=True)  # every person signs (issue 13)
+    w2.decide("approve", [pid], "zhang", via="http", unsigned=True)  # HTTP too
     w2.decide("approve", [pid], "wang", signature="00" * 32, secret="s3cret")
     w2.decide("approve", [pid], "zhang", request_id="")
     w2.decide("approve", ["no-such-id"], "zhang")
@@ -135,6 +135,9 @@ def test_a_good_signature_is_accepted():
     sig = sign_request("s3cret", **fields)
     w.decide("approve", [pid], "wang", request_id="signed-1", signature=sig, secret="s3cret")
     assert not _codes(w) and w.kinds("decision")[0]["signed"] is True
+    auth = w.kinds("decision")[0]["auth"]  # what `audit verify` recomputes the signature from
+    assert auth == {"signer": "person", "signature": sig, "session": "", "ids": [pid],
+                    "group": "", "ts": w.now}  # fmt: skip
     assert w.machine.state.proposals[pid].state.value == "executing"
 
 

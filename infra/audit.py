@@ -38,6 +38,14 @@ CACHE_KIB = 65_536  # SQLite page cache: random-key index pages stay in memory a
 _dumps = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=lambda o: _json_default(o)
 ).encode
+# The same encoding, refusing NaN/inf: the common record has none and skips the cleaning walk.
+_dumps_finite = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+    default=lambda o: _json_default(o),
+).encode
 
 
 def _canonical(obj: Any) -> str:
@@ -99,6 +107,11 @@ def _encode(rec: dict[str, Any], now: float) -> tuple[float, str, str, str, str,
     if not math.isfinite(ts):
         flagged.append("ts")
         ts = now
+    if not flagged:
+        try:
+            return ts, kind, actor, key, ref, _dumps_finite(rec)
+        except (RecursionError, TypeError, ValueError, OverflowError):
+            pass  # a NaN or inf somewhere (or worse): the walk below names it or sets it aside
     try:
         found: list[str] = []
         body = _clean(rec, found)

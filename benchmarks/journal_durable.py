@@ -20,9 +20,9 @@ import ray
 
 from actors.audit_log import AuditLog, AuditLogSettings
 from actors.common import JournalSender
-from infra.audit import AuditStore
 from benchmarks.audit_1m import _alert_life
 from benchmarks.common import ensure_ray
+from infra.audit import AuditStore
 
 NAME = "journal-durable"
 TARGETS = {"durable_per_s": (">", 30_000)}  # issue 13 item 2

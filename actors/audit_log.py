@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import sqlite3
 import threading
 import time
@@ -126,10 +125,6 @@ class AuditLog(ActorShell):
             "lag_ms": self.lag_ms,
             "write_errors": self.counts["write_errors"],
         }
-
-    def pid(self) -> int:
-        """The worker process id (the chaos tests kill it)."""
-        return os.getpid()
 
     # ---- group commit --------------------------------------------------------------------------
 

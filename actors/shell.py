@@ -9,7 +9,8 @@ An actor of fengkong is its messages and nothing else; the shell gives it
   shell never calls it itself, so an actor whose messages include a `reject` — the Executor's
   approval refusal — may override it);
 - metrics through ray.util.metrics (`metric(...)`), tagged with the actor's name;
-- the system's `Context` (contracts, calendar with holidays, clock).
+- the system's `Context` (contracts, calendar with holidays, clock);
+- `pid()`: the process that hosts it.
 
 `stats()` is the shell's figures plus the actor's own (`figures()`).
 """
@@ -17,6 +18,7 @@ An actor of fengkong is its messages and nothing else; the shell gives it
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -101,6 +103,10 @@ class ActorShell:
     def figures(self) -> dict[str, Any]:
         """The actor's own figures for `stats()`."""
         return {}
+
+    def pid(self) -> int:
+        """The worker process that hosts this actor (operators and the chaos tests kill it)."""
+        return os.getpid()
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -32,9 +32,7 @@ def _file_count(path: str) -> int:
 
 def _run(tmp_path, senders: int, calls: int, per_call: int, kills: int) -> None:
     path = str(tmp_path / "journal.sqlite")
-    log = AuditLog.options(max_restarts=kills + 1).remote(
-        AuditLogSettings(path=path, batch_ms=200)
-    )
+    log = AuditLog.options(max_restarts=kills + 1).remote(AuditLogSettings(path=path, batch_ms=200))
     ray.get(log.flush.remote())
     acknowledged: list[str] = []
     errors: list[BaseException] = []

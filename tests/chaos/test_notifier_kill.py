@@ -47,13 +47,15 @@ def _run(tmp, alerts: int, kills: int) -> dict:
         w.sink.latency_s = {"wecom": 0.3, "twilio_sms": 0.3}
         w.smtp.latency_s = 0.3
         ray.get(w.notifier.notify.remote([alert(f"NK-{i:03d}") for i in range(alerts)]))
+
         def unbracketed() -> int:  # messages WeCom and the SMTP server have stored
             return len(w.sink.messages("wecom")) + len(w.smtp.messages())
 
         for _ in range(kills):
             # the kill comes when the providers have stored 3 more messages than before: the
             # last was stored under 0.3 s ago, so its answer is still on the way (stuck)
-            old = kill_when(w.notifier, lambda s=unbracketed(): unbracketed() >= s + 3, 60)
+            stored = unbracketed()
+            old = kill_when(w.notifier, lambda s=stored: unbracketed() >= s + 3, 60)
             wait_restarted(w.notifier, old)
         assert ray.get(w.notifier.drain.remote(90))
         figures = ray.get(w.notifier.stats.remote())

@@ -88,7 +88,7 @@ class AccountShard(ActorShell, ShardIntake, AccountRules):
         self._audit_buf: list[dict[str, Any]] = []
         self._sender = BoundedSender(1)
         self._audit_sender = BoundedSender(2)
-        self._journal = JournalSender(self.name)  # `audit verify` sees a gap
+        self._numbered = JournalSender(self.name)  # `audit verify` sees a gap
         self.last_mark_ms = 0.0
         self._settled: set[int] = set()  # rows rolled by settlements of the current batch
         self._exposure_sent: dict[str, float] = {}
@@ -196,7 +196,7 @@ class AccountShard(ActorShell, ShardIntake, AccountRules):
             return
         with self._lock:
             batch, self._audit_buf = self._audit_buf, []
-        self._audit_sender.send(self._journal.send(self.audit, batch))
+        self._audit_sender.send(self._numbered.send(self.audit, batch))
 
     # ---- queries --------------------------------------------------------------------------
 

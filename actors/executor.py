@@ -62,7 +62,7 @@ class Executor(ActorShell):
         super().__init__(ACTOR)
         self.settings = settings
         self.audit = audit
-        self.journal = JournalSender(ACTOR)  # numbers its records: `audit verify` sees a gap
+        self._numbered = JournalSender(ACTOR)  # numbers its records: `audit verify` sees a gap
         self.notifier = notifier
         self.machine = ExecutionMachine(
             ApprovalPolicy.from_dict(settings.approval), settings.execution
@@ -190,7 +190,7 @@ class Executor(ActorShell):
         reply: dict[str, Any] = {}
         for e in effects:
             if isinstance(e, Journal) and e.records and self.audit is not None:
-                sent = self.journal.send(self.audit, list(e.records), durable=e.durable)
+                sent = self._numbered.send(self.audit, list(e.records), durable=e.durable)
                 if e.durable:
                     ray.get(sent, timeout=60)
             elif isinstance(e, SendOrders) and e.messages:

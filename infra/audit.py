@@ -21,6 +21,10 @@ from typing import Any
 
 import sqlite_utils
 
+from infra.journal_numbers import SenderSeqs, stamp
+
+__all__ = ["AuditStore", "ChainBreak", "stamp"]
+
 GENESIS = "0" * 64
 TABLE = "journal"
 COLUMNS = "seq, ts, kind, actor, key, ref, payload"
@@ -319,7 +323,7 @@ class AuditStore:
         day); `anchor` (seq, hash) taken earlier (an archive manifest) also catches records
         deleted from the end, which a chain alone cannot see."""
         breaks: list[ChainBreak] = []
-        senders = _SenderSeqs(from_start=first_seq == 1)
+        senders = SenderSeqs(from_start=first_seq == 1)
         expected_seq, prev = first_seq, None if first_seq > 1 else GENESIS
         sha, dumps = hashlib.sha256, _dumps
         last_good: tuple[int, str] | None = None
@@ -350,7 +354,7 @@ class AuditStore:
                     breaks.append(ChainBreak(seq, twice))
             expected_seq, prev = seq + 1, digest
             last_good = (seq, digest)
-        breaks += senders.gaps()
+        breaks += [ChainBreak(seq, reason) for seq, reason in senders.gaps()]
         if anchor is not None:
             a_seq, a_hash = anchor
             row = self.db.execute(f"SELECT hash FROM {TABLE} WHERE seq = ?", [a_seq]).fetchone()
@@ -376,69 +380,6 @@ class AuditStore:
 
     def close(self) -> None:
         self.db.close()
-
-
-def stamp(records: list[dict[str, Any]], sender: str, last: int) -> int:
-    """Number a sender's records 1, 2, 3… (`sender`, `sender_seq`) so `verify` can prove none
-    it sent is missing, whatever the writer lost; returns the last number used."""
-    for rec in records:
-        if rec.get("sender") == sender and "sender_seq" in rec:
-            continue  # sent before (a retry): it keeps its number, so the writer can drop a copy
-        last += 1
-        rec["sender"], rec["sender_seq"] = sender, last
-    return last
-
-
-class _SenderSeqs:
-    """Each sender's numbers as `verify` meets them, in journal order or not: a sender's calls
-    may be committed out of order (an asynchronous writer starts them as Ray delivers them),
-    so a number is missing only if none arrived by the end of the walk. Per sender it keeps the
-    highest number below which all arrived, plus the few that arrived early (with their seq)."""
-
-    def __init__(self, from_start: bool) -> None:
-        self.from_start = from_start
-        self.low: dict[str, int] = {}  # every number up to it arrived
-        self.early: dict[str, dict[int, int]] = {}  # number -> journal seq, above a hole
-
-    def see(self, seq: int, payload: str) -> str | None:
-        """Note one record's number; returns the reason when it was journaled twice."""
-        try:
-            body = json.loads(payload)
-            sender, n = str(body["sender"]), int(body["sender_seq"])
-        except (ValueError, KeyError, TypeError):
-            return None
-        low = self.low.get(sender)
-        if low is None:  # a range check starts at whatever number it meets first
-            low = 0 if self.from_start else n - 1
-        early = self.early.setdefault(sender, {})
-        if n <= low or n in early:
-            self.low[sender] = low
-            return f"sender {sender}: record {n} journaled twice"
-        if n == low + 1:
-            low = n
-            while low + 1 in early:
-                low += 1
-                del early[low]
-        else:
-            early[n] = seq
-        self.low[sender] = low
-        return None
-
-    def gaps(self) -> list[ChainBreak]:
-        """Every number a sender used that never landed, named at the record after the hole."""
-        out: list[ChainBreak] = []
-        for sender, early in self.early.items():
-            low = self.low[sender]
-            for n in sorted(early):
-                if n > low + 1:
-                    what = f"record {low + 1}" if n == low + 2 else f"records {low + 1}..{n - 1}"
-                    out.append(
-                        ChainBreak(
-                            early[n], f"sender {sender}: {what} sent but never journaled (lost)"
-                        )
-                    )
-                low = n
-        return sorted(out, key=lambda b: b.seq)
 
 
 def _row(r: tuple) -> dict[str, Any]:

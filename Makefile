@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test cluster bench lint install clean locale chromium
+.PHONY: run test cluster chaos bench lint install clean locale chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ chromium:
 
 cluster: $(STAMP)
 	$(BIN)/python -m pytest -q -m cluster tests/cluster $(PYTEST_ARGS)
+
+# The long kill -9 runs (several kills of each actor kind under more load); their short
+# variants run in `make test`.
+chaos: $(STAMP)
+	$(BIN)/python -m pytest -q -m chaos tests/chaos $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
 import ray
+
+from infra.audit import stamp
 
 # Actors hold state and wait on sockets; they reserve no CPU, so a 2-core machine places them all.
 ACTOR_OPTIONS: dict[str, Any] = {"num_cpus": 0, "max_restarts": 5, "max_task_retries": 3}
@@ -74,3 +77,22 @@ def entry(
             body[f"{kind}_{name}"] = body.pop(name)
         body.pop(name, None)
     return {**body, "kind": kind, "actor": actor, "key": key, "ref": ref}
+
+
+class JournalSender:
+    """Numbers one sender's journal records 1, 2, 3… (`sender`, `sender_seq`; infra.audit.stamp)
+    and submits them in the same step, so `audit verify` can name any record that left this
+    process but never reached the file. The name is new per process (`Role:xxxxxxxx`): a
+    restarted actor counts from 1 under a name of its own, and what its predecessor had not
+    yet handed over is not claimed as sent."""
+
+    def __init__(self, role: str) -> None:
+        self.sender = f"{role}:{uuid.uuid4().hex[:8]}"
+        self.last = 0
+        self._lock = threading.Lock()
+
+    def send(self, audit: Any, records: list[dict[str, Any]], durable: bool = False) -> Any:
+        """`audit.append` (or `durable`) of the numbered records; returns the call's ref."""
+        with self._lock:  # numbered and submitted in one step: number n+1 never leaves first
+            self.last = stamp(records, self.sender, self.last)
+            return (audit.durable if durable else audit.append).remote(records)

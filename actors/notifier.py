@@ -13,7 +13,6 @@ being performed, and the journal holds all of it.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,9 +25,11 @@ from actors.notify import wiring
 from actors.notify.journal import Journal
 from actors.shell import ActorShell
 from infra.config import NotifierConfig
+from infra.stats import LatencyRing
 from rules.model import Alert
 from rules.notify import machine
 from rules.notify.inputs import (
+    ACCEPTED,
     UNCERTAIN,
     Ack,
     AlertsIn,
@@ -84,6 +85,17 @@ class Notifier(ActorShell):
         self.state = machine.new_state(
             wiring.machine_settings(s, self.console_url), specs, routing, spill=self.journal.enabled
         )
+        # Channels without provider-side dedup (rules.notify.model.NON_IDEMPOTENT): their posts
+        # are bracketed by `sending` and the answer in the journal, and the window is measured.
+        self._unbracketed = {n for n, lane in self.state.lanes.items() if not lane.spec.idempotent}
+        self.residual_window = LatencyRing()
+        self._m_window = self.metric(
+            "histogram",
+            "notify_residual_window_ms",
+            "provider accept to the journal's commit of it (posts without provider dedup)",
+            boundaries=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+            tag_keys=("channel",),
+        )
         self.pool = ThreadPoolExecutor(max_workers=s.workers * max(1, len(specs)) + 2)
         if self.journal.enabled:
             self.journal.durable([])  # flush, so every record sent before is readable
@@ -124,6 +136,8 @@ class Notifier(ActorShell):
         return {
             **out,
             "alert_to_first_delivery_ms": self.metrics.first_delivery.percentiles((50, 99)),
+            "residual_window_ms": self.residual_window.percentiles((50, 99, 100)),
+            "residual_window_samples": self.residual_window.count,
         }
 
     def settled(self) -> bool:
@@ -143,10 +157,6 @@ class Notifier(ActorShell):
             self.journal.durable([])  # every outcome booked so far is in the journal file
             if self.settled():  # and nothing new started meanwhile (a callback, a retry)
                 return True
-
-    def pid(self) -> int:
-        """The worker process id (the crash test kills it)."""
-        return os.getpid()
 
     def endpoint(self) -> str:
         """The console URL its links and callbacks name ("" when none was given)."""
@@ -194,7 +204,15 @@ class Notifier(ActorShell):
             answer = wiring.result(send.try_id, self.channels[send.channel].send(note))
         except Exception as exc:  # a channel bug: the post may or may not have gone out
             answer = Result(send.try_id, UNCERTAIN, error=f"{type(exc).__name__}: {exc}")
-        self._apply(answer)
+        answered = time.perf_counter()
+        self._apply(answer)  # books the answer: committed before this returns where it must be
+        if answer.outcome == ACCEPTED and send.channel in self._unbracketed:
+            # The residual window: the provider holds the message, the journal does not yet say
+            # so; a crash now makes the restart send it again (docs/delivery.md).
+            window_ms = (time.perf_counter() - answered) * 1000
+            with self._lock:
+                self.residual_window.add(window_ms)
+            self._m_window.observe(window_ms, tags={"channel": send.channel})
 
     def _load(self, channel: str, keys: list[str]) -> None:
         found: list[tuple[str, dict[str, Any] | None]] = []

@@ -67,7 +67,7 @@ def startup(cfg: Config, audit: Any, by: str = "") -> tuple[RuleSet, dict[str, A
         record = rulesets.applied_record(
             ruleset, previous, by or f"startup ({cfg.source})", "startup"
         )
-        ray.get([audit.append.remote([record]), audit.flush.remote()], timeout=PUSH_TIMEOUT_S)
+        ray.get(audit.durable.remote([record]), timeout=PUSH_TIMEOUT_S)
     return ruleset, bundle(ruleset, cfg)
 
 
@@ -119,9 +119,7 @@ def apply(actors: RuleActors, ruleset: RuleSet, cfg: Config, by: str) -> dict[st
         ray.get(actors.correlator.ruleset_bundle.remote(), timeout=PUSH_TIMEOUT_S)
     )
     record = rulesets.applied_record(ruleset, current, by, "apply")
-    ray.get(
-        [actors.audit.append.remote([record]), actors.audit.flush.remote()], timeout=PUSH_TIMEOUT_S
-    )
+    ray.get(actors.audit.durable.remote([record]), timeout=PUSH_TIMEOUT_S)
     payload = bundle(ruleset, cfg)  # one shape for every actor: each takes its place's rules
     hierarchy = [actors.hierarchy] if actors.hierarchy is not None else []
     targets = [actors.correlator, *hierarchy, *actors.feeds, *actors.books, *actors.shards]

@@ -16,6 +16,7 @@ An actor of fengkong is its messages and nothing else; the shell gives it
   `__ray_call__` (which runs any closure on the instance), are refused with `PRIVATE_METHOD`,
   counted (`private_calls_refused`) and kept in the quarantine; the actor's own code calls them
   as before.
+- `pid()`: the process that hosts it.
 
 `stats()` is the shell's figures plus the actor's own (`figures()`).
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import collections
 import functools
 import inspect
+import os
 import sys
 import threading
 import time
@@ -190,6 +192,10 @@ class ActorShell:
     def figures(self) -> dict[str, Any]:
         """The actor's own figures for `stats()`."""
         return {}
+
+    def pid(self) -> int:
+        """The worker process that hosts this actor (operators and the chaos tests kill it)."""
+        return os.getpid()
 
     def stats(self) -> dict[str, Any]:
         return {

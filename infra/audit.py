@@ -21,6 +21,10 @@ from typing import Any
 
 import sqlite_utils
 
+from infra.journal_numbers import SenderSeqs, stamp
+
+__all__ = ["AuditStore", "ChainBreak", "stamp"]
+
 GENESIS = "0" * 64
 TABLE = "journal"
 COLUMNS = "seq, ts, kind, actor, key, ref, payload"
@@ -37,6 +41,14 @@ CACHE_KIB = 65_536  # SQLite page cache: random-key index pages stay in memory a
 
 _dumps = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=lambda o: _json_default(o)
+).encode
+# The same encoding, refusing NaN/inf: the common record has none and skips the cleaning walk.
+_dumps_finite = json.JSONEncoder(
+    sort_keys=True,
+    separators=(",", ":"),
+    ensure_ascii=False,
+    allow_nan=False,
+    default=lambda o: _json_default(o),
 ).encode
 
 
@@ -99,6 +111,11 @@ def _encode(rec: dict[str, Any], now: float) -> tuple[float, str, str, str, str,
     if not math.isfinite(ts):
         flagged.append("ts")
         ts = now
+    if not flagged:
+        try:
+            return ts, kind, actor, key, ref, _dumps_finite(rec)
+        except (RecursionError, TypeError, ValueError, OverflowError):
+            pass  # a NaN or inf somewhere (or worse): the walk below names it or sets it aside
     try:
         found: list[str] = []
         body = _clean(rec, found)
@@ -306,7 +323,7 @@ class AuditStore:
         day); `anchor` (seq, hash) taken earlier (an archive manifest) also catches records
         deleted from the end, which a chain alone cannot see."""
         breaks: list[ChainBreak] = []
-        senders: dict[str, int] = {}  # sender -> its last sender_seq seen
+        senders = SenderSeqs(from_start=first_seq == 1)
         expected_seq, prev = first_seq, None if first_seq > 1 else GENESIS
         sha, dumps = hashlib.sha256, _dumps
         last_good: tuple[int, str] | None = None
@@ -332,11 +349,12 @@ class AuditStore:
                     ChainBreak(seq, f"record {seq} edited: its content does not match its hash")
                 )
             if '"sender_seq":' in payload:
-                gap = _sender_gap(senders, payload, first_seq == 1)
-                if gap:
-                    breaks.append(ChainBreak(seq, gap))
+                twice = senders.see(seq, payload)
+                if twice:
+                    breaks.append(ChainBreak(seq, twice))
             expected_seq, prev = seq + 1, digest
             last_good = (seq, digest)
+        breaks += [ChainBreak(seq, reason) for seq, reason in senders.gaps()]
         if anchor is not None:
             a_seq, a_hash = anchor
             row = self.db.execute(f"SELECT hash FROM {TABLE} WHERE seq = ?", [a_seq]).fetchone()
@@ -349,33 +367,19 @@ class AuditStore:
                 breaks.append(ChainBreak(a_seq, f"record {a_seq} differs from its anchored hash"))
         return breaks
 
+    def recent_numbers(self, last_records: int) -> list[tuple[str, int]]:
+        """(sender, sender_seq) of the numbered records among the last `last_records`: what a
+        restarted writer must not append again when a sender's call is retried."""
+        sql = (
+            "SELECT json_extract(payload, '$.sender'), json_extract(payload, '$.sender_seq') "
+            f"FROM {TABLE} WHERE seq > ? AND payload LIKE '%\"sender_seq\":%' ORDER BY seq"
+        )
+        with self._lock:
+            rows = self.db.execute(sql, [self._seq - last_records]).fetchall()
+        return [(str(a), int(b)) for a, b in rows if a is not None and b is not None]
+
     def close(self) -> None:
         self.db.close()
-
-
-def stamp(records: list[dict[str, Any]], sender: str, last: int) -> int:
-    """Number a sender's records 1, 2, 3… (`sender`, `sender_seq`) so `verify` can prove none
-    it sent is missing, whatever the writer lost; returns the last number used."""
-    for rec in records:
-        last += 1
-        rec["sender"], rec["sender_seq"] = sender, last
-    return last
-
-
-def _sender_gap(senders: dict[str, int], payload: str, from_start: bool) -> str | None:
-    try:
-        body = json.loads(payload)
-        sender, n = str(body["sender"]), int(body["sender_seq"])
-    except (ValueError, KeyError, TypeError):
-        return None
-    before = senders.get(sender, 0 if from_start else None)
-    senders[sender] = n if before is None else max(before, n)
-    if before is None or n == before + 1:
-        return None
-    if n <= before:
-        return f"sender {sender}: record {n} journaled twice (last was {before})"
-    what = f"record {before + 1}" if n == before + 2 else f"records {before + 1}..{n - 1}"
-    return f"sender {sender}: {what} sent but never journaled (lost)"
 
 
 def _row(r: tuple) -> dict[str, Any]:

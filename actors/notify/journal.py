@@ -6,10 +6,11 @@
   provider's idempotency key absorbs.
 - `received`: returns once the AuditLog holds the records (it writes them within its batch_ms
   even if the Notifier dies now). Used around posts to providers without idempotency.
-- `durable`: returns once the records are committed to SQLite (append and flush, submitted
-  together; the AuditLog runs them in order). The outbox uses it for what must survive:
+- `durable`: returns once the records are committed to SQLite (one `AuditLog.durable` call:
+  the group commit that holds them). The outbox uses it for what must survive:
   accepted alerts, opened pages, queued notifications, acknowledgements.
-Every call first takes what is buffered along, so the journal keeps the order things happened.
+Every call first takes what is buffered along, so the journal keeps the order things happened,
+and numbers what it sends per sender (actors.common.JournalSender: `audit verify` names a gap).
 The method names are the durabilities of `rules.notify.inputs` (APPEND, RECEIVED, DURABLE).
 """
 
@@ -21,6 +22,8 @@ from typing import Any
 
 import ray
 
+from actors.common import JournalSender
+
 
 class Journal:
     def __init__(self, audit: Any = None, timeout_s: float = 30.0, flush_s: float = 0.02) -> None:
@@ -29,6 +32,7 @@ class Journal:
         self.flush_s = flush_s
         self._buffer: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._sender = JournalSender("Notifier")
         if audit is not None:
             threading.Thread(target=self._pump, name="notify-journal", daemon=True).start()
 
@@ -43,7 +47,7 @@ class Journal:
                 if not self._buffer:
                     continue
                 batch, self._buffer = self._buffer, []
-                self.audit.append.remote(batch)  # under the lock: keeps batches in order
+                self._sender.send(self.audit, batch)  # under the lock: keeps batches in order
 
     def append(self, records: list[dict[str, Any]]) -> None:
         if self.audit is not None and records:
@@ -54,15 +58,15 @@ class Journal:
         if self.audit is not None and records:
             with self._lock:
                 batch, self._buffer = self._buffer + records, []
-                ref = self.audit.append.remote(batch)
+                ref = self._sender.send(self.audit, batch)
             ray.get(ref, timeout=self.timeout_s)
 
     def durable(self, records: list[dict[str, Any]]) -> None:
         if self.audit is not None:
             with self._lock:
                 batch, self._buffer = self._buffer + records, []
-                refs = [self.audit.append.remote(batch), self.audit.flush.remote()]
-            ray.get(refs, timeout=self.timeout_s)
+                ref = self._sender.send(self.audit, batch, durable=True)
+            ray.get(ref, timeout=self.timeout_s)
 
     def query(self, **kwargs: Any) -> list[dict[str, Any]]:
         if self.audit is None:

@@ -1,6 +1,11 @@
 """Delivery transitions: hand lanes' units out as posts, and book each answer — delivered,
 retried later (backoff with seeded jitter), failed over to the next channel, or failed.
 
+Posts to a provider that cannot recognise a resent request (WeCom's robot, SMTP) are bracketed
+in the journal: `notification.sending` is committed before the post, the answer (the attempt,
+and `notification.delivered` when the provider accepted: WeCom errcode 0, SMTP 250 after DATA)
+after it, so a restart re-sends only what is stuck in `sending` (rules.notify.outbox).
+
 Like Alertmanager's integrations, the channel decides *whether* a failure is worth retrying (its
 answer becomes RETRYABLE or FINAL); this module decides *when*, and what a circuit breaker that
 opened means (fail over to a channel that is up, to the same person).
@@ -19,7 +24,6 @@ from rules.notify.inputs import (
     APPEND,
     DURABLE,
     FINAL,
-    RECEIVED,
     RETRYABLE,
     Effects,
     Result,
@@ -48,21 +52,21 @@ def pump(st: NotifyState, eff: Effects, now: float) -> float:
         units, moved, at = lane.pump(now)
         wake = min(wake, at)
         for unit in units:
-            _post(st, eff, lane, unit)
+            _post(st, eff, lane, unit, now)
         if moved:
             failover(st, eff, lane, moved, "circuit open", now)
     return wake
 
 
-def _post(st: NotifyState, eff: Effects, lane: Lane, unit: list[Pending]) -> None:
+def _post(st: NotifyState, eff: Effects, lane: Lane, unit: list[Pending], now: float) -> None:
     message, unit = _message(lane, unit)
     try_id = f"{st.settings.session}{next(st.tries)}"
     batch = message.idempotency_key if message.member_keys else None
     st.flights[try_id] = Flight(lane.name, unit, batch)
-    if not lane.spec.idempotent:  # a restart must know this post may have gone out
+    if not lane.spec.idempotent:  # committed before the post: a restart knows it may be out
         eff.write(
-            RECEIVED,
-            [about(rec_.Sending, p, attempt=p.attempts + 1, try_id=try_id) for p in unit],
+            DURABLE,
+            [about(rec_.Sending, p, attempt=p.attempts + 1, try_id=try_id, at=now) for p in unit],
         )
     eff.sends.append(Send(try_id, lane.name, message))
 
@@ -158,8 +162,10 @@ def on_result(st: NotifyState, eff: Effects, r: Result, now: float) -> None:
             moved.append(p)
         else:
             records.append(book_final(st, eff, p, "failed", r.error or "failed", now))
-    # No provider-side dedup: the outcome must be on record before anything moves on.
-    eff.write(APPEND if lane.spec.idempotent else RECEIVED, records)
+    # No provider-side dedup: the outcome (`accepted` = the attempt ok and the delivered
+    # record) is committed before anything moves on; from the provider's accept to this commit
+    # is the residual window in which a crash makes the restart send the message again.
+    eff.write(APPEND if lane.spec.idempotent else DURABLE, records)
     if moved:
         failover(st, eff, lane, moved, r.error or "failed", now)
 

@@ -16,7 +16,7 @@ from rules.notify.model import Message
 
 # Durability of a journal entry, weakest first:
 APPEND = "append"  # buffered (attempts, outcomes, callbacks): a crash costs at most a resend
-RECEIVED = "received"  # held by the journal actor before a post without provider-side dedup
+RECEIVED = "received"  # held in the journal actor's memory: lost with it; no post relies on it
 DURABLE = "durable"  # committed before anything acts on it (accepted, pages, queued, acks)
 
 # Outcomes of one delivery attempt:

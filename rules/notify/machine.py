@@ -312,7 +312,17 @@ def _replay(st: NotifyState, eff: Effects, inp: Replay, now: float) -> None:
             st.counts["cancelled"] += 1
             continue
         idem = st.lanes[p.channel].spec.idempotent
-        records.append(about(rec_.Resumed, p, uncertain=p.uncertain, idempotent=idem))
+        was = state.stuck.get(p.key, {})
+        records.append(
+            about(
+                rec_.Resumed,
+                p,
+                uncertain=p.uncertain,
+                idempotent=idem,
+                try_id=str(was.get("try", "")),
+                sending_ts=was.get("at", was.get("ts")),
+            )
+        )
         st.counts["resumed"] += 1
         st.counts["uncertain"] += int(p.uncertain)
         enqueue(st, eff, p, now)

@@ -2,7 +2,9 @@
 
 A `notification.queued` record carries everything needed to send a notification again (text,
 recipient, page), so a restarted Notifier rebuilds the outbox from the journal alone: queued minus
-(delivered, failed, cancelled, failed over) is what is still owed. `resume_state` does that
+(delivered, failed, cancelled, failed over) is what is still owed. Of that, what has a
+`notification.sending` with no answer after it was in flight at the crash (`stuck`): the only
+ones a provider without idempotency may already hold. `resume_state` does that
 arithmetic on journal records; the machine's `Replay` input applies it.
 """
 
@@ -47,6 +49,7 @@ class ResumeState:
     fired: dict[str, set[int]]  # page id -> step indices already fired
     unpaged: list[dict[str, Any]]  # accepted alert records no page covers yet
     delivered_keys: set[str]
+    stuck: dict[str, dict[str, Any]]  # key -> its `notification.sending` left without an answer
 
 
 def resume_state(by_kind: dict[str, list[dict[str, Any]]]) -> ResumeState:
@@ -54,8 +57,11 @@ def resume_state(by_kind: dict[str, list[dict[str, Any]]]) -> ResumeState:
     done = {r["ref"] for kind in TERMINAL for r in by_kind.get(kind, [])}
     delivered = {r["ref"] for r in by_kind.get("notification.delivered", [])}
     tried = {rec_.Attempt.from_record(r).try_id for r in by_kind.get("notification.attempt", [])}
-    sending = [rec_.Sending.from_record(r) for r in by_kind.get("notification.sending", [])]
-    in_flight = {s.ref for s in sending if s.try_id not in tried}
+    stuck = {
+        r["ref"]: r for r in by_kind.get("notification.sending", [])
+        if rec_.Sending.from_record(r).try_id not in tried
+    }  # fmt: skip
+    in_flight = set(stuck)
     acked = {r["ref"]: r for r in by_kind.get("alert.acked", [])}
     pending, seen, unreadable = [], set(), []
     for rec in by_kind.get("notification.queued", []):
@@ -85,4 +91,4 @@ def resume_state(by_kind: dict[str, list[dict[str, Any]]]) -> ResumeState:
         if aid and aid not in paged and aid not in seen_alerts:
             seen_alerts.add(aid)
             unpaged.append(alert)
-    return ResumeState(pending, opened, unreadable, acked, fired, unpaged, delivered)
+    return ResumeState(pending, opened, unreadable, acked, fired, unpaged, delivered, stuck)

@@ -127,6 +127,7 @@ class Sending(Outcome):
     WIRE: ClassVar[dict[str, str]] = {"try_id": "try"}
     attempt: int = 0
     try_id: str = ""
+    at: float | None = None  # when the post started (the machine's clock)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,11 +179,16 @@ class FailedOver(Outcome):
 
 @dataclass(frozen=True, kw_only=True)
 class Resumed(Outcome):
-    """A restart owes this one; `uncertain`: a post without provider dedup was in flight."""
+    """A restart owes this one; `uncertain`: a post without provider dedup was in flight (its
+    `notification.sending` committed, no answer booked: `try_id`, `sending_ts`). Sent again, it
+    reaches the recipient twice only if the provider had accepted it within the residual window
+    (its accept to our commit of the answer, docs/delivery.md)."""
 
     KIND: ClassVar[str] = "notification.resumed"
     uncertain: bool = False
     idempotent: bool = True
+    try_id: str = ""
+    sending_ts: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -37,3 +37,24 @@ def test_a_complete_journal_verifies_and_a_range_check_starts_anywhere(tmp_path)
     store.append(sent)
     assert store.verify() == []
     assert store.verify(first_seq=8) == []  # a day's range: its first record is the baseline
+
+
+def test_a_senders_records_landing_out_of_order_are_complete_and_a_copy_is_named(tmp_path):
+    """The asynchronous writer may commit a sender's calls out of order (Ray starts them as it
+    delivers them): numbers that all arrived, in any order, are complete; a number twice is a
+    copy; a hole is still named at the record after it."""
+    store = AuditStore(tmp_path / "j.sqlite")
+    sent = _records(6)
+    stamp(sent, "Executor:1", 0)
+    store.append([sent[0], sent[2], sent[1], sent[4], sent[3], sent[5]])
+    assert store.verify() == []
+    store.append([dict(sent[5])])  # the same number again
+    other = _records(4)
+    stamp(other, "AccountShard.0:1", 0)
+    store.append([other[0], other[3], other[1]])  # 3 never landed
+    reasons = [b.reason for b in store.verify()]
+    assert reasons == [
+        "sender Executor:1: record 6 journaled twice",
+        "sender AccountShard.0:1: record 3 sent but never journaled (lost)",
+    ]
+    store.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from rules.escalation import Level, LevelStep
 from rules.notify.backoff import backoff_delay
-from rules.notify.inputs import FINAL, RECEIVED, RETRYABLE, UNCERTAIN, AlertsIn, Loaded, Tick
+from rules.notify.inputs import DURABLE, FINAL, RETRYABLE, UNCERTAIN, AlertsIn, Loaded, Tick
 from rules.notify.model import LaneSpec
 from tests.notifier.machine_driver import DESK, EMAIL, SMS, Driver, alert, routing
 
@@ -50,8 +50,8 @@ def test_uncertain_is_resent_only_where_the_provider_dedups() -> None:
     d = Driver([SMS, EMAIL], routing(Level("desk", 0.0, (LevelStep("sms"), LevelStep("email")))))
     d.apply(AlertsIn((alert("R3"),)), 0.0)
     posts = {p.channel: p for p in d.tick(0.0)}
-    # e-mail has no idempotency key: "sending" is held by the journal before the post
-    assert (RECEIVED, ["notification.sending"]) in d.entries
+    # e-mail has no idempotency key: "sending" is committed before the post (issue 13 item 6)
+    assert (DURABLE, ["notification.sending"]) in d.entries
     d.answer(posts["sms"], 0.1, outcome=UNCERTAIN, error="RuntimeError: bug")
     d.answer(posts["email"], 0.1, outcome=UNCERTAIN, error="RuntimeError: bug")
     [failed] = d.kinds("notification.failed")

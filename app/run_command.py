@@ -38,8 +38,10 @@ def resolve_journal(cfg: Config, run_id: str, cwd: Path | None = None) -> Config
 
 
 def _abs(base: Path, path: str) -> str:
+    if not path:
+        return path  # unset stays unset
     p = Path(path).expanduser()
-    return str(p if p.is_absolute() or not path else base / p)
+    return str(p if p.is_absolute() else base / p)
 
 
 def resolve_paths(cfg: Config, cwd: Path | None = None) -> Config:
@@ -145,7 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import ray
 
     from app.system_actor import SystemSupervisor, supervisor_name
-    from infra.cluster import dashboard_hint
+    from infra.cluster import Placement, dashboard_hint
 
     try:
         cfg, secrets = _join(args, check=True)
@@ -162,9 +164,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     except ValueError:
         pass
-    sup = SystemSupervisor.options(name=name, lifetime="detached").remote(
-        cfg, args.prefix, run_id, secrets
-    )
+    # Pinned like the journal (a durable node), detached, unlimited restarts.
+    opts = Placement(cfg.cluster, detached=True).options("Supervisor")
+    sup = SystemSupervisor.options(name=name, **opts).remote(cfg, args.prefix, run_id, secrets)
     try:
         print_status(ray.get(sup.status.remote(), timeout=args.start_timeout))
     except Exception as exc:

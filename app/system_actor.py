@@ -21,7 +21,7 @@ import ray
 
 from actors.common import actor_name
 from app.edges import EDGE_ROLES, ask_endpoints, edge_roles, start_edges, stop_edges, with_endpoints
-from app.supervisor import System, start_system, stop_system
+from app.supervisor import System, adopt_system, start_system, stop_system
 from app.system_health import Health
 from infra.cluster import Placement
 from infra.config import Config
@@ -79,7 +79,7 @@ class SystemSupervisor:
         try:
             audit = ray.get_actor(actor_name(self.prefix, "AuditLog"))
             self._event(f"supervisor restarted; the running system (journal {audit}) is kept")
-            self.system = None  # handles of a previous incarnation: status goes by name
+            self.system = adopt_system(self.cfg, self.prefix, self._names())
             for role in edge_roles(self.cfg):
                 try:
                     self.edges[role] = ray.get_actor(actor_name(self.prefix, role))
@@ -162,7 +162,23 @@ class SystemSupervisor:
         """Rebuild when an actor the system started is dead past its restarts, or an edge came
         back with another address; returns the dead (and moved) names."""
         with self._lock:
-            if self._stop.is_set() or self.system is None:
+            if self._stop.is_set():
+                return []
+            if self.system is None:  # adopted without every singleton: make it whole again
+                self._event("adopted an incomplete system; rebuilding it")
+                for name in self._names():
+                    if name.removeprefix(self.prefix) not in self.edges:
+                        try:
+                            ray.kill(ray.get_actor(name), no_restart=True)
+                        except Exception:
+                            pass
+                try:
+                    self._start(keep=self.edges)
+                    self.rebuilds += 1
+                    self._journal("system.rebuilt", {"run_id": self.run_id, "dead": [],
+                                                     "moved": [], "endpoints": self.endpoints})  # fmt: skip
+                except Exception as exc:
+                    self._event(f"rebuild failed, retrying next round: {_reason(exc)}")
                 return []
             dead = [r["name"] for r in map(self._probe, self._known) if r["state"] == "dead"]
             moved = self._moved()

@@ -53,7 +53,10 @@ def dashboard_hint() -> str:
 
 # Stateful singletons, pinned to the nodes labelled for durable storage: the journal, the
 # actors whose outbox it holds, and the edges whose endpoints everyone else connects to.
-JOURNAL_ROLES = frozenset({"AuditLog", "Executor", "Notifier", "AccountBus", "OrderGateway"})
+JOURNAL_ROLES = frozenset(
+    {"AuditLog", "Executor", "Notifier", "AccountBus", "OrderGateway", "Supervisor"}
+)
+EDGE_ROLES = frozenset({"SimMarket", "CtpIngest"})  # market edges: `edge_resource` nodes
 
 
 class Placement:
@@ -89,6 +92,8 @@ class Placement:
             opts["scheduling_strategy"] = "SPREAD"
         elif role in JOURNAL_ROLES:
             resources = self._resource(self.cluster.journal_resource)
+        elif role in EDGE_ROLES:
+            resources = self._resource(self.cluster.edge_resource)
         else:
             resources = {}
         if resources:

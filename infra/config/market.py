@@ -19,6 +19,9 @@ class ClusterConfig:
     # nodes; the stateful singletons (AuditLog, Executor, Notifier) ask for `journal_resource`.
     shard_resource: str = "fengkong_shard"
     journal_resource: str = "fengkong_journal"
+    # The market edges (SimMarket, replay) ask for this one: nodes with a stable, routable
+    # address for the publishers outside (a move re-wires the feeds: docs/deploy.md).
+    edge_resource: str = "fengkong_edge"
     # CPUs each role requests, by role name (AccountShard, AuditLog, Executor, Correlator, ...);
     # a role not named requests 0 (fits a laptop; set real values so an autoscaler sees load).
     num_cpus: dict[str, float] = field(default_factory=dict)

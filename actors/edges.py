@@ -88,6 +88,9 @@ class SimMarketEdge:
     def endpoints(self) -> dict[str, str]:
         return dict(self._endpoints)
 
+    def products(self) -> list[str]:
+        return sorted(set(self.exchange.products))
+
     def shock(self, products: list[str], pct: float, over_s: float = 2.0) -> list[str]:
         """A scripted move (the demo's shock), for drills and the cluster test."""
         return self.exchange.shock(list(products), float(pct), over_s)

@@ -54,3 +54,5 @@ def test_three_nodes_from_the_edge_and_a_node_loss(netns_cluster) -> None:
         if ips["w1"] not in seen["alive"]:
             break
     assert ips["w1"] not in seen["alive"] and seen["shards"] == [ips["w2"]]
+    c.revive("w1")  # powered on again: the session's next test gets the whole cluster
+    assert sorted(_probe(c)["alive"]) == sorted(ips.values())

@@ -5,6 +5,7 @@ endpoints published by edges rewritten into the config, and health problems as t
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from types import SimpleNamespace
 
@@ -164,3 +165,23 @@ def test_health_problems_are_journaled_once_when_raised_and_once_when_cleared() 
     assert reports[-1][1]["state"] == "cleared" and health.lines() == []
     listener.close()
     probe.close()
+
+
+def test_the_shipped_kubernetes_config_needs_nothing_else_and_says_no_loopback(tmp_path) -> None:
+    import yaml
+
+    from tests.infra.test_deploy_artifacts import DEPLOY
+
+    (cm,) = [d for d in yaml.safe_load_all((DEPLOY / "kubernetes" / "config.yaml").read_text())]
+    text = cm["data"]["fengkong.toml"]
+    assert "127.0.0.1" not in text
+    path = tmp_path / "fengkong.toml"
+    path.write_text(text)
+    cfg = config.load(str(path))
+    assert edge_roles(cfg) == ["AccountBus", "SimMarket", "OrderGateway"]
+    assert cfg.cluster.secrets_file == "/etc/fengkong-secrets/secrets.env"
+    assert cluster_problems(cfg, "ray://fengkong-head-svc:10001") == []
+    env = tmp_path / "secrets.env"  # stands for the Secret mounted in the pod
+    env.write_text("FENGKONG_WECOM_KEY=k\nFENGKONG_CTP_PASSWORD=p\n")
+    cfg = dataclasses.replace(cfg, cluster=dataclasses.replace(cfg.cluster, secrets_file=str(env)))
+    assert role_secrets(cfg, environ={}) == {"Notifier": {"FENGKONG_WECOM_KEY": "k"}}

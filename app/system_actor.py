@@ -211,9 +211,11 @@ class SystemSupervisor:
 
     def check_health(self) -> list[str]:
         """One round of app.system_health checks; returns the problems standing."""
-        wired = with_endpoints(self.cfg, self.endpoints)
-        self.health.check(wired, self.system, self.started)
-        return self.health.lines()
+        with self._lock:  # not while a rebuild or the stop is under way
+            if not self._stop.is_set():
+                wired = with_endpoints(self.cfg, self.endpoints)
+                self.health.check(wired, self.system, self.started)
+            return self.health.lines()
 
     def _loop(self) -> None:
         while not self._stop.wait(RECONCILE_S):

@@ -23,7 +23,14 @@ CALL_S = 3.0
 def main() -> None:
     address, prefix, out_path, n_accounts, n_shards = sys.argv[1:6]
     out, stop = Path(out_path), Path(out_path + ".stop")
-    ray.init(address=address, namespace="fengkong", logging_level="ERROR")
+    deadline = time.time() + 300
+    while True:  # Ray Client's per-client server may not start in time on a loaded machine
+        try:
+            ray.init(address=address, namespace="fengkong", logging_level="ERROR")
+            break
+        except ConnectionError:
+            if time.time() > deadline:
+                raise
 
     def write(**line) -> None:
         with out.open("a") as f:
@@ -41,11 +48,12 @@ def main() -> None:
         got = [ask(f"AccountShard.{k}", "stats") for k in range(int(n_shards))]
         return [g.get("accounts") if "error" not in g else None for g in got]
 
-    deadline = time.time() + 300
+    deadline = time.time() + 900  # 200,000 accounts take minutes on a loaded machine
     while time.time() < deadline and sum(a or 0 for a in accounts()) < int(n_accounts):
         time.sleep(0.5)
     status = ask("Supervisor", "status")
-    write(phase="ready", accounts=accounts(), actors=status.get("actors", []))
+    memory = [ask(f"AccountShard.{k}", "memory_mb") for k in range(int(n_shards))]
+    write(phase="ready", accounts=accounts(), actors=status.get("actors", []), memory_mb=memory)
     products = ask("SimMarket", "products")
     write(phase="shocked", hit=len(ask("SimMarket", "shock", products, -0.12, 8.0)))
     while not stop.exists():

@@ -171,7 +171,7 @@ class NetnsCluster:
         self._start_node(name)
         self.wait_ray_nodes(len(self.ray_hosts))
 
-    def wait_ray_nodes(self, n: int, timeout: float = 120) -> None:
+    def wait_ray_nodes(self, n: int, timeout: float = 300) -> None:
         """Wait until the head's GCS lists `n` alive nodes (polled from the edge of the head)."""
         script = ("import ray,sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
                   "print(sum(1 for x in ray.nodes() if x['Alive']))")  # fmt: skip
@@ -210,19 +210,33 @@ FAST_HEALTH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_m
                "RAY_health_check_failure_threshold": "3"}  # fmt: skip
 
 
+def build_standard() -> NetnsCluster:
+    """head + w1 + w2 running Ray (one CPU each, STANDARD_RESOURCES) and an edge host without
+    Ray. Raises RuntimeError with the reason where namespaces cannot be made."""
+    why = available()
+    if why:
+        raise RuntimeError(f"no namespace cluster here: {why}")
+    cluster = NetnsCluster(["head", "w1", "w2", "edge"], ray_hosts=["head", "w1", "w2"])
+    cluster.env.update(FAST_HEALTH)
+    try:
+        cluster.start_ray(cpus=1, resources=STANDARD_RESOURCES)
+    except BaseException:
+        cluster.teardown()
+        raise
+    return cluster
+
+
 @contextmanager
 def standard_cluster() -> Iterator[NetnsCluster]:
-    """head + w1 + w2 running Ray (one CPU each, STANDARD_RESOURCES) and an edge host without
-    Ray; skips the test with the reason where namespaces cannot be made; torn down by PID."""
+    """`build_standard()` for a test: skipped with the reason where namespaces cannot be made;
+    torn down by PID afterwards."""
     import pytest
 
     why = available()
     if why:
         pytest.skip(f"no namespace cluster here: {why}")
-    cluster = NetnsCluster(["head", "w1", "w2", "edge"], ray_hosts=["head", "w1", "w2"])
-    cluster.env.update(FAST_HEALTH)
+    cluster = build_standard()
     try:
-        cluster.start_ray(cpus=1, resources=STANDARD_RESOURCES)
         yield cluster
     finally:
         cluster.teardown()

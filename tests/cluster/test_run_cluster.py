@@ -13,113 +13,48 @@ import json
 import time
 import urllib.request
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from app.system_health import reachable
 from infra.audit import AuditStore
-from rules.sharding import shard_of
-from tests.cluster.netns import NetnsCluster
+from tests.cluster.drill_host import (
+    SINK_PORT,
+    WECOM_KEY,
+    alerts_of,
+    all_back_after,
+    cli_until,
+    lines,
+    phase,
+    start_drill,
+    write_config,
+)
 from tests.zmq_util import wait_until
 
 pytestmark = pytest.mark.cluster
 
 N_ACCOUNTS, N_SHARDS = 2000, 2
-SINK_PORT, WECOM_KEY = 21790, "drill-robot-key"
 RECOVERY_DEADLINE_S = 90.0  # a functional deadline for the wait; the issue's bound is 10 s
-DRILL = Path(__file__).with_name("drill.py")
-
-
-def _cli(c: NetnsCluster, *argv: str, timeout: float = 300):
-    edge = c.hosts["edge"]
-    cmd = [c.python, "-m", "app.cli", argv[0], "--config", str(edge.workdir / "fk.toml"),
-           "--address", c.client_address, *argv[1:]]  # fmt: skip
-    return edge.run(cmd, c.env, timeout)
-
-
-def _config(c: NetnsCluster) -> None:
-    edge = c.hosts["edge"]
-    (edge.workdir / "secrets.env").write_text(f"FK_DRILL_WECOM_KEY={WECOM_KEY}\n")
-    (edge.workdir / "fk.toml").write_text(
-        f"""
-[cluster]
-account_bus = true
-market = "sim"
-order_gateway = "sim"
-secrets_file = "secrets.env"
-[audit]
-path = "{c.root}/journal/journal.sqlite"
-[accounts]
-shards = {N_SHARDS}
-endpoint = "tcp://*:21711"
-snapshot_endpoint = "tcp://*:21712"
-inbound_endpoint = "tcp://*:21713"
-[orders]
-endpoint = "tcp://*:21721"
-reports_endpoint = "tcp://*:21722"
-[[market.feeds]]
-name = "sim"
-endpoint = "tcp://*:21701"
-[sim]
-accounts = {N_ACCOUNTS}
-contracts = 10
-auto_approve_as = ""
-[[channels]]
-name = "desk"
-type = "wecom"
-base_url = "http://{edge.ip}:{SINK_PORT}"
-key_env = "FK_DRILL_WECOM_KEY"
-timeout = 3.0
-"""
-    )
-
-
-def _lines(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def _phase(path: Path, phase: str) -> dict | None:
-    return next((x for x in _lines(path) if x["phase"] == phase), None)
-
-
-def _alerts_of(journal: str, shards: set[int], after: float) -> list[dict]:
-    """Alert records of accounts held by `shards`, journaled after `after` (epoch s)."""
-    if not Path(journal).exists():
-        return []
-    store = AuditStore(journal)
-    try:
-        return [
-            r for r in store.query(kind="alert", since=after)
-            if str(r["key"]).startswith("ACC") and shard_of(r["key"], N_SHARDS) in shards
-        ]  # fmt: skip
-    finally:
-        store.close()
 
 
 def test_run_from_the_edge_survives_a_shard_node_lost_mid_shock(netns_cluster) -> None:
     c = netns_cluster
     edge = c.hosts["edge"]
     ips = {name: c.hosts[name].ip for name in ("head", "w1", "w2")}
-    _config(c)
+    journal = write_config(c, N_ACCOUNTS, N_SHARDS)
     edge.popen([c.python, "-m", "gateways.sim.provider_sink", "--host", edge.ip,
                 "--port", str(SINK_PORT), "--wecom-key", WECOM_KEY, "--rate-limit", "1000000"],
                c.env, log="sink.log")  # fmt: skip
     assert wait_until(lambda: reachable(f"tcp://{edge.ip}:{SINK_PORT}"), timeout=60, interval=0.2)
-    journal = f"{c.root}/journal/journal.sqlite"
-    out = edge.workdir / "drill.jsonl"
-    done = _cli(c, "run", "--detach")
+    done = cli_until(c, "run", "--detach")
     try:
         assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
         assert "127.0.0.1" not in done.stdout, done.stdout  # every endpoint is a node's address
-        edge.popen([c.python, str(DRILL), c.client_address, "fengkong.", str(out),
-                    str(N_ACCOUNTS), str(N_SHARDS)], c.env, log="drill.log")  # fmt: skip
-        assert wait_until(lambda: _phase(out, "ready") is not None, timeout=300, interval=0.5), (
+        out = start_drill(c, N_ACCOUNTS, N_SHARDS)
+        assert wait_until(lambda: phase(out, "ready") is not None, timeout=300, interval=0.5), (
             edge.workdir / "drill.log"
         ).read_text()[-3000:]
-        ready = _phase(out, "ready")
+        ready = phase(out, "ready")
         assert sum(ready["accounts"]) == N_ACCOUNTS, ready["accounts"]
         where = {r["name"]: r["node_ip"] for r in ready["actors"]}
         shard_ips = {k: where[f"fengkong.AccountShard.{k}"] for k in range(N_SHARDS)}
@@ -129,37 +64,32 @@ def test_run_from_the_edge_survives_a_shard_node_lost_mid_shock(netns_cluster) -
         lost = {k for k, ip in shard_ips.items() if ip == ips["w1"]}
         assert lost, f"SPREAD left no shard on w1: {shard_ips}"
 
-        assert wait_until(lambda: _phase(out, "shocked") is not None, timeout=60, interval=0.1)
+        assert wait_until(lambda: phase(out, "shocked") is not None, timeout=60, interval=0.1)
         c.hosts["w1"].kill()  # power off, mid-shock (the move takes 8 s)
         killed = time.time()
-        print(f"killed w1 {killed - _phase(out, 'shocked')['t']:.1f} s into the shock; lost {lost}")
+        print(f"killed w1 {killed - phase(out, 'shocked')['t']:.1f} s into the shock; lost {lost}")
 
-        def back() -> bool:
-            ticks = [x for x in _lines(out) if x["phase"] == "tick" and x["t"] > killed]
-            return any(None not in x["accounts"] and sum(x["accounts"]) == N_ACCOUNTS
-                       for x in ticks)  # fmt: skip
-
-        assert wait_until(lambda: bool(_alerts_of(journal, lost, killed)),
+        assert wait_until(lambda: bool(alerts_of(journal, lost, killed, N_SHARDS)),
                           timeout=RECOVERY_DEADLINE_S, interval=0.25)  # fmt: skip
-        first = min(r["ts"] for r in _alerts_of(journal, lost, killed))
+        first = min(r["ts"] for r in alerts_of(journal, lost, killed, N_SHARDS))
         recovery_s = first - killed
         print(f"recovery: alerts of the lost shard's accounts {recovery_s:.1f} s after w1 died")
-        assert wait_until(back, timeout=RECOVERY_DEADLINE_S, interval=0.5), _lines(out)[-3:]
-        after = next(x for x in _lines(out) if x["phase"] == "tick" and x["t"] > killed
-                     and None not in x["accounts"] and sum(x["accounts"]) == N_ACCOUNTS)  # fmt: skip
+        assert wait_until(lambda: all_back_after(out, killed, N_ACCOUNTS) is not None,
+                          timeout=RECOVERY_DEADLINE_S, interval=0.5), lines(out)[-3:]  # fmt: skip
+        after = all_back_after(out, killed, N_ACCOUNTS)
         print(f"every account back on a shard {after['t'] - killed:.1f} s after w1 died")
-        status = _cli(c, "status", timeout=180)
+        status = cli_until(c, "status")
         assert status.returncode == 0, status.stdout + status.stderr
         shards = [x.split() for x in status.stdout.splitlines() if "AccountShard" in x]
         assert all(r[1] == ips["w2"] and r[2] == "alive" for r in shards), status.stdout
 
         (edge.workdir / "drill.jsonl.stop").write_text("")
-        assert wait_until(lambda: _phase(out, "done") is not None, timeout=180, interval=0.5)
-        final = _phase(out, "done")
+        assert wait_until(lambda: phase(out, "done") is not None, timeout=180, interval=0.5)
+        final = phase(out, "done")
         assert final["gateway"].get("orders", 0) > 0, final  # approved actions became orders
         assert final["gateway"].get("duplicates", 0) == 0, final
     finally:
-        stopped = _cli(c, "stop", timeout=180)
+        stopped = cli_until(c, "stop")
         c.revive("w1")  # the cluster is whole again for whoever comes next
     assert stopped.returncode == 0, (stopped.stdout + stopped.stderr)[-2000:]
 

@@ -168,10 +168,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     opts = Placement(cfg.cluster, detached=True).options("Supervisor")
     sup = SystemSupervisor.options(name=name, **opts).remote(cfg, args.prefix, run_id, secrets)
     try:
-        print_status(ray.get(sup.status.remote(), timeout=args.start_timeout))
+        status = ray.get(sup.status.remote(), timeout=args.start_timeout)
     except Exception as exc:
         print(f"fengkong run: the system did not start: {_reason(exc)}")
         return 1
+    if status.get("failed"):  # nothing of it is left running; the supervisor goes too
+        print(f"fengkong run: the system did not start: {status['failed']}")
+        ray.kill(sup, no_restart=True)
+        return 1
+    print_status(status)
     print(f"fengkong running ({cfg.source}); run {run_id}; journal {cfg.audit.path}")
     if args.detach:
         return 0

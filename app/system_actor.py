@@ -64,6 +64,7 @@ class SystemSupervisor:
         self.endpoints: dict[str, str] = {}
         self.started = time.time()
         self.health = Health(self._journal)
+        self.failed = ""  # why the first start failed ("" when it did not)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.system: System | None = None
@@ -87,9 +88,24 @@ class SystemSupervisor:
                     pass
             self.endpoints = ask_endpoints(self.edges, timeout=30) or {}
         except ValueError:
-            self._start()
+            try:
+                self._start()
+            except Exception as exc:  # one line for `fengkong run`, and nothing left behind
+                self.failed = _reason(exc)
+                self._event(f"the system did not start: {self.failed}")
+                self._kill_by_name()
+                self.system, self.edges = None, {}
+                return
             self._journal("system.started", {"run_id": self.run_id, "path": self.cfg.audit.path,
                                              "endpoints": self.endpoints})  # fmt: skip
+
+    def _kill_by_name(self, spare: tuple[str, ...] = ()) -> None:
+        for name in self._names():
+            if name.removeprefix(self.prefix) not in spare:
+                try:
+                    ray.kill(ray.get_actor(name), no_restart=True)
+                except Exception:  # already gone
+                    pass
 
     def _start(self, keep: dict[str, Any] | None = None) -> None:
         """Edges first (keeping those in `keep`), then the risk loop on their endpoints."""
@@ -164,14 +180,11 @@ class SystemSupervisor:
         with self._lock:
             if self._stop.is_set():
                 return []
+            if self.failed:
+                return []
             if self.system is None:  # adopted without every singleton: make it whole again
                 self._event("adopted an incomplete system; rebuilding it")
-                for name in self._names():
-                    if name.removeprefix(self.prefix) not in self.edges:
-                        try:
-                            ray.kill(ray.get_actor(name), no_restart=True)
-                        except Exception:
-                            pass
+                self._kill_by_name(spare=tuple(self.edges))
                 try:
                     self._start(keep=self.edges)
                     self.rebuilds += 1
@@ -239,6 +252,7 @@ class SystemSupervisor:
             "run_id": self.run_id,
             "journal": self.cfg.audit.path,
             "rebuilds": self.rebuilds,
+            "failed": self.failed,
             "node_ip": ray.util.get_node_ip_address(),
             "endpoints": dict(self.endpoints),
             "health": self.health.lines(),
@@ -254,10 +268,6 @@ class SystemSupervisor:
             if self.system is not None:
                 stop_system(self.system)
             stop_edges(self.edges)
-            for name in self._names():  # actors of an earlier incarnation, found by name
-                try:
-                    ray.kill(ray.get_actor(name), no_restart=True)
-                except Exception:
-                    pass
+            self._kill_by_name()  # actors of an earlier incarnation, found by name
             self.system = None
         return f"stopped run {self.run_id}"

@@ -110,8 +110,38 @@ def test_run_starts_the_edges_wires_the_loop_and_scopes_secrets(ray_local, tmp_p
     finally:
         print(ray.get(sup.stop.remote(), timeout=120))
         ray.kill(sup, no_restart=True)
-    assert not [n for n in ray.util.list_named_actors() if str(n).startswith(prefix)]
+    assert wait_until(  # a kill is asynchronous: the name goes when the actor is gone
+        lambda: not [n for n in ray.util.list_named_actors() if str(n).startswith(prefix)],
+        timeout=60,
+        interval=0.2,
+    )
     store = AuditStore(cfg.audit.path)
     (started,) = store.query(kind="system.started")
     assert started["endpoints"] == eps and started["key"] == "t-edges"
     assert not [r for r in store.query() if "tok-secret" in str(r)]  # never in the journal
+
+
+def test_an_edge_that_cannot_bind_fails_the_start_in_one_line_and_leaves_nothing(
+    ray_local, tmp_path
+) -> None:
+    import socket
+
+    ray = ray_local
+    cfg = _config(tmp_path)
+    taken = socket.socket()
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+    taken.bind(("0.0.0.0", int(cfg.accounts.inbound_endpoint.rsplit(":", 1)[1])))
+    taken.listen()
+    prefix = f"f{uuid.uuid4().hex[:6]}."
+    sup = SystemSupervisor.options(name=supervisor_name(prefix), lifetime="detached").remote(
+        cfg, prefix, "t-fail", {}
+    )
+    try:
+        status = ray.get(sup.status.remote(), timeout=240)
+        assert status["failed"].startswith("RuntimeError: edge AccountBus did not start"), status
+        assert "\n" not in status["failed"]
+        assert [r["name"] for r in status["actors"]] == []  # nothing of it left running
+        assert ray.get(sup.reconcile.remote(), timeout=60) == []  # and nothing rebuilt
+    finally:
+        ray.kill(sup, no_restart=True)
+        taken.close()

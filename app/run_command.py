@@ -66,6 +66,8 @@ def resolve_paths(cfg: Config, cwd: Path | None = None) -> Config:
             cfg.approval, secrets_file=_abs(base, cfg.approval.secrets_file)
         ),
         books=dataclasses.replace(cfg.books, inputs_dir=_abs(base, cfg.books.inputs_dir)),
+        market=dataclasses.replace(cfg.market, holidays_file=_abs(base, cfg.market.holidays_file)),
+        console=dataclasses.replace(cfg.console, store_path=_abs(base, cfg.console.store_path)),
         audit=dataclasses.replace(cfg.audit, archive_dir=_abs(base, cfg.audit.archive_dir)),
     )
 

@@ -88,6 +88,7 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path) -> None:
         'contracts_overrides = ["contracts.toml"]\nrules_files = ["/abs/rules.toml"]\n'
         '[cluster]\nsecrets_file = "s.env"\nworking_dir = "."\nmarket = "replay"\n'
         'market_files = ["ticks/a.csv"]\n[books]\ninputs_dir = "in"\n'
+        '[market]\nholidays_file = "holidays.json"\n'
     )
     cfg = resolve_paths(config.load(f))
     etc = tmp_path / "etc"
@@ -97,6 +98,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path) -> None:
     assert cfg.cluster.working_dir == str(etc / ".")
     assert cfg.cluster.market_files == (str(etc / "ticks" / "a.csv"),)
     assert cfg.books.inputs_dir == str(etc / "in")
+    assert cfg.market.holidays_file == str(etc / "holidays.json")
+    assert cfg.console.store_path == str(etc / "var" / "console.sqlite")
     assert cfg.approval.secrets_file == ""  # unset stays unset
 
 

@@ -141,23 +141,27 @@ class BackofficeWatch:
         self.push.close()
 
 
-def start_edges(cfg: Any, prefix: str, correlator: Any) -> list[Any]:
-    """The supervisor's hook: the CTP ingest and the back-office watcher the config asks for."""
-    edges = start_ctp(cfg, prefix, correlator)
+def start_edges(cfg: Any, prefix: str, correlator: Any, options: Any = None) -> list[Any]:
+    """The supervisor's hook: the CTP ingest and the back-office watcher the config asks for.
+    `options(role)`: the placement's Ray options of a role (its secrets, detached lifetime)."""
+    extra = options or (lambda _role: {})
+    edges = start_ctp(cfg, prefix, correlator, extra("CtpIngest"))
     table = getattr(cfg, "edges", {}).get("backoffice")
     watch_dir = getattr(table, "watch_dir", None) if table is not None else None
     if isinstance(table, dict):
         watch_dir = table.get("watch_dir")
     if watch_dir:
         edges.append(
-            BackofficeWatch.options(name=actor_name(prefix, "BackofficeWatch")).remote(
-                table, cfg.accounts.inbound_endpoint
-            )
+            BackofficeWatch.options(
+                name=actor_name(prefix, "BackofficeWatch"), **extra("BackofficeWatch")
+            ).remote(table, cfg.accounts.inbound_endpoint)
         )
     return edges
 
 
-def start_ctp(cfg: Any, prefix: str, correlator: Any) -> list[Any]:
+def start_ctp(
+    cfg: Any, prefix: str, correlator: Any, options: dict[str, Any] | None = None
+) -> list[Any]:
     """The supervisor's hook: a CtpIngest actor when the config has a [ctp] table."""
     table = cfg.edges.get("ctp") if hasattr(cfg, "edges") else None
     if table is None:
@@ -167,7 +171,6 @@ def start_ctp(cfg: Any, prefix: str, correlator: Any) -> list[Any]:
                 "snapshot_endpoint": cfg.accounts.snapshot_endpoint,
                 "inbound_endpoint": cfg.accounts.inbound_endpoint}  # fmt: skip
     orders = {"endpoint": cfg.orders.endpoint, "reports_endpoint": cfg.orders.reports_endpoint}
-    actor = CtpIngest.options(name=actor_name(prefix, "CtpIngest"), get_if_exists=False).remote(
-        table, feeds, accounts, orders, prefix, correlator
-    )
+    opts = {"name": actor_name(prefix, "CtpIngest"), "get_if_exists": False, **(options or {})}
+    actor = CtpIngest.options(**opts).remote(table, feeds, accounts, orders, prefix, correlator)
     return [actor]

@@ -197,6 +197,11 @@ class ActorShell:
         """The worker process that hosts this actor (operators and the chaos tests kill it)."""
         return os.getpid()
 
+    def env_held(self, names: list[str]) -> list[str]:
+        """Which of `names` this actor's process has in its environment — names only, never the
+        values: how a deployer checks that a secret reached only the roles that use it."""
+        return [n for n in names if n in os.environ]
+
     def stats(self) -> dict[str, Any]:
         return {
             **dict(self.counts),

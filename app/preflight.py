@@ -59,3 +59,44 @@ def preflight(cfg: Config) -> None:
 def _line(exc: BaseException) -> str:
     lines = [x.strip() for x in str(exc).splitlines() if x.strip()]
     return lines[0] if lines else type(exc).__name__
+
+
+LOOPBACK_HOSTS = ("127.", "localhost", "[::1]", "::1")
+LOCAL_HEADS = ("", "auto", "local")
+
+
+def _remote_head(address: str) -> bool:
+    """A `[cluster] address` (or --address) that names a head on another host."""
+    if address in LOCAL_HEADS:
+        return False
+    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+    return not host.startswith(LOOPBACK_HOSTS)
+
+
+def cluster_problems(cfg: Config, address: str | None = None) -> list[str]:
+    """A cluster config must not say 127.0.0.1: a shard on another host would connect to
+    itself and silently get no accounts. Refused (one line per key) when the head is remote.
+    The endpoints of an edge `fengkong run` starts are not checked: only their port is used
+    (the edge binds on its node and publishes the address), `tcp://*:PORT` says so."""
+    head = address if address is not None else cfg.cluster.address
+    if not _remote_head(head or ""):
+        return []
+    keys = {
+        "accounts.endpoint": cfg.accounts.endpoint,
+        "accounts.snapshot_endpoint": cfg.accounts.snapshot_endpoint,
+        "accounts.inbound_endpoint": cfg.accounts.inbound_endpoint,
+        "orders.endpoint": cfg.orders.endpoint,
+        "orders.reports_endpoint": cfg.orders.reports_endpoint,
+        "books.inputs_endpoint": cfg.books.inputs_endpoint,
+    }
+    keys.update({f"market.feeds[{f.name}].endpoint": f.endpoint for f in cfg.market.feeds})
+    c = cfg.cluster
+    started = (["accounts."] if c.account_bus else []) + (["orders."] if c.order_gateway else [])
+    if c.market and cfg.market.feeds:
+        started.append(f"market.feeds[{cfg.market.feeds[0].name}]")
+    keys = {k: v for k, v in keys.items() if not k.startswith(tuple(started))}
+    return [
+        f"{key}: {ep} is a loopback address, unreachable from the other hosts of {head}"
+        for key, ep in keys.items()
+        if ep and ep.removeprefix("tcp://").startswith(LOOPBACK_HOSTS)
+    ]

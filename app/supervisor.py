@@ -192,7 +192,10 @@ def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
     feeds = list(by_feed.values())
     system = System(prefix, audit, notifier, executor, correlator, shards, books, feeds, hierarchy)
     system.ruleset = ruleset
-    system.edges = start_edges(cfg, prefix, correlator)  # [ctp], [backoffice] when configured
+    placement = _PLACEMENT[0]
+    options = placement.options if placement is not None else None
+    # [ctp], [backoffice] when configured; CtpIngest gets only its own secrets (placement)
+    system.edges = start_edges(cfg, prefix, correlator, options)
     # Wait until every actor's constructor has run (sockets connected, threads started).
     ray.get([a.__ray_ready__.remote() for a in system.all()])
     return system
@@ -227,3 +230,29 @@ def stop_system(system: System) -> None:
             ray.kill(actor, no_restart=True)
         except Exception:
             pass
+
+
+def adopt_system(cfg: Config, prefix: str, names: list[str]) -> System | None:
+    """The running system's handles found by name (a restarted supervisor keeps supervising
+    what it finds); None when a singleton of the loop is missing (then it is rebuilt)."""
+
+    def get(role: str, key: str = "") -> Any:
+        return ray.get_actor(actor_name(prefix, role, key))
+
+    try:
+        system = System(
+            prefix, get("AuditLog"), get("Notifier"), get("Executor"), get("Correlator"),
+            [get("AccountShard", str(k)) for k in range(cfg.accounts.shards)],
+            {n.removeprefix(f"{prefix}ExposureBook."): ray.get_actor(n)
+             for n in names if n.startswith(f"{prefix}ExposureBook.")},
+            [get("MarketFeed", f.name) for f in cfg.market.feeds],
+        )  # fmt: skip
+    except ValueError:
+        return None
+    try:
+        system.hierarchy = get("Hierarchy")
+    except ValueError:
+        pass
+    system.edges = [ray.get_actor(n) for n in names if n in (
+        actor_name(prefix, "CtpIngest"), actor_name(prefix, "BackofficeWatch"))]  # fmt: skip
+    return system

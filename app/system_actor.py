@@ -5,6 +5,9 @@ namespace holds the handles, answers `fengkong status` and `fengkong stop`, and 
 an actor dead past its restarts (max_restarts=-1 makes that rare: a kill without restart or a
 constructor that cannot succeed) makes it rebuild the system, journaled, because every peer holds
 handles passed at construction and a lone re-created actor would be wired to nobody.
+It starts the edges the config names first (app.edges: bus, market, order gateway), wires the
+risk loop to the endpoints they published, and rebuilds what depends on an edge that came back
+on another node with another address. Health problems (app.system_health) are journaled.
 Every call it makes is guarded: one failed call is a one-line reason, never a teardown.
 """
 
@@ -17,7 +20,9 @@ from typing import Any
 import ray
 
 from actors.common import actor_name
-from app.supervisor import System, start_system, stop_system
+from app.edges import EDGE_ROLES, ask_endpoints, edge_roles, start_edges, stop_edges, with_endpoints
+from app.supervisor import System, adopt_system, start_system, stop_system
+from app.system_health import Health
 from infra.cluster import Placement
 from infra.config import Config
 
@@ -50,10 +55,24 @@ def _node_ip(_self: Any) -> str:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=4)
 class SystemSupervisor:
-    def __init__(self, cfg: Config, prefix: str, run_id: str) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        prefix: str,
+        run_id: str,
+        secrets: dict[str, dict[str, str]] | None = None,
+    ) -> None:
+        """`secrets`: each role's environment variables (infra.cluster.role_secrets), handed to
+        that role's actors only; never in this actor's environment or any other's."""
         self.cfg, self.prefix, self.run_id = cfg, prefix, run_id
+        self.secrets = dict(secrets or {})
         self.events: list[str] = []
         self.rebuilds = 0
+        self.edges: dict[str, Any] = {}
+        self.endpoints: dict[str, str] = {}
+        self.started = time.time()
+        self.health = Health(self._journal)
+        self.failed = ""  # why the first start failed ("" when it did not)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.system: System | None = None
@@ -69,13 +88,42 @@ class SystemSupervisor:
         try:
             audit = ray.get_actor(actor_name(self.prefix, "AuditLog"))
             self._event(f"supervisor restarted; the running system (journal {audit}) is kept")
-            self.system = None  # handles of a previous incarnation: status goes by name
+            self.system = adopt_system(self.cfg, self.prefix, self._names())
+            for role in edge_roles(self.cfg):
+                try:
+                    self.edges[role] = ray.get_actor(actor_name(self.prefix, role))
+                except ValueError:
+                    pass
+            self.endpoints = ask_endpoints(self.edges, timeout=30) or {}
         except ValueError:
-            self.system = start_system(self.cfg, self.prefix, placement=self._placement())
-            self._journal("system.started", {"run_id": self.run_id, "path": self.cfg.audit.path})
+            try:
+                self._start()
+            except Exception as exc:  # one line for `fengkong run`, and nothing left behind
+                self.failed = _reason(exc)
+                self._event(f"the system did not start: {self.failed}")
+                self._kill_by_name()
+                self.system, self.edges = None, {}
+                return
+            self._journal("system.started", {"run_id": self.run_id, "path": self.cfg.audit.path,
+                                             "endpoints": self.endpoints})  # fmt: skip
+
+    def _kill_by_name(self, spare: tuple[str, ...] = ()) -> None:
+        for name in self._names():
+            if name.removeprefix(self.prefix) not in spare:
+                try:
+                    ray.kill(ray.get_actor(name), no_restart=True)
+                except Exception:  # already gone
+                    pass
+
+    def _start(self, keep: dict[str, Any] | None = None) -> None:
+        """Edges first (keeping those in `keep`), then the risk loop on their endpoints."""
+        self.edges, self.endpoints = start_edges(self.cfg, self.prefix, self._placement(), keep)
+        wired = with_endpoints(self.cfg, self.endpoints)
+        self.system = start_system(wired, self.prefix, placement=self._placement())
+        self.started = time.time()
 
     def _placement(self) -> Placement:
-        return Placement(self.cfg.cluster, detached=True)
+        return Placement(self.cfg.cluster, detached=True, secrets=self.secrets)
 
     def _event(self, text: str) -> None:
         self.events = [*self.events[-49:], f"{time.strftime('%H:%M:%S')} {text}"]
@@ -126,33 +174,89 @@ class SystemSupervisor:
             row["reason"] = _reason(exc)
         return row
 
+    def _moved(self) -> list[str]:
+        """Edges answering with other endpoints than the system was wired with (restarted on
+        another node), in start order; an edge that does not answer yet is not judged."""
+        if not self.endpoints:  # adopted without an answer yet: the first answer is the wiring
+            self.endpoints = ask_endpoints(self.edges) or {}
+            return []
+        moved = []
+        for role, handle in self.edges.items():
+            now = ask_endpoints({role: handle})
+            if now is not None and any(self.endpoints.get(k) != v for k, v in now.items()):
+                moved.append(role)
+        return moved
+
     def reconcile(self) -> list[str]:
-        """Rebuild when an actor the system started is dead past its restarts; returns the dead."""
+        """Rebuild when an actor the system started is dead past its restarts, or an edge came
+        back with another address; returns the dead (and moved) names."""
         with self._lock:
-            if self._stop.is_set() or self.system is None:
+            if self._stop.is_set():
+                return []
+            if self.failed:
+                return []
+            if self.system is None:  # adopted without every singleton: make it whole again
+                self._event("adopted an incomplete system; rebuilding it")
+                self._kill_by_name(spare=tuple(self.edges))
+                try:
+                    self._start(keep=self.edges)
+                    self.rebuilds += 1
+                    self._journal("system.rebuilt", {"run_id": self.run_id, "dead": [],
+                                                     "moved": [], "endpoints": self.endpoints})  # fmt: skip
+                except Exception as exc:
+                    self._event(f"rebuild failed, retrying next round: {_reason(exc)}")
                 return []
             dead = [r["name"] for r in map(self._probe, self._known) if r["state"] == "dead"]
-            if not dead:
+            moved = self._moved()
+            if not dead and not moved:
                 return []
-            self._event(f"dead past restarts: {', '.join(dead)}; rebuilding the system")
+            bad = {n.removeprefix(self.prefix) for n in dead} | set(moved)
+            first = min((EDGE_ROLES.index(r) for r in bad if r in EDGE_ROLES), default=None)
+            # Edges before the first bad one keep running; a moved edge (alive elsewhere) too;
+            # the edges after it were wired to its old address and are made again.
+            keep = {
+                r: h
+                for r, h in self.edges.items()
+                if first is None
+                or EDGE_ROLES.index(r) < first
+                or (EDGE_ROLES.index(r) == first and r in moved)
+            }
+            why = f"dead past restarts: {', '.join(dead)}" if dead else ""
+            why += f"{'; ' if why else ''}moved: {', '.join(moved)}" if moved else ""
+            self._event(f"{why}; rebuilding the system")
             try:
                 stop_system(self.system)
-                self.system = start_system(self.cfg, self.prefix, placement=self._placement())
+                stop_edges({r: h for r, h in self.edges.items() if r not in keep})
+                self._start(keep)
                 self.rebuilds += 1
-                self._journal("system.rebuilt", {"run_id": self.run_id, "dead": dead})
+                self._journal("system.rebuilt", {"run_id": self.run_id, "dead": dead,
+                                                 "moved": moved, "endpoints": self.endpoints})  # fmt: skip
             except Exception as exc:
                 self._event(f"rebuild failed, retrying next round: {_reason(exc)}")
-            return dead
+            return dead + moved
+
+    def check_health(self) -> list[str]:
+        """One round of app.system_health checks; returns the problems standing."""
+        with self._lock:  # not while a rebuild or the stop is under way
+            if not self._stop.is_set():
+                wired = with_endpoints(self.cfg, self.endpoints)
+                self.health.check(wired, self.system, self.started)
+            return self.health.lines()
 
     def _loop(self) -> None:
         while not self._stop.wait(RECONCILE_S):
             try:
                 self._known = sorted(set(self._known) | set(self._names()))
                 self.reconcile()
+                self.check_health()
             except Exception as exc:  # never let the loop die
                 self._event(f"reconcile: {_reason(exc)}")
 
     # ---- operator calls ------------------------------------------------------------------------
+
+    def endpoints_of(self) -> dict[str, str]:
+        """Every endpoint the edges published, keyed like the config (`fengkong endpoints`)."""
+        return dict(self.endpoints)
 
     def status(self) -> dict[str, Any]:
         """Every actor of the system: its node's IP, alive/restarting/dead, call round trip."""
@@ -162,7 +266,10 @@ class SystemSupervisor:
             "journal": self.cfg.audit.path,
             "rebuilds": self.rebuilds,
             "console_url": self.cfg.console.url if self.cfg.console.enabled else "",
+            "failed": self.failed,
             "node_ip": ray.util.get_node_ip_address(),
+            "endpoints": dict(self.endpoints),
+            "health": self.health.lines(),
             "actors": rows,
             "events": list(self.events[-10:]),
         }
@@ -178,10 +285,7 @@ class SystemSupervisor:
                 from app.console.serve import stop_console
 
                 stop_console()
-            for name in self._names():  # actors of an earlier incarnation, found by name
-                try:
-                    ray.kill(ray.get_actor(name), no_restart=True)
-                except Exception:
-                    pass
+            stop_edges(self.edges)
+            self._kill_by_name()  # actors of an earlier incarnation, found by name
             self.system = None
         return f"stopped run {self.run_id}"

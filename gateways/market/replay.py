@@ -322,7 +322,7 @@ class CsvReplayPublisher:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Replay CTP tick CSVs as fengkong tick frames.")
     parser.add_argument("files", nargs="+", type=Path)
-    parser.add_argument("--endpoint", default="tcp://127.0.0.1:17701")
+    parser.add_argument("--endpoint", default="tcp://127.0.0.1:21701")
     parser.add_argument("--speed", type=float, default=1.0, help="0 = as fast as possible")
     parser.add_argument("--trading-day", default=None, help="YYYYMMDD for files without one")
     args = parser.parse_args(argv)

@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.specs import load_contract_table
 
     parser = argparse.ArgumentParser(description="Run the simulated exchange until Ctrl-C.")
-    parser.add_argument("--endpoint", default="tcp://127.0.0.1:17701")
+    parser.add_argument("--endpoint", default="tcp://127.0.0.1:21701")
     parser.add_argument("--contracts", type=int, default=60)
     parser.add_argument("--hz", type=float, default=4.0, help="mean ticks per contract per second")
     parser.add_argument("--seed", type=int, default=7)

@@ -22,11 +22,38 @@ class ClusterConfig:
     # nodes; the stateful singletons (AuditLog, Executor, Notifier) ask for `journal_resource`.
     shard_resource: str = "fengkong_shard"
     journal_resource: str = "fengkong_journal"
+    # The market edges (SimMarket, replay) ask for this one: nodes with a stable, routable
+    # address for the publishers outside (a move re-wires the feeds: docs/deploy.md).
+    edge_resource: str = "fengkong_edge"
     # CPUs each role requests, by role name (AccountShard, AuditLog, Executor, Correlator, ...);
     # a role not named requests 0 (fits a laptop; set real values so an autoscaler sees load).
     num_cpus: dict[str, float] = field(default_factory=dict)
+    # Edges `fengkong run` starts as placed actors (docs/deploy.md); off by default, so a config
+    # whose bus, order gateway or market run as their own processes keeps them there.
+    account_bus: bool = False  # the account bus ([accounts] ports), pinned like the journal
+    order_gateway: str = ""  # "sim": the simulated exchange's order gateway on [orders] ports
+    market: str = ""  # "sim" (SimExchange + simulated accounts) or "replay" (market_files)
+    market_files: tuple[str, ...] = ()  # tick CSVs for market = "replay"
+    # Where edges bind: "" the node's IP (ray.util.get_node_ip_address()), else an IP or an
+    # interface name (eth0). Only the port of a started edge's configured endpoint is used.
+    bind: str = ""
+    # runtime_env of the job: a folder shipped to every node ("" = the installed package / the
+    # image) and plain (non-secret) environment variables for every worker.
+    working_dir: str = ""
+    env_vars: dict[str, str] = field(default_factory=dict)
+    # KEY=VALUE lines (a Kubernetes Secret mounted as a file, a docker env-file): each actor gets
+    # only the variables its own config names (`*_env` keys), never every secret.
+    secrets_file: str = ""
 
     def __post_init__(self) -> None:
+        if self.order_gateway not in ("", "sim"):
+            raise ConfigError(
+                f'cluster.order_gateway: must be "sim" or "", got {self.order_gateway!r}'
+            )
+        if self.market not in ("", "sim", "replay"):
+            raise ConfigError(f'cluster.market: must be "sim", "replay" or "", got {self.market!r}')
+        if self.market == "replay" and not self.market_files:
+            raise ConfigError('cluster.market_files: market = "replay" needs tick CSV files')
         for role, n in self.num_cpus.items():
             if isinstance(n, bool) or not isinstance(n, (int, float)) or n < 0:
                 raise ConfigError(f"cluster.num_cpus.{role}: must be a number >= 0, got {n!r}")
@@ -35,7 +62,7 @@ class ClusterConfig:
 @dataclass(frozen=True)
 class FeedConfig:
     name: str = "sim"
-    endpoint: str = "tcp://127.0.0.1:17701"
+    endpoint: str = "tcp://127.0.0.1:21701"
     role: str = "primary"  # "primary", or "backup" standing in for the feed named in `primary`
     primary: str = ""
 

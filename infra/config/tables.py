@@ -9,9 +9,9 @@ from typing import Any
 @dataclass(frozen=True)
 class AccountsConfig:
     shards: int = 2
-    endpoint: str = "tcp://127.0.0.1:17711"  # account bus PUB (live events)
-    snapshot_endpoint: str = "tcp://127.0.0.1:17712"  # account bus ROUTER (replay from seq)
-    inbound_endpoint: str = "tcp://127.0.0.1:17713"  # account bus PULL (sources, fills)
+    endpoint: str = "tcp://127.0.0.1:21711"  # account bus PUB (live events)
+    snapshot_endpoint: str = "tcp://127.0.0.1:21712"  # account bus ROUTER (replay from seq)
+    inbound_endpoint: str = "tcp://127.0.0.1:21713"  # account bus PULL (sources, fills)
     margin_markup: float = 0.0  # broker's markup over the exchange margin rate
     flush_ms: int = 100  # how often shards send events and exposures on
     # How account groups are marked, first match wins: {match = "grpA/*", cost = "by_date" |
@@ -45,8 +45,8 @@ class FundFlowConfig:
 
 @dataclass(frozen=True)
 class OrdersConfig:
-    endpoint: str = "tcp://127.0.0.1:17721"  # order gateway PULL
-    reports_endpoint: str = "tcp://127.0.0.1:17722"  # order gateway PUB (order status, fills)
+    endpoint: str = "tcp://127.0.0.1:21721"  # order gateway PULL
+    reports_endpoint: str = "tcp://127.0.0.1:21722"  # order gateway PUB (order status, fills)
     reprice_after_s: float = 5.0  # an order still working after this is cancelled and re-priced
     max_reprices: int = 3  # then it is cancelled for good and the action verified as it stands
     verify_timeout_s: float = 10.0  # after the last fill, how long the account may take to show it

@@ -1,21 +1,14 @@
-"""The namespace cluster is built once per session for the tests that ask for it."""
+"""The namespace cluster is built once per session for the tests that ask for it; a test that
+kills nodes of its own builds another one with the same factory (netns.standard_cluster)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.cluster.netns import NetnsCluster, available
+from tests.cluster.netns import standard_cluster
 
 
 @pytest.fixture(scope="session")
 def netns_cluster():
-    why = available()
-    if why:
-        pytest.skip(f"no namespace cluster here: {why}")
-    cluster = NetnsCluster(["head", "w1", "w2", "edge"], ray_hosts=["head", "w1", "w2"])
-    try:
-        cluster.start_ray(cpus=1, resources={"w1": '{"fengkong_shard": 1}',
-                                             "w2": '{"fengkong_shard": 1, "fengkong_journal": 1}'})  # fmt: skip
+    with standard_cluster() as cluster:
         yield cluster
-    finally:
-        cluster.teardown()

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,25 +145,33 @@ class NetnsCluster:
     def start_ray(self, cpus: int = 1, resources: dict[str, str] | None = None) -> None:
         """Head then workers, each `ray start --block` (so its PID is the node), own temp dir.
         `resources` maps a host to a JSON resources string, e.g. '{"fengkong_journal": 1}'."""
-        resources = resources or {}
+        self.cpus, self.resources = cpus, dict(resources or {})
         for i, name in enumerate(self.ray_hosts):
-            host = self.hosts[name]
-            argv = [self.ray_bin, "start", "--block", f"--node-ip-address={host.ip}",
-                    f"--num-cpus={cpus}", f"--temp-dir={host.workdir / 'ray'}",
-                    "--disable-usage-stats"]  # fmt: skip
-            if i == 0:
-                argv += ["--head", f"--port={RAY_PORT}", f"--ray-client-server-port={CLIENT_PORT}",
-                         "--include-dashboard=false"]  # fmt: skip
-            else:
-                argv += [f"--address={self.gcs_address}"]
-            if name in resources:
-                argv += [f"--resources={resources[name]}"]
-            host.popen(argv, self.env, log="ray.log")
+            self._start_node(name)
             if i == 0:
                 self.wait_ray_nodes(1)
         self.wait_ray_nodes(len(self.ray_hosts))
 
-    def wait_ray_nodes(self, n: int, timeout: float = 120) -> None:
+    def _start_node(self, name: str) -> None:
+        host = self.hosts[name]
+        argv = [self.ray_bin, "start", "--block", f"--node-ip-address={host.ip}",
+                f"--num-cpus={self.cpus}", f"--temp-dir={host.workdir / 'ray'}",
+                "--disable-usage-stats"]  # fmt: skip
+        if name == self.ray_hosts[0]:
+            argv += ["--head", f"--port={RAY_PORT}", f"--ray-client-server-port={CLIENT_PORT}",
+                     "--include-dashboard=false"]  # fmt: skip
+        else:
+            argv += [f"--address={self.gcs_address}"]
+        if name in self.resources:
+            argv += [f"--resources={self.resources[name]}"]
+        host.popen(argv, self.env, log="ray.log")
+
+    def revive(self, name: str) -> None:
+        """Power a killed worker host back on: its Ray node joins again (a new node id)."""
+        self._start_node(name)
+        self.wait_ray_nodes(len(self.ray_hosts))
+
+    def wait_ray_nodes(self, n: int, timeout: float = 300) -> None:
         """Wait until the head's GCS lists `n` alive nodes (polled from the edge of the head)."""
         script = ("import ray,sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
                   "print(sum(1 for x in ray.nodes() if x['Alive']))")  # fmt: skip
@@ -186,3 +196,49 @@ class NetnsCluster:
             subprocess.run(["ip", "netns", "del", host.netns], capture_output=True)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# The layout every cluster test uses: the head offers the market edge (a stable address for the
+# publishers outside) and no shard; w1 offers shards; w2 shards and the journal (durable storage).
+STANDARD_RESOURCES = {
+    "head": '{"fengkong_edge": 1}',
+    "w1": '{"fengkong_shard": 1}',
+    "w2": '{"fengkong_shard": 1, "fengkong_journal": 1}',
+}
+# A powered-off node refuses the health check at once: checked every second, it is noticed
+# dead in about 5 s instead of Ray's default ~15 s (docs/deploy.md), while a node that is only
+# slow (a loaded machine) keeps Ray's 10 s to answer each check.
+FAST_HEALTH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_timeout_ms": "10000",
+               "RAY_health_check_failure_threshold": "5"}  # fmt: skip
+
+
+def build_standard() -> NetnsCluster:
+    """head + w1 + w2 running Ray (one CPU each, STANDARD_RESOURCES) and an edge host without
+    Ray. Raises RuntimeError with the reason where namespaces cannot be made."""
+    why = available()
+    if why:
+        raise RuntimeError(f"no namespace cluster here: {why}")
+    cluster = NetnsCluster(["head", "w1", "w2", "edge"], ray_hosts=["head", "w1", "w2"])
+    cluster.env.update(FAST_HEALTH)
+    try:
+        cluster.start_ray(cpus=1, resources=STANDARD_RESOURCES)
+    except BaseException:
+        cluster.teardown()
+        raise
+    return cluster
+
+
+@contextmanager
+def standard_cluster() -> Iterator[NetnsCluster]:
+    """`build_standard()` for a test: skipped with the reason where namespaces cannot be made;
+    torn down by PID afterwards."""
+    import pytest
+
+    why = available()
+    if why:
+        pytest.skip(f"no namespace cluster here: {why}")
+    cluster = build_standard()
+    try:
+        yield cluster
+    finally:
+        cluster.teardown()

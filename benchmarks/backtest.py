@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from app import backtest, rulesets
+from app import backtest
+from infra import rulesets
 from infra.specs import load_contract_table
 from rules.engine.backtest import Backtest
 from rules.engine.kinds import kind_of

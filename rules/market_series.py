@@ -22,6 +22,7 @@ Pure: numpy and stdlib only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -54,26 +55,28 @@ def series(
     rows: np.ndarray, last: np.ndarray, ts: np.ndarray, volume: np.ndarray,
     open_interest: np.ndarray, bid: np.ndarray, ask: np.ndarray, upper: np.ndarray,
     lower: np.ndarray, pre_settlement: np.ndarray, tick_size: np.ndarray,
-    limit_rate: np.ndarray, params: StatsParams | None = None,
+    limit_rate: np.ndarray, params: StatsParams | None = None, take: np.ndarray | None = None,
 ) -> SeriesSignals:  # fmt: skip
-    """Every slice's signals, as MarketStats.update would give them fed these ticks in order."""
+    """Every slice's signals, as MarketStats.update would give them fed these ticks in order
+    (`take`: the positions of the ticks to use in every column, default all; `rows` is a
+    column too)."""
     p = params or StatsParams()
-    rows = np.asarray(rows, dtype=np.int64)
+    take = np.arange(np.asarray(rows).shape[0]) if take is None else np.asarray(take)
+    rows = np.asarray(rows, dtype=np.int64)[take]
     n = rows.shape[0]
-    ts = np.asarray(ts, dtype=float)
     if n == 0:
         raise ValueError("market series: no ticks")
-    if not np.isfinite(ts).all():
+    ts_all = np.asarray(ts, dtype=float)
+    secs = np.floor(ts_all[take])
+    if not np.isfinite(secs).all():
         raise ValueError("market series: a tick without a finite time")
-    secs = np.floor(ts).astype(np.int64)
+    secs = secs.astype(np.int64)
     if bool((secs[1:] < secs[:-1]).any()):
         raise ValueError("market series: data time goes back (fold step by step)")
     order = np.argsort(rows, kind="stable")  # by contract; each keeps its time order
+    src = take[order]  # tick positions in the input columns, by contract then time
     r_t, s_t = rows[order], secs[order]
-    ps = np.asarray(last, dtype=float)[order]
-    col = {k: np.asarray(v, dtype=float)[order] for k, v in (
-        ("ts", ts), ("volume", volume), ("oi", open_interest), ("bid", bid), ("ask", ask),
-        ("upper", upper), ("lower", lower), ("pre", pre_settlement))}  # fmt: skip
+    ps = np.asarray(last, dtype=float)[src]
     brk = np.ones(n, dtype=bool)
     brk[1:] = (r_t[1:] != r_t[:-1]) | (s_t[1:] != s_t[:-1])
     starts = np.flatnonzero(brk)
@@ -87,7 +90,13 @@ def series(
     cstart = np.maximum.accumulate(np.where(cfirst, gi, 0))  # each group's contract's first
     tick = np.asarray(tick_size, dtype=float)[g_row]
     rate = np.asarray(limit_rate, dtype=float)[g_row]
-    ts_last = col["ts"][ends]
+    src_end = src[ends]
+    end = {k: np.asarray(v, dtype=float)[src_end] for k, v in (
+        ("ts", ts_all), ("bid", bid), ("ask", ask), ("upper", upper), ("lower", lower),
+        ("pre", pre_settlement))}  # fmt: skip
+    vol_t = np.asarray(volume, dtype=float)[src]
+    oi_t = np.asarray(open_interest, dtype=float)[src]
+    ts_last = end["ts"]
     last_g = ps[ends]
     prev_last = _before(last_g, cfirst, np.nan)  # the contract's price before the slice
 
@@ -98,8 +107,8 @@ def series(
     prev[1:] = ps[:-1]
     prev[tfirst] = np.nan
     r, ok = log_returns(ps, prev)
-    dvol = deltas(col["volume"], _carried(col["volume"][ends], cstart, gi, True), starts, True)
-    doi = deltas(col["oi"], _carried(col["oi"][ends], cstart, gi, True), starts, False)
+    dvol = deltas(vol_t, _carried(vol_t[ends], cstart, gi, True), starts, True)
+    doi = deltas(oi_t, _carried(oi_t[ends], cstart, gi, True), starts, False)
     sums = np.stack([np.add.reduceat(r, starts), np.add.reduceat(r * r, starts),
                      np.add.reduceat(ok, starts, dtype=np.int64).astype(float),
                      np.add.reduceat(dvol, starts), np.add.reduceat(doi, starts)], axis=1)  # fmt: skip
@@ -108,18 +117,23 @@ def series(
     g_k = np.searchsorted(useconds, g_sec)
     before, after = {}, {}
     for w in p.vol_windows_s:
+        cols = {1}
+        cols |= {1, 2} if w == p.jump_baseline_s else set()
+        cols |= {3, 4} if w == p.spike_window_s else set()
+        cols |= {3, 5} if w == p.spike_baseline_s else set()
         before[w], after[w] = _window_totals(w // p.buckets, p.buckets, useconds, g_row, g_sec,
-                                             g_k, sums, cfirst)  # fmt: skip
+                                             g_k, sums, cfirst, tuple(sorted(cols)),
+                                             w == p.jump_baseline_s)  # fmt: skip
 
     # Jumps: every tick's move over N seconds against sigma·sqrt(N) of the baseline before.
     first = np.where(cfirst, -1, g_sec[cstart])
     covered = np.clip(g_sec - first + 1, 1, None).astype(float)
     base = before[p.jump_baseline_s]
-    var_per_s = base[:, 1] / np.minimum(covered, p.jump_baseline_s)
+    var_per_s = base[1] / np.minimum(covered, p.jump_baseline_s)
     with np.errstate(divide="ignore", invalid="ignore"):
         one_tick = tick / np.abs(prev_last)
         sigma_n = np.fmax(np.sqrt(var_per_s * p.jump_window_s), one_tick)
-    sigma_n[(base[:, 2] < p.jump_min_returns) | (first < 0)] = np.nan
+    sigma_n[(base[2] < p.jump_min_returns) | (first < 0)] = np.nan
     ref_ok = (first >= 0) & (g_sec - p.jump_window_s > first)
     ref = np.where(ref_ok, _price_before(g_row, g_sec, g_sec - p.jump_window_s, last_g, cstart),
                    np.nan)  # fmt: skip
@@ -130,14 +144,14 @@ def series(
     z = np.nan_to_num(z, nan=0.0, posinf=1e9)
 
     # Limits: the ticks' own limit prices, else previous settlement × (1 ± limit rate).
-    up, lo = _limits(col["upper"][ends], col["lower"][ends], col["pre"][ends], rate, tick,
+    up, lo = _limits(end["upper"], end["lower"], end["pre"], rate, tick,
                      cstart, gi)  # fmt: skip
     with np.errstate(invalid="ignore", divide="ignore"):
         dist = np.fmin(np.repeat(up, sizes) - ps, ps - np.repeat(lo, sizes)) / np.abs(ps)
     near = np.fmin.reduceat(dist, starts)
     eps = tick / 2
     side = np.where(last_g >= up - eps, 1, np.where(last_g <= lo + eps, -1, 0))
-    ask_l, bid_l = col["ask"][ends], col["bid"][ends]
+    ask_l, bid_l = end["ask"], end["bid"]
     with np.errstate(invalid="ignore"):
         book = ((side == 1) & (np.isnan(ask_l) | (bid_l >= up - eps))) | (
             (side == -1) & (np.isnan(bid_l) | (ask_l <= lo + eps))
@@ -158,14 +172,28 @@ def series(
     episode = count - (count - entered)[cstart]  # entries of the contract so far
 
     covered_after = np.clip(g_sec - g_sec[cstart] + 1, 1, None).astype(float)
-    rv = {w: np.sqrt(a[:, 1] * TRADING_SECONDS_PER_YEAR / np.minimum(covered_after, w))
+    rv = {w: np.sqrt(a[1] * TRADING_SECONDS_PER_YEAR / np.minimum(covered_after, w))
           for w, a in after.items()}  # fmt: skip
-    vol_ratio, oi_ratio = spikes(p, after, g_row, covered_after)
+    windows: dict[int, Any] = {
+        w: _Columns(after[w]) for w in (p.spike_window_s, p.spike_baseline_s)
+    }
+    vol_ratio, oi_ratio = spikes(p, windows, g_row, covered_after)
     return SeriesSignals(
         rows=g_row, sec=g_sec, ts=ts_last, last=last_g, jump_z=np.maximum.reduceat(z, starts),
         near_limit=near, limit_side=side.astype(np.int8), locked=locked, volume_ratio=vol_ratio,
         oi_ratio=oi_ratio, rv=rv, nonpositive=entered, nonpositive_episode=episode, first=cfirst,
     )  # fmt: skip
+
+
+class _Columns:
+    """Window totals kept as columns, read as rules.market_signals.spikes reads its (groups,
+    6) arrays (`w[:, c]`), so the spike arithmetic is that function's, not a copy."""
+
+    def __init__(self, totals: dict[int, np.ndarray]) -> None:
+        self.totals = totals
+
+    def __getitem__(self, key: tuple[slice, int]) -> np.ndarray:
+        return self.totals[key[1]]
 
 
 def _before(values: np.ndarray, cfirst: np.ndarray, initial: object) -> np.ndarray:
@@ -220,23 +248,34 @@ def _limits(upper: np.ndarray, lower: np.ndarray, pre: np.ndarray, rate: np.ndar
 
 
 def _window_totals(gran: int, b: int, useconds: np.ndarray, g_row: np.ndarray,
-                   g_sec: np.ndarray, g_k: np.ndarray, sums: np.ndarray,
-                   cfirst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """A window's six running totals (r, r², count, volume, OI change, Σ|bucket OI change|)
-    just before and just after each group's slice is added, as MarketStats keeps them."""
+                   g_sec: np.ndarray, g_k: np.ndarray, sums: np.ndarray, cfirst: np.ndarray,
+                   cols: tuple[int, ...], with_prior: bool) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:  # fmt: skip
+    """A window's running totals (0 r, 1 r², 2 count, 3 volume, 4 OI change, 5 Σ|bucket OI
+    change|; only `cols`) just before (`with_prior`) and just after each group's slice is
+    added, as MarketStats keeps them."""
     n_g = g_row.shape[0]
     g_ep = g_sec // gran
     bfirst = cfirst.copy()
     bfirst[1:] |= g_ep[1:] != g_ep[:-1]
     bstart = np.maximum.accumulate(np.where(bfirst, np.arange(n_g), 0))
     # The bucket's sums after each of its slices (0.0 + first, then one addition each).
-    bucket = 0.0 + sums
+    src = sorted({4 if c == 5 else c for c in cols})
+    bucket = 0.0 + sums[:, src]
     pos = np.arange(n_g) - bstart
-    for j in range(1, int(pos.max()) + 1 if n_g else 0):
-        at = np.flatnonzero(pos == j)
-        bucket[at] = bucket[at - 1] + sums[at]
-    prior4 = np.where(bfirst, 0.0, np.concatenate(([0.0], bucket[:-1, 4])))
-    add = np.column_stack([sums, np.abs(bucket[:, 4]) - np.abs(prior4)])
+    by_pos = np.argsort(pos, kind="stable")
+    offsets = np.cumsum(np.bincount(pos))
+    for j in range(1, offsets.shape[0]):  # the j-th slice of every bucket at once
+        at = by_pos[offsets[j - 1] : offsets[j]]
+        bucket[at] = bucket[at - 1] + sums[at][:, src]
+    add_cols = []
+    for c in cols:
+        if c == 5:
+            b4 = bucket[:, src.index(4)]
+            prior4 = np.where(bfirst, 0.0, np.concatenate(([0.0], b4[:-1])))
+            add_cols.append(np.abs(b4) - np.abs(prior4))
+        else:
+            add_cols.append(sums[:, c])
+    add = np.column_stack(add_cols)
     # The clock: its epoch at each advance; a jump of a whole window empties it.
     epochs = useconds // gran
     reset = np.zeros(epochs.shape[0], dtype=bool)
@@ -250,27 +289,34 @@ def _window_totals(gran: int, b: int, useconds: np.ndarray, g_row: np.ndarray,
     leaves[leaves] = ~reset[k_out[leaves]]
     blast, k_out = blast[leaves], k_out[leaves]
     final = bucket[blast]
-    sub = -np.column_stack([final, np.abs(final[:, 4])])
+    sub = -np.column_stack([np.abs(final[:, src.index(4)]) if c == 5 else final[:, src.index(c)]
+                            for c in cols])  # fmt: skip
     # One stream per contract: removals at an advance come before the slice added at it.
-    ev_row = np.concatenate([g_row, g_row[blast]])
-    ev_k = np.concatenate([g_k, k_out])
-    ev_kind = np.concatenate([np.ones(n_g, np.int8), np.zeros(blast.shape[0], np.int8)])
-    ev_ep = np.concatenate([g_ep, g_ep[blast]])
-    vals = np.concatenate([add, sub])
-    order = np.lexsort((ev_ep, ev_kind, ev_k, ev_row))
-    vals, ev_row, ev_k = vals[order], ev_row[order], ev_k[order]
+    # Both lists are sorted by (contract, advance) already: merge them by position.
+    n_sub = blast.shape[0]
+    key_add = g_row * (1 << 36) + g_k
+    key_sub = g_row[blast] * (1 << 36) + k_out
+    place_add = np.arange(n_g) + np.searchsorted(key_sub, key_add, side="right")
+    place_sub = np.arange(n_sub) + np.searchsorted(key_add, key_sub, side="left")
+    m = n_g + n_sub
+    vals = np.empty((m, len(cols)))
+    vals[place_add], vals[place_sub] = add, sub
+    ev_row = np.empty(m, dtype=np.int64)
+    ev_row[place_add], ev_row[place_sub] = g_row, g_row[blast]
+    ev_k = np.empty(m, dtype=np.int64)
+    ev_k[place_add], ev_k[place_sub] = g_k, k_out
     seg = segment[ev_k]
-    cut = np.ones(order.shape[0], dtype=bool)
+    cut = np.ones(m, dtype=bool)
     cut[1:] = (ev_row[1:] != ev_row[:-1]) | (seg[1:] != seg[:-1])
-    bounds = np.append(np.flatnonzero(cut), order.shape[0])
+    bounds = np.append(np.flatnonzero(cut), m)
     vals[bounds[:-1]] += 0.0  # an emptied window is 0.0, and 0.0 + x is what the fold computes
     total = np.empty_like(vals)
     for a, z in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         np.add.accumulate(vals[a:z], axis=0, out=total[a:z])
-    prior = np.zeros_like(total)
-    prior[1:] = total[:-1]
-    prior[cut] = 0.0
-    where = np.empty(order.shape[0], dtype=np.int64)
-    where[order] = np.arange(order.shape[0])
-    at_add = where[:n_g]
-    return prior[at_add], total[at_add]
+    after = {c: total[place_add, i] for i, c in enumerate(cols)}
+    if not with_prior:
+        return {}, after
+    first = cut[place_add]
+    back = np.maximum(place_add - 1, 0)
+    prior = {c: np.where(first, 0.0, total[back, i]) for i, c in enumerate(cols)}
+    return prior, after

@@ -66,8 +66,8 @@ class MarketReplay:
         if not self.stepwise:
             with np.errstate(invalid="ignore", divide="ignore"):
                 try:
-                    sig = series(rows[ok], *(getattr(ticks, c)[ok] for c in _COLUMNS),
-                                 np.array(sizes), np.array(limits), self.params)  # fmt: skip
+                    sig = series(rows, *(getattr(ticks, c) for c in _COLUMNS), np.array(sizes),
+                                 np.array(limits), self.params, take=ok)  # fmt: skip
                 except ValueError:
                     sig = None  # data time goes back: fold step by step
             if sig is not None:

@@ -19,8 +19,8 @@ import numpy as np
 
 from rules.contracts import ContractTable, UnknownContract, product_of
 from rules.engine.backtest_steps import Ticks
-from rules.engine.kinds.market_set import MarketRuleSet
 from rules.engine.kinds.market import KIND_OF, TICK_KINDS
+from rules.engine.kinds.market_set import MarketRuleSet
 from rules.market_series import SeriesSignals, series
 from rules.market_signals import NONPOSITIVE_RULE, nonpositive_events
 from rules.market_stats import MarketStats, StatsParams

@@ -21,6 +21,7 @@ from rules.notify.inputs import (
     FINAL,
     RECEIVED,
     RETRYABLE,
+    UNCERTAIN,
     Effects,
     Result,
     Send,
@@ -114,8 +115,11 @@ def on_result(st: NotifyState, eff: Effects, r: Result, now: float) -> None:
     lane = st.lanes[flight.channel]
     s = st.settings
     ok = r.outcome == ACCEPTED
+    outcome = UNCERTAIN if unanswered(r) else r.outcome
     # UNCERTAIN: the post may have gone out; resend only where the provider dedups.
-    retry = r.outcome == RETRYABLE or (r.outcome not in (ACCEPTED, FINAL) and lane.spec.idempotent)
+    retry = outcome == RETRYABLE or (outcome not in (ACCEPTED, FINAL) and lane.spec.idempotent)
+    if outcome != r.outcome and not lane.spec.idempotent:
+        st.counts["unanswered_not_resent"] += len(flight.unit)
     lane.answered(now)
     lane.breaker.record(ok or r.outcome == FINAL, now)
     st.counts["attempts"] += len(flight.unit)
@@ -162,6 +166,14 @@ def on_result(st: NotifyState, eff: Effects, r: Result, now: float) -> None:
     eff.write(APPEND if lane.spec.idempotent else RECEIVED, records)
     if moved:
         failover(st, eff, lane, moved, r.error or "failed", now)
+
+
+def unanswered(r: Result) -> bool:
+    """The provider did not answer in time (the channels' "timeout after …", TimeoutError):
+    it may have stored the post — its answer was only late. A channel calls that retryable;
+    on a provider without dedup (WeCom robot, SMTP) a resend is then a second delivery, so the
+    post counts as uncertain. A refused connection or a 5xx is an answer: retried as before."""
+    return r.outcome == RETRYABLE and r.status is None and "timeout" in (r.error or "").lower()
 
 
 def failover(

@@ -9,7 +9,7 @@ from rules.escalation import Level, LevelStep
 from rules.notify.backoff import backoff_delay
 from rules.notify.inputs import FINAL, RECEIVED, RETRYABLE, UNCERTAIN, AlertsIn, Loaded, Tick
 from rules.notify.model import LaneSpec
-from tests.notifier.machine_driver import DESK, EMAIL, SMS, Driver, alert, routing
+from tests.notifier.machine_driver import DESK, EMAIL, SMS, WECOM, Driver, alert, routing
 
 ONLY_SMS = routing(Level("desk", 0.0, (LevelStep("sms"),)))
 
@@ -127,3 +127,38 @@ def test_a_full_lane_spills_to_the_journal_and_reads_back() -> None:
     [lost] = d.kinds("notification.failed")
     assert lost["error"] == "not in the journal"
     assert len(delivered) == 11 and lost["ref"] not in {r["ref"] for r in delivered}
+
+
+def test_a_late_provider_answer_is_not_resent_without_provider_dedup() -> None:
+    """notify-1000's double delivery under load: the provider stored the post, but its answer
+    came after the channel's timeout (the sink starved of CPU), the channel called the timeout
+    retryable and the machine posted again — WeCom and SMTP keep both. Interleaving: post →
+    provider stores → client timeout → RETRYABLE → (before) a second post of the same key."""
+    d = Driver([WECOM, SMS, EMAIL], routing(Level("desk", 0.0, (
+        LevelStep("wecom"), LevelStep("sms"), LevelStep("email")))))  # fmt: skip
+    d.apply(AlertsIn((alert("R9"),)), 0.0)
+    posts = {p.channel: p for p in d.tick(0.0)}
+    stored = [posts["wecom"].message.idempotency_key]  # what the provider has kept
+    d.answer(posts["wecom"], 0.6, outcome=RETRYABLE, error="timeout after 0.5s")
+    d.answer(posts["email"], 0.6, outcome=RETRYABLE, error="TimeoutError: timed out")
+    d.answer(posts["sms"], 0.6, outcome=RETRYABLE, error="timeout after 0.5s")
+    again = d.tick(5.0)
+    stored += [p.message.idempotency_key for p in again if p.channel == "wecom"]
+    assert len(stored) == 1  # delivered once, not twice
+    assert [p.channel for p in again] == ["sms"]  # Twilio dedups on the idempotency token
+    failed = {r["key"]: r for r in d.kinds("notification.failed")}
+    assert set(failed) == {"wecom", "email"}
+    assert d.st.counts["unanswered_not_resent"] == 2
+
+
+def test_a_refused_connection_or_5xx_is_still_retried_without_provider_dedup() -> None:
+    d = Driver([WECOM], routing(Level("desk", 0.0, (LevelStep("wecom"),))), base_delay_s=0.1,
+               max_delay_s=0.2)  # fmt: skip
+    d.apply(AlertsIn((alert("R10"),)), 0.0)
+    [post] = d.tick(0.0)
+    d.answer(post, 0.1, outcome=RETRYABLE, error="ConnectionError: refused")
+    [post] = d.tick(1.0)
+    d.answer(post, 1.1, outcome=RETRYABLE, status=503, error="HTTP 503")
+    [post] = d.tick(2.0)
+    d.answer(post, 2.1)
+    assert len(d.kinds("notification.delivered")) == 1 and d.st.settled()

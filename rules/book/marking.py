@@ -166,7 +166,7 @@ def sum_into_figures(book: AccountBook, acc_rows: np.ndarray, pos_rows: np.ndarr
         return np.bincount(local, weights=values, minlength=na)
 
     a = book.acc
-    r = acc_rows
+    r: np.ndarray | slice = slice(0, na) if na == book.n_accounts else acc_rows  # views if all
     static = a["pre_balance"][r] + a["deposit"][r] - a["withdraw"][r]
     profit = per_account(v["profit"][pos_rows])
     notional = per_account(v["notional"][pos_rows])
@@ -230,4 +230,4 @@ def sum_into_figures(book: AccountBook, acc_rows: np.ndarray, pos_rows: np.ndarr
         else zeros,
     )  # fmt: skip
     for name in FIGURES:
-        book._fig[name][acc_rows] = getattr(figures, name)
+        book._fig[name][r] = getattr(figures, name)

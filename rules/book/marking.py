@@ -102,8 +102,8 @@ def revalue(book: AccountBook, rows: np.ndarray | slice) -> None:
 
 
 def holdings(book: AccountBook, contracts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(positions in `contracts`, the accounts holding them, every position of those
-    accounts), each ascending, from position indexes by contract and by account (built once
+    """(positions in `contracts`, the accounts holding them (ascending), every position of
+    those accounts, grouped by account), from position indexes by contract and by account (built once
     per change of the book's shape): an incremental mark reads only what those accounts hold,
     never a scan of every position."""
     n, na = book.n_positions, book.n_accounts
@@ -116,9 +116,13 @@ def holdings(book: AccountBook, contracts: np.ndarray) -> tuple[np.ndarray, np.n
         a_start = np.searchsorted(pa[by_a], np.arange(na + 1))
         index = book._holdings = ((n, na, len(book.contracts)), by_c, c_start, by_a, a_start)
     _, by_c, c_start, by_a, a_start = index
-    pos_rows = np.sort(_take(by_c, c_start, np.asarray(contracts, dtype=np.int64)))
-    holders = np.unique(book.pos_account[pos_rows])
-    return pos_rows, holders, np.sort(_take(by_a, a_start, holders))
+    pos_rows = _take(by_c, c_start, np.asarray(contracts, dtype=np.int64))
+    mask = np.zeros(na, dtype=bool)  # a byte per account: cheaper than sorting the holders
+    mask[book.pos_account[pos_rows]] = True
+    holders = np.flatnonzero(mask)
+    # By account, each account's positions ascending: every per-account (and per-key) sum
+    # adds the same values in the same order as over ascending rows, so no sort is needed.
+    return pos_rows, holders, _take(by_a, a_start, holders)
 
 
 def _take(order: np.ndarray, start: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -146,7 +150,8 @@ def hedged_positions(book: AccountBook) -> np.ndarray:
 
 def sum_into_figures(book: AccountBook, acc_rows: np.ndarray, pos_rows: np.ndarray | slice) -> None:
     """Exact sums of positions into account figures; `pos_rows` are every position of
-    `acc_rows` (ascending, so each single-side group's sides are complete).
+    `acc_rows` (ascending; so each single-side group's sides are complete), in ascending
+    order within each account.
 
     Every sum runs in the space of `acc_rows` (each position's account mapped to its place
     there), so an incremental mark costs what its accounts hold, not what the book holds;

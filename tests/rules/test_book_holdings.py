@@ -34,11 +34,14 @@ def test_holdings_are_the_scan_of_every_position():
         rows = np.array([book.contracts.index[c] for c in moved if c in book.contracts.index])
         pos, holders, theirs = holdings(book, rows)
         scan = np.flatnonzero(np.isin(book.pos_contract[:n], rows))
-        np.testing.assert_array_equal(pos, scan)
+        np.testing.assert_array_equal(np.sort(pos), scan)
         np.testing.assert_array_equal(holders, np.unique(book.pos_account[scan]))
         np.testing.assert_array_equal(
-            theirs, np.flatnonzero(np.isin(book.pos_account[:n], holders))
+            np.sort(theirs), np.flatnonzero(np.isin(book.pos_account[:n], holders))
         )
+        for a in holders[:20].tolist():  # each account's positions in ascending order
+            mine = theirs[book.pos_account[theirs] == a]
+            np.testing.assert_array_equal(mine, np.sort(mine))
 
 
 def test_incremental_mark_equals_a_full_mark_and_leaves_the_others_alone():

@@ -115,11 +115,15 @@ def on_result(st: NotifyState, eff: Effects, r: Result, now: float) -> None:
     lane = st.lanes[flight.channel]
     s = st.settings
     ok = r.outcome == ACCEPTED
-    outcome = UNCERTAIN if unanswered(r) else r.outcome
+    # An unanswered post on a lane without provider dedup may have been stored: where the
+    # lane has a failover, go there rather than post it again here (no second copy); with no
+    # way out, resend (at least once: a page must not be lost for fear of a duplicate).
+    late = unanswered(r) and not lane.spec.idempotent and bool(lane.spec.failover)
+    outcome = UNCERTAIN if late else r.outcome
     # UNCERTAIN: the post may have gone out; resend only where the provider dedups.
     retry = outcome == RETRYABLE or (outcome not in (ACCEPTED, FINAL) and lane.spec.idempotent)
-    if outcome != r.outcome and not lane.spec.idempotent:
-        st.counts["unanswered_not_resent"] += len(flight.unit)
+    if late:
+        st.counts["unanswered_failed_over"] += len(flight.unit)
     lane.answered(now)
     lane.breaker.record(ok or r.outcome == FINAL, now)
     st.counts["attempts"] += len(flight.unit)
@@ -171,8 +175,8 @@ def on_result(st: NotifyState, eff: Effects, r: Result, now: float) -> None:
 def unanswered(r: Result) -> bool:
     """The provider did not answer in time (the channels' "timeout after …", TimeoutError):
     it may have stored the post — its answer was only late. A channel calls that retryable;
-    on a provider without dedup (WeCom robot, SMTP) a resend is then a second delivery, so the
-    post counts as uncertain. A refused connection or a 5xx is an answer: retried as before."""
+    on a provider without dedup (WeCom robot, SMTP) a resend is then a second delivery
+    (notify-1000's duplicate under load). A refused connection or a 5xx is an answer."""
     return r.outcome == RETRYABLE and r.status is None and "timeout" in (r.error or "").lower()
 
 

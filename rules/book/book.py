@@ -329,17 +329,13 @@ class AccountBook:
         if self._marked_positions != n or held_rows.size > full_above * n_held:
             self.mark()
             return np.flatnonzero(self.active[: self.n_accounts])
-        changed = np.zeros(len(c), dtype=bool)
-        changed[held_rows] = True
-        pos_rows = np.flatnonzero(changed[self.pos_contract[:n]])
+        pos_rows, holders, their_rows = marking.holdings(self, held_rows)
         if pos_rows.size == 0:
             return pos_rows
         marking.revalue(self, pos_rows)
-        holders = np.zeros(self.n_accounts, dtype=bool)
-        holders[self.pos_account[pos_rows]] = True
-        self._resum(holders)
+        marking.sum_into_figures(self, holders, their_rows)
         self.incremental_marks += 1
-        return np.flatnonzero(holders & self.active[: self.n_accounts])
+        return holders[self.active[holders]]
 
     def mark_accounts(self, acc_rows: np.ndarray) -> None:
         """Re-mark some accounts after their own events (trade, transfer, snapshot, order)."""

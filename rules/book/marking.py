@@ -101,6 +101,40 @@ def revalue(book: AccountBook, rows: np.ndarray | slice) -> None:
         )
 
 
+def holdings(book: AccountBook, contracts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(positions in `contracts`, the accounts holding them (ascending), every position of
+    those accounts, grouped by account), from position indexes by contract and by account (built once
+    per change of the book's shape): an incremental mark reads only what those accounts hold,
+    never a scan of every position."""
+    n, na = book.n_positions, book.n_accounts
+    index = getattr(book, "_holdings", None)
+    if index is None or index[0] != (n, na, len(book.contracts)):
+        pc, pa = book.pos_contract[:n], book.pos_account[:n]
+        by_c = np.argsort(pc, kind="stable")
+        by_a = np.argsort(pa, kind="stable")
+        c_start = np.searchsorted(pc[by_c], np.arange(len(book.contracts) + 1))
+        a_start = np.searchsorted(pa[by_a], np.arange(na + 1))
+        index = book._holdings = ((n, na, len(book.contracts)), by_c, c_start, by_a, a_start)
+    _, by_c, c_start, by_a, a_start = index
+    pos_rows = _take(by_c, c_start, np.asarray(contracts, dtype=np.int64))
+    mask = np.zeros(na, dtype=bool)  # a byte per account: cheaper than sorting the holders
+    mask[book.pos_account[pos_rows]] = True
+    holders = np.flatnonzero(mask)
+    # By account, each account's positions ascending: every per-account (and per-key) sum
+    # adds the same values in the same order as over ascending rows, so no sort is needed.
+    return pos_rows, holders, _take(by_a, a_start, holders)
+
+
+def _take(order: np.ndarray, start: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The members of `rows` in a CSR index (order, start), concatenated."""
+    lo = start[rows]
+    lens = start[rows + 1] - lo
+    if not lens.size:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lens)
+    return order[np.repeat(lo - (ends - lens), lens) + np.arange(int(ends[-1]))]
+
+
 def hedged_positions(book: AccountBook) -> np.ndarray:
     """Per position: is its netting group hedged (single-side, lots held on both sides)?
     Cached between events: prices alone never change it."""
@@ -116,17 +150,29 @@ def hedged_positions(book: AccountBook) -> np.ndarray:
 
 def sum_into_figures(book: AccountBook, acc_rows: np.ndarray, pos_rows: np.ndarray | slice) -> None:
     """Exact sums of positions into account figures; `pos_rows` are every position of
-    `acc_rows` (so each single-side group's sides are complete)."""
-    na = book.n_accounts
+    `acc_rows` (ascending; so each single-side group's sides are complete), in ascending
+    order within each account.
+
+    Every sum runs in the space of `acc_rows` (each position's account mapped to its place
+    there), so an incremental mark costs what its accounts hold, not what the book holds;
+    np.bincount adds each account's positions in the same order either way (same figures)."""
     book.figures  # noqa: B018  (grows the figure columns)
     v = book._value
+    acc_rows = np.asarray(acc_rows, dtype=np.int64)
+    na = acc_rows.shape[0]
     accounts = book.pos_account[pos_rows]
+    place = acc_rows  # every account (a full mark): rows are their own places
+    if na != book.n_accounts:
+        place = np.empty(book.n_accounts, dtype=np.int64)  # only acc_rows' entries are read
+        place[acc_rows] = np.arange(na)
+    local = accounts if na == book.n_accounts else place[accounts]
 
     def per_account(values: np.ndarray) -> np.ndarray:
-        return np.bincount(accounts, weights=values, minlength=na)
+        return np.bincount(local, weights=values, minlength=na)
 
     a = book.acc
-    static = a["pre_balance"][:na] + a["deposit"][:na] - a["withdraw"][:na]
+    r: np.ndarray | slice = slice(0, na) if na == book.n_accounts else acc_rows  # views if all
+    static = a["pre_balance"][r] + a["deposit"][r] - a["withdraw"][r]
     profit = per_account(v["profit"][pos_rows])
     notional = per_account(v["notional"][pos_rows])
     margin_pos, ex_pos = v["margin"][pos_rows], v["exchange_margin"][pos_rows]
@@ -146,8 +192,10 @@ def sum_into_figures(book: AccountBook, acc_rows: np.ndarray, pos_rows: np.ndarr
         ex_charged_pos = np.ones(len(margin_pos))
         keys = book.pos_key[pos_rows]
         side = (book.pos["sign"][pos_rows] < 0).astype(np.int64)
-        hk, local = np.unique(keys[in_h], return_inverse=True)
-        slot, nh, k_acc = 2 * local + side[in_h], hk.size, book.key_account[hk]
+        hk, at = np.unique(keys[in_h], return_inverse=True)
+        slot, nh = 2 * at + side[in_h], hk.size
+        k_acc = book.key_account[hk]
+        k_local = k_acc if na == book.n_accounts else place[k_acc]
         m = side_sums(margin_pos[in_h], slot, nh)
         e = side_sums(ex_pos[in_h], slot, nh)
         sv = side_sums(sens_pos[in_h], slot, nh)
@@ -156,36 +204,35 @@ def sum_into_figures(book: AccountBook, acc_rows: np.ndarray, pos_rows: np.ndarr
         _, ewl, ews = charged(e, every)
 
         def per_key(values: np.ndarray) -> np.ndarray:
-            return np.bincount(k_acc, weights=values, minlength=na)
+            return np.bincount(k_local, weights=values, minlength=na)
 
         margin = margin - per_key(m[:, 0] * ~wl + m[:, 1] * ~ws)
         ex_margin = ex_margin - per_key(e[:, 0] * ~ewl + e[:, 1] * ~ews)
         sensitivity = sensitivity - per_key(sv[:, 0] * ~wl + sv[:, 1] * ~ws)
         short = side[in_h] == 1
-        charged_pos[in_h] = np.where(short, ws[local], wl[local])
-        ex_charged_pos[in_h] = np.where(short, ews[local], ewl[local])
-        equity = static + a["close_profit"][:na] + profit - a["commission"][:na]
+        charged_pos[in_h] = np.where(short, ws[at], wl[at])
+        ex_charged_pos[in_h] = np.where(short, ews[at], ewl[at])
+        equity = static + a["close_profit"][r] + profit - a["commission"][r]
         base_m = per_account(margin_pos) - per_key(m[:, 0] + m[:, 1])
         base_s = per_account(sens_pos) - per_key(sv[:, 0] + sv[:, 1])
         dist_margin, dist_sens = newton_distance(
-            equity, notional, m, sv, every, k_acc, na, base_m, base_s
+            equity, notional, m, sv, every, k_local, na, base_m, base_s
         )
         v["charged"][pos_rows] = charged_pos
         v["ex_charged"][pos_rows] = ex_charged_pos
         v["margin_sensitivity"][pos_rows] = sens_pos * charged_pos
     locked = v["locked"][pos_rows]
     any_locked = bool(locked.any())  # rare: skip two sums when nothing is locked
-    zeros = np.zeros(len(acc_rows))
-    r = acc_rows
+    zeros = np.zeros(na)
     figures = account_figures(
-        static[r], a["close_profit"][r], a["commission"][r],
+        static, a["close_profit"][r], a["commission"][r],
         a["frozen_margin"][r] + a["frozen_commission"][r],
-        profit[r], margin[r], ex_margin[r], notional[r], sensitivity[r],
-        distance_margin=dist_margin[r], distance_sensitivity=dist_sens[r],
-        locked_contracts=per_account(locked)[r] if any_locked else zeros,
-        locked_margin=per_account(locked * v["margin"][pos_rows] * v["charged"][pos_rows])[r]
+        profit, margin, ex_margin, notional, sensitivity,
+        distance_margin=dist_margin, distance_sensitivity=dist_sens,
+        locked_contracts=per_account(locked) if any_locked else zeros,
+        locked_margin=per_account(locked * v["margin"][pos_rows] * v["charged"][pos_rows])
         if any_locked
         else zeros,
     )  # fmt: skip
     for name in FIGURES:
-        book._fig[name][acc_rows] = getattr(figures, name)
+        book._fig[name][r] = getattr(figures, name)

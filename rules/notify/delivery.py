@@ -25,6 +25,7 @@ from rules.notify.inputs import (
     DURABLE,
     FINAL,
     RETRYABLE,
+    UNCERTAIN,
     Effects,
     Result,
     Send,
@@ -118,8 +119,15 @@ def on_result(st: NotifyState, eff: Effects, r: Result, now: float) -> None:
     lane = st.lanes[flight.channel]
     s = st.settings
     ok = r.outcome == ACCEPTED
+    # An unanswered post on a lane without provider dedup may have been stored: where the
+    # lane has a failover, go there rather than post it again here (no second copy); with no
+    # way out, resend (at least once: a page must not be lost for fear of a duplicate).
+    late = unanswered(r) and not lane.spec.idempotent and bool(lane.spec.failover)
+    outcome = UNCERTAIN if late else r.outcome
     # UNCERTAIN: the post may have gone out; resend only where the provider dedups.
-    retry = r.outcome == RETRYABLE or (r.outcome not in (ACCEPTED, FINAL) and lane.spec.idempotent)
+    retry = outcome == RETRYABLE or (outcome not in (ACCEPTED, FINAL) and lane.spec.idempotent)
+    if late:
+        st.counts["unanswered_failed_over"] += len(flight.unit)
     lane.answered(now)
     lane.breaker.record(ok or r.outcome == FINAL, now)
     st.counts["attempts"] += len(flight.unit)
@@ -168,6 +176,14 @@ def on_result(st: NotifyState, eff: Effects, r: Result, now: float) -> None:
     eff.write(APPEND if lane.spec.idempotent else DURABLE, records)
     if moved:
         failover(st, eff, lane, moved, r.error or "failed", now)
+
+
+def unanswered(r: Result) -> bool:
+    """The provider did not answer in time (the channels' "timeout after …", TimeoutError):
+    it may have stored the post — its answer was only late. A channel calls that retryable;
+    on a provider without dedup (WeCom robot, SMTP) a resend is then a second delivery
+    (notify-1000's duplicate under load). A refused connection or a 5xx is an answer."""
+    return r.outcome == RETRYABLE and r.status is None and "timeout" in (r.error or "").lower()
 
 
 def failover(

@@ -9,7 +9,7 @@ from rules.escalation import Level, LevelStep
 from rules.notify.backoff import backoff_delay
 from rules.notify.inputs import DURABLE, FINAL, RETRYABLE, UNCERTAIN, AlertsIn, Loaded, Tick
 from rules.notify.model import LaneSpec
-from tests.notifier.machine_driver import DESK, EMAIL, SMS, Driver, alert, routing
+from tests.notifier.machine_driver import DESK, EMAIL, SMS, WECOM, Driver, alert, routing
 
 ONLY_SMS = routing(Level("desk", 0.0, (LevelStep("sms"),)))
 
@@ -127,3 +127,49 @@ def test_a_full_lane_spills_to_the_journal_and_reads_back() -> None:
     [lost] = d.kinds("notification.failed")
     assert lost["error"] == "not in the journal"
     assert len(delivered) == 11 and lost["ref"] not in {r["ref"] for r in delivered}
+
+
+def test_a_late_provider_answer_goes_to_the_failover_not_a_second_post() -> None:
+    """notify-1000's double delivery under load: the provider stored the post, but its answer
+    came after the channel's timeout (the sink starved of CPU), the channel called the timeout
+    retryable and the machine posted again — WeCom and SMTP keep both. Interleaving: post →
+    provider stores → client timeout → RETRYABLE → a second post of the same key. With a
+    failover the second copy goes nowhere: the person is reached on the failover channel."""
+    wecom = LaneSpec("wecom", "wecom", failover=("sms",))
+    route = routing(Level("desk", 0.0, (LevelStep("wecom"),)))
+    d = Driver([wecom, SMS], route)
+    d.apply(AlertsIn((alert("R9"),)), 0.0)
+    [post] = d.tick(0.0)
+    d.answer(post, 0.6, outcome=RETRYABLE, error="timeout after 0.5s")
+    d.deliver_all(0.6, until=30.0)
+    assert d.st.per_channel["wecom.sent"] == 1  # posted once on WeCom, not twice
+    assert len(d.kinds("notification.failover")) == 1
+    assert [r["key"] for r in d.kinds("notification.delivered")] == ["sms"]
+    assert d.st.counts["unanswered_failed_over"] == 1 and d.st.settled()
+
+
+def test_without_a_way_out_a_late_answer_is_resent_at_least_once() -> None:
+    """No failover: resending is the one way not to lose the page (the duplicate's cause,
+    kept on purpose: a risk notification twice beats none)."""
+    d = Driver([WECOM], routing(Level("desk", 0.0, (LevelStep("wecom"),))), base_delay_s=0.1,
+               max_delay_s=0.2)  # fmt: skip
+    d.apply(AlertsIn((alert("R11"),)), 0.0)
+    [post] = d.tick(0.0)
+    d.answer(post, 0.6, outcome=RETRYABLE, error="timeout after 0.5s")
+    [again] = d.tick(2.0)
+    assert again.message.idempotency_key == post.message.idempotency_key
+    d.answer(again, 2.1)
+    assert len(d.kinds("notification.delivered")) == 1 and d.st.settled()
+
+
+def test_a_refused_connection_or_5xx_is_still_retried_without_provider_dedup() -> None:
+    d = Driver([WECOM], routing(Level("desk", 0.0, (LevelStep("wecom"),))), base_delay_s=0.1,
+               max_delay_s=0.2)  # fmt: skip
+    d.apply(AlertsIn((alert("R10"),)), 0.0)
+    [post] = d.tick(0.0)
+    d.answer(post, 0.1, outcome=RETRYABLE, error="ConnectionError: refused")
+    [post] = d.tick(1.0)
+    d.answer(post, 1.1, outcome=RETRYABLE, status=503, error="HTTP 503")
+    [post] = d.tick(2.0)
+    d.answer(post, 2.1)
+    assert len(d.kinds("notification.delivered")) == 1 and d.st.settled()

@@ -14,6 +14,7 @@ import pytest
 from app.cli_output import OperatorError, one_line
 from app.demo import run_demo, start_simulation
 from infra import config
+from tests.console_util import console_port
 from tests.zmq_util import free_tcp_endpoint
 
 BOOKS = ["rb", "hc", "i", "cu"]
@@ -34,6 +35,8 @@ def demo(ray_local, tmp_path_factory):
             "books": {"commodities": BOOKS},
             "audit": {"path": str(tmp / "journal.sqlite")},
             "sink": {"port": 0},
+            # the console on the session's Serve port (Serve keeps the port it first took)
+            "console": {"port": console_port(), "store_path": str(tmp / "console.sqlite")},
             # the demo's own settings, smaller: 20 contracts hold every shocked product
             "sim": {"accounts": 2_000, "contracts": 20, "shock_at_s": 8.0, "duration_s": 22.0},
         },
@@ -51,6 +54,8 @@ def test_no_alert_before_the_shock_and_the_shock_alerts(demo):
     assert "; alerts before it: 0" in text
     assert summary["alerts"] > 0, text  # the shock pushed accounts over the line
     assert summary["journal_chain_ok"]
+    # make run prints the console's URL and who can log in (issue 16)
+    assert f"console 风控台: http://127.0.0.1:{console_port()}/login — log in as demo-risk" in text
 
 
 def test_the_shock_proposals_are_a_group_of_their_own(demo):

@@ -57,6 +57,9 @@ def _config(tmp_path) -> config.Config:
             },
         ],  # fmt: skip
         "audit": {"path": str(tmp_path / "journal.sqlite"), "batch_ms": 50},
+        # Serve keeps the port it first started on for the whole test session: a console on
+        # the default port here would leave the console tests' port (console_util) unserved
+        "console": {"enabled": False},
     }
     return resolve_journal(config.from_dict(data, source="<test>"), "t-edges")
 

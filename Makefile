@@ -32,7 +32,7 @@ run: $(STAMP)
 	$(BIN)/fengkong demo $(ARGS)
 
 test: $(STAMP) locale chromium
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q --durations=20 $(PYTEST_ARGS)
 
 # The console's browser tests drive the Debian chromium (never `playwright install`); without
 # root or a package mirror they skip with their reason instead. The CJK font is for the screenshots.

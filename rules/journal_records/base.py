@@ -51,6 +51,14 @@ class JournalRecord:
     ts: float = 0.0
     seq: int | None = None  # the journal's sequence number, when read back
 
+    @property
+    def kind(self) -> str:
+        return self.KIND
+
+    @property
+    def version(self) -> int:
+        return self.VERSION
+
     def to_record(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name in self._FIELDS:

@@ -247,6 +247,7 @@ def _ack(st: NotifyState, eff: Effects, inp: Ack, now: float) -> dict[str, Any] 
     if page.acked:
         return {**page.summary(), "already": True}
     acked = rec_.AlertAcked(
+        actor=rec_.ACTOR,
         key=inp.via,
         ref=page.page_id,
         alert_ids=page.alert_ids,

@@ -3,16 +3,18 @@
 Every writer builds a record here (`Delivered(...).to_record()`) and every reader turns a journal
 dict back into the same type (`from_record`), so a field is named in one place. The dicts are the
 ones the journal held before these types existed (the same keys), plus `v`, the version; an older
-record (no `v`) reads as version 1. The shape follows `rules.journal_records` (the registry the
-Executor's records live in), so these fold into it as they are.
-
-`alert.acked` is written by the Notifier too; its type is `AlertAcked` here.
+record (no `v`) reads as version 1. `alert.acked`, which the Notifier writes and the KPI and
+replay read, has its one definition in `rules.journal_records` (`observed`). The other kinds are
+the Notifier's own and are not in that registry yet: their envelope has no `ts` (the journal
+stamps it) and their fields have no defaults, so they do not fit `JournalRecord` as they are.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
+
+from rules.journal_records.observed import AlertAcked
 
 ACTOR = "Notifier"
 R = TypeVar("R", bound="NotifyRecord")
@@ -210,19 +212,7 @@ class Status(NotifyRecord):
     error_code: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class AlertAcked(NotifyRecord):
-    """A page acknowledged (key = via, ref = page id)."""
-
-    KIND: ClassVar[str] = "alert.acked"
-    alert_ids: list[str]
-    by: str
-    via: str
-    ts: float
-    after_s: float = 0.0
-
-
-RECORDS: tuple[type[NotifyRecord], ...] = (
+RECORDS: tuple[type[Any], ...] = (
     Accepted,
     PageOpened,
     StepFired,
@@ -238,4 +228,4 @@ RECORDS: tuple[type[NotifyRecord], ...] = (
     Status,
     AlertAcked,
 )
-BY_KIND: dict[str, type[NotifyRecord]] = {cls.KIND: cls for cls in RECORDS}
+BY_KIND: dict[str, type[Any]] = {cls.KIND: cls for cls in RECORDS}

@@ -98,6 +98,9 @@ def test_pending_groups_survive_a_correlator_kill(world):
 def test_a_batch_handed_over_but_not_accepted_is_sent_again_once(world):
     corr = world.system.correlator
     ray.get(corr.on_events.remote(_events("CU", 5, "r.warn")))
+    # the alert records reach the journal on the Correlator's own sends, not before on_events
+    # returns: wait for all five (an empty set would make every check below pass vacuously)
+    assert wait_until(lambda: len(_journaled(world, "CU")) == 5, 20)
     expected = _journaled(world, "CU")
     assert wait_until(lambda: expected <= set(_paged(world)), 20)
     ray.kill(corr, no_restart=False)  # restart: the batch is accepted, nothing is resent

@@ -95,6 +95,10 @@ def cluster_problems(cfg: Config, address: str | None = None) -> list[str]:
     if c.market and cfg.market.feeds:
         started.append(f"market.feeds[{cfg.market.feeds[0].name}]")
     keys = {k: v for k, v in keys.items() if not k.startswith(tuple(started))}
+    if cfg.console.enabled:  # the URL pages link to and `fengkong run` prints
+        keys["console.public_url"] = cfg.console.url.removeprefix("http://").removeprefix(
+            "https://"
+        )
     return [
         f"{key}: {ep} is a loopback address, unreachable from the other hosts of {head}"
         for key, ep in keys.items()

@@ -73,6 +73,9 @@ endpoint = "tcp://*:21701"
 accounts = {n_accounts}
 contracts = 10
 auto_approve_as = ""
+[console]
+host = "0.0.0.0"
+public_url = "http://{c.hosts["head"].ip}:8000"
 {sink if channel else ""}"""
     )
     return journal

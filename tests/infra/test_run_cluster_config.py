@@ -113,7 +113,16 @@ def test_a_remote_head_refuses_loopback_endpoints_but_not_those_of_started_edges
     started = config.from_dict(
         {"cluster": {"account_bus": True, "order_gateway": "sim", "market": "sim",
                      "address": "ray://head:10001"}}, source="<t>")  # fmt: skip
-    assert cluster_problems(started, None) == []
+    # the console's default URL is loopback too: pages would link where no one can reach
+    assert cluster_problems(started, None) == [
+        "console.public_url: 127.0.0.1:8000 is a loopback address, unreachable from the other "
+        "hosts of ray://head:10001"
+    ]
+    reachable = dataclasses.replace(
+        started, console=dataclasses.replace(started.console, host="0.0.0.0",
+                                             public_url="http://head:8000"),
+    )  # fmt: skip
+    assert cluster_problems(reachable, None) == []
 
 
 def test_edges_named_by_the_config_and_their_endpoints_rewrite_it() -> None:

@@ -10,14 +10,28 @@ the drill.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import ray
 
 CALL_S = 3.0
+DESK, DESK_SECRET = "drill-desk", "drill-desk-secret"  # the roster person of drill_host's config
+
+
+def signed(ids: list[str]) -> dict:
+    """A decision signed as the desk (rules.approval.request_digest's bytes: stdlib here)."""
+    fields = {"action": "approve", "user": DESK, "ids": ids, "group": "", "reason": "drill",
+              "ts": round(time.time(), 3), "request_id": uuid.uuid4().hex}  # fmt: skip
+    body = "\n".join([fields["action"], DESK, ",".join(sorted(ids)), "", "drill",
+                      f"{fields['ts']:.3f}", fields["request_id"]])  # fmt: skip
+    sig = hmac.new(DESK_SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
+    return {**fields, "signature": sig, "via": "cli"}
 
 
 def main() -> None:
@@ -60,8 +74,10 @@ def main() -> None:
         corr = ask("Correlator", "stats")
         write(phase="tick", accounts=accounts(), alerts=corr.get("alerts"))
         time.sleep(0.5)
-    approved = ask("Executor", "approve_all_pending", "drill-desk")
-    write(phase="approved", n=len(approved) if isinstance(approved, list) else approved)
+    pending = ask("Executor", "pending")
+    ids = [p["proposal_id"] for p in pending] if isinstance(pending, list) else []
+    approved = ask("Executor", "decide", signed(ids)) if ids else {"results": []}
+    write(phase="approved", n=len(approved.get("results", [])), refused=approved.get("refused"))
     deadline = time.time() + 120
     gateway = {}
     while time.time() < deadline:

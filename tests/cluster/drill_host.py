@@ -41,6 +41,8 @@ def write_config(c: NetnsCluster, n_accounts: int, n_shards: int, channel: bool 
     edge = c.hosts["edge"]
     journal = f"{c.root}/journal/journal.sqlite"
     (edge.workdir / "secrets.env").write_text(f"FK_DRILL_WECOM_KEY={WECOM_KEY}\n")
+    # the desk signs its decisions (issue 13: no unsigned approval outside the demo)
+    Path(f"{c.root}/approval-secrets.toml").write_text('"drill-desk" = "drill-desk-secret"\n')
     sink = f"""
 [[channels]]
 name = "desk"
@@ -73,6 +75,11 @@ endpoint = "tcp://*:21701"
 accounts = {n_accounts}
 contracts = 10
 auto_approve_as = ""
+[approval]
+secrets_file = "{c.root}/approval-secrets.toml"
+[[approval.users]]
+name = "drill-desk"
+roles = ["risk_desk"]
 [console]
 host = "0.0.0.0"
 public_url = "http://{c.hosts["head"].ip}:8000"

@@ -23,12 +23,14 @@ from actors.common import JournalSender
 from benchmarks.audit_1m import _alert_life
 from benchmarks.common import ensure_ray
 from infra.audit import AuditStore
+from rules.execution.seal import seal
 
 NAME = "journal-durable"
 TARGETS = {"durable_per_s": (">", 30_000)}  # issue 13 item 2
 DESCRIPTION = "durable appends from 8 concurrent senders, each returning after its commit"
 SENDERS = 8
 BATCH = 250
+SEAL_KEY = "bench-seal-key"  # decision records carry the Executor's seal, as in the system
 
 
 def _batches(n: int, seed: int) -> list[list[dict[str, Any]]]:
@@ -39,6 +41,7 @@ def _batches(n: int, seed: int) -> list[list[dict[str, Any]]]:
     while len(records) < n:
         records += _alert_life(rng, seed * 1_000_000 + i, t)
         i += 1
+    seal(records, SEAL_KEY)
     return [records[k : k + BATCH] for k in range(0, n, BATCH)]
 
 
@@ -46,7 +49,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     ensure_ray()
     per_sender = 10_000 if quick else 40_000
     tmp = Path(tempfile.mkdtemp(prefix="fk-journal-"))
-    log = AuditLog.remote(AuditLogSettings(path=str(tmp / "journal.sqlite"), batch_ms=100))
+    log = AuditLog.remote(
+        AuditLogSettings(path=str(tmp / "journal.sqlite"), batch_ms=100, seal_key=SEAL_KEY)
+    )
     ray.get(log.flush.remote())
     work = [_batches(per_sender, s) for s in range(SENDERS)]
     waits: list[float] = []

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlite_utils
 
 from infra.journal_numbers import SenderSeqs, stamp
@@ -52,8 +53,28 @@ _dumps_finite = json.JSONEncoder(
 ).encode
 
 
+# The record payload's fast encoding (issue 13 item 2: ≥ 30,000 durable records/s): orjson is
+# ten times faster than the stdlib here. Its text may differ from the stdlib's (`1e-5` against
+# `1e-05`), which is harmless: the chain hashes the payload as stored, never a re-encoding. It
+# writes NaN and inf as `null`, so an output with a `null` in it takes the stdlib path, which
+# names each non-finite number.
+_ORJSON_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
 def _canonical(obj: Any) -> str:
     return _dumps(obj)
+
+
+def _envelope(
+    prev_hash: str, seq: int, ts: float, kind: str, actor: str, key: str, ref: str, payload: str
+) -> bytes:
+    """The bytes a record's hash covers: the canonical JSON list of its fields. orjson gives
+    the stdlib's exact bytes for a list of strings and an int (checked for every code point by
+    tests/infra/test_audit_verify.py), so journals written before it still verify."""
+    try:
+        return orjson.dumps([prev_hash, seq, repr(ts), kind, actor, key, ref, payload])
+    except TypeError:  # a lone surrogate: the stdlib's way, which fails the same way later
+        return _dumps([prev_hash, seq, repr(ts), kind, actor, key, ref, payload]).encode()
 
 
 def _json_default(obj: Any) -> Any:
@@ -113,6 +134,12 @@ def _encode(rec: dict[str, Any], now: float) -> tuple[float, str, str, str, str,
         ts = now
     if not flagged:
         try:
+            fast = orjson.dumps(rec, default=_json_default, option=_ORJSON_OPTS)
+            if b"null" not in fast:
+                return ts, kind, actor, key, ref, fast.decode()
+        except (TypeError, ValueError, OverflowError):
+            pass  # a huge int, mixed key types, a 255-deep field: the stdlib decides
+        try:
             return ts, kind, actor, key, ref, _dumps_finite(rec)
         except (RecursionError, TypeError, ValueError, OverflowError):
             pass  # a NaN or inf somewhere (or worse): the walk below names it or sets it aside
@@ -130,8 +157,7 @@ def _encode(rec: dict[str, Any], now: float) -> tuple[float, str, str, str, str,
 def record_hash(
     prev_hash: str, seq: int, ts: float, kind: str, actor: str, key: str, ref: str, payload: str
 ) -> str:
-    body = _canonical([prev_hash, seq, repr(ts), kind, actor, key, ref, payload])
-    return hashlib.sha256(body.encode()).hexdigest()
+    return hashlib.sha256(_envelope(prev_hash, seq, ts, kind, actor, key, ref, payload)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +226,7 @@ class AuditStore:
         for rec in records:
             ts, kind, actor, key, ref, payload = _encode(rec, now)
             seq += 1
-            digest = sha(
-                _dumps([prev, seq, repr(ts), kind, actor, key, ref, payload]).encode()
-            ).hexdigest()
+            digest = sha(_envelope(prev, seq, ts, kind, actor, key, ref, payload)).hexdigest()
             rows.append((seq, ts, kind, actor, key, ref, payload, prev, digest))
             prev = digest
         if rows:
@@ -325,7 +349,7 @@ class AuditStore:
         breaks: list[ChainBreak] = []
         senders = SenderSeqs(from_start=first_seq == 1)
         expected_seq, prev = first_seq, None if first_seq > 1 else GENESIS
-        sha, dumps = hashlib.sha256, _dumps
+        sha = hashlib.sha256
         last_good: tuple[int, str] | None = None
         for seq, ts, kind, actor, key, ref, payload, prev_hash, digest in self.iter_rows(
             first_seq, last_seq
@@ -343,8 +367,8 @@ class AuditStore:
                         f"(reordered, or record {seq - 1} rewritten with a new hash)",
                     )
                 )
-            body = dumps([prev_hash, seq, repr(ts), kind, actor, key, ref, payload])
-            if sha(body.encode()).hexdigest() != digest:
+            body = _envelope(prev_hash, seq, ts, kind, actor, key, ref, payload)
+            if sha(body).hexdigest() != digest:
                 breaks.append(
                     ChainBreak(seq, f"record {seq} edited: its content does not match its hash")
                 )

@@ -100,3 +100,37 @@ def test_search_by_account_time_and_kind(journal, capsys):
                  "--from", str(t0 + 5), "--to", str(t0 + 20), "--kind", "trade"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "3 shown of 3 matching" in out and "ACC1" in out
+
+
+def test_the_fast_hash_envelope_is_the_stdlib_canonical_json_for_every_code_point():
+    """Journals written before orjson hashed the stdlib's canonical JSON of the record's fields;
+    the fast envelope must give the very same bytes, or old journals would stop verifying."""
+    import json
+
+    from infra.audit import _envelope
+
+    stdlib = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+    chars = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    for start in range(0, len(chars), 4096):
+        text = chars[start : start + 4096]
+        fields = ("0" * 64, start, 1.7e9 + start / 3, text, 'a"b\\', text[::-1], "", text)
+        assert (
+            _envelope(*fields)
+            == stdlib([fields[0], fields[1], repr(fields[2]), *fields[3:]]).encode()
+        )
+
+
+def test_a_record_with_a_nan_or_a_none_still_names_the_nonfinite_field(tmp_path):
+    store = AuditStore(tmp_path / "j.sqlite")
+    store.append(
+        [
+            {"kind": "mark", "key": "A1", "value": float("nan"), "note": None},
+            {"kind": "mark", "key": "A2", "value": 1e-05, "note": None},
+            {"kind": "mark", "key": "A3", "value": 1e-05, "nested": {"x": [1, 2.5]}},
+        ]
+    )
+    first, second, third = store.query(kind="mark")
+    assert first["value"] == "nan" and first["nonfinite"] == ["value"]
+    assert second["note"] is None and "nonfinite" not in second
+    assert third["value"] == 1e-05 and third["nested"] == {"x": [1, 2.5]}
+    assert store.verify() == []

@@ -16,7 +16,9 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from infra import config as config_mod
 from infra.config import Config
@@ -228,50 +230,44 @@ def _stop(sup) -> int:
         return 1
 
 
+def _ask_supervisor(verb: str, args: argparse.Namespace, call: Callable[[Any], int]) -> int:
+    """Join the cluster, find the running system's supervisor and `call` it; no system, or any
+    other failure, is one line naming the command (never a Ray traceback)."""
+    try:
+        _join(args)
+        return call(_supervisor(args.prefix))
+    except ValueError:
+        print(f"fengkong {verb}: no fengkong system runs in this namespace (`fengkong run`)")
+        return 1
+    except Exception as exc:
+        print(f"fengkong {verb}: {_reason(exc)}")
+        return 1
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     import ray
 
-    try:
-        _join(args)
-        print_status(ray.get(_supervisor(args.prefix).status.remote(), timeout=30))
+    def status(supervisor: Any) -> int:
+        print_status(ray.get(supervisor.status.remote(), timeout=30))
         return 0
-    except ValueError:
-        print("fengkong status: no fengkong system runs in this namespace (`fengkong run`)")
-        return 1
-    except Exception as exc:
-        print(f"fengkong status: {_reason(exc)}")
-        return 1
+
+    return _ask_supervisor("status", args, status)
 
 
 def cmd_endpoints(args: argparse.Namespace) -> int:
     """The endpoints the running system's edges bound, one per line (for sources outside)."""
     import ray
 
-    try:
-        _join(args)
-        for key, ep in sorted(
-            ray.get(_supervisor(args.prefix).endpoints_of.remote(), timeout=30).items()
-        ):
+    def endpoints(supervisor: Any) -> int:
+        for key, ep in sorted(ray.get(supervisor.endpoints_of.remote(), timeout=30).items()):
             print(f"{key} {ep}")
         return 0
-    except ValueError:
-        print("fengkong endpoints: no fengkong system runs in this namespace")
-        return 1
-    except Exception as exc:
-        print(f"fengkong endpoints: {_reason(exc)}")
-        return 1
+
+    return _ask_supervisor("endpoints", args, endpoints)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    try:
-        _join(args)
-        return _stop(_supervisor(args.prefix))
-    except ValueError:
-        print("fengkong stop: no fengkong system runs in this namespace")
-        return 1
-    except Exception as exc:
-        print(f"fengkong stop: {_reason(exc)}")
-        return 1
+    return _ask_supervisor("stop", args, _stop)
 
 
 def add_parsers(sub, common) -> None:

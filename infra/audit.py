@@ -57,7 +57,7 @@ _dumps_finite = json.JSONEncoder(
 # ten times faster than the stdlib here. Its text may differ from the stdlib's (`1e-5` against
 # `1e-05`), which is harmless: the chain hashes the payload as stored, never a re-encoding. It
 # writes NaN and inf as `null`, so an output with a `null` in it takes the stdlib path, which
-# names each non-finite number.
+# names each non-finite number (only when a NaN or inf is there: None is `null` too).
 _ORJSON_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -102,6 +102,23 @@ def _clean(value: Any, found: list[str] | None = None) -> Any:
     return value
 
 
+def _has_nonfinite(value: Any) -> bool:
+    """Whether a NaN or inf hides anywhere in `value` (orjson writes both as `null`)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif not isinstance(v, (str, int)) and v is not None:
+            return True  # a numpy scalar or array, an object: the stdlib path decides
+    return False
+
+
 def _nonfinite_paths(value: Any, path: str = "") -> list[str]:
     if isinstance(value, float) and not math.isfinite(value):
         return [path or "?"]
@@ -135,7 +152,7 @@ def _encode(rec: dict[str, Any], now: float) -> tuple[float, str, str, str, str,
     if not flagged:
         try:
             fast = orjson.dumps(rec, default=_json_default, option=_ORJSON_OPTS)
-            if b"null" not in fast:
+            if b"null" not in fast or not _has_nonfinite(rec):
                 return ts, kind, actor, key, ref, fast.decode()
         except (TypeError, ValueError, OverflowError):
             pass  # a huge int, mixed key types, a 255-deep field: the stdlib decides

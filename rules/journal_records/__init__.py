@@ -7,7 +7,8 @@ a rename cannot leave a reader behind. A record carries its schema version in th
 `v`; `from_record` reads older versions (missing fields take their defaults) and ignores keys it
 does not know (the journal's own `seq`, fields a newer writer added).
 
-Kinds of other actors (alerts, risk events, notification.*) register here too: `register` is a
+Kinds of other actors (alerts, risk events, the Notifier's notification.* and escalation.* in
+`notify`) register here too: `register` is a
 class decorator; `KINDS` lists every registered kind; `parse` raises `UnknownRecordKind` for a
 kind nobody registered, so a typo in a reader is an error, not an empty answer.
 """
@@ -38,6 +39,7 @@ from rules.journal_records.closed_loop import (
     Refusal,
     TradingState,
 )
+from rules.journal_records.notify import NotifyRecord
 from rules.journal_records.observed import (
     AdaptiveState,
     AlertAcked,
@@ -58,6 +60,7 @@ __all__ = [
     "DecisionRecord",
     "JournalRecord",
     "MarginCallRecord",
+    "NotifyRecord",
     "OrderCancel",
     "OrderReport",
     "OrderSent",

@@ -43,6 +43,8 @@ class JournalRecord:
     KIND: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
     OPTIONAL: ClassVar[frozenset[str]] = frozenset()  # omitted from the dict when None
+    REQUIRED: ClassVar[frozenset[str]] = frozenset()  # from_record refuses a record without one
+    WIRE: ClassVar[dict[str, str]] = {}  # field -> journal key where they differ ("try")
     _FIELDS: ClassVar[tuple[str, ...]] = ()
 
     actor: str = ""
@@ -65,7 +67,7 @@ class JournalRecord:
             value = getattr(self, name)
             if name == "seq" or (value is None and name in self.OPTIONAL):
                 continue
-            out[name] = value
+            out[self.WIRE.get(name, name)] = value
         out["kind"] = self.KIND
         out["v"] = self.VERSION
         return out
@@ -77,7 +79,13 @@ class JournalRecord:
 
     @classmethod
     def from_record(cls: type[R], rec: dict[str, Any]) -> R:
-        return cls(**{k: rec[k] for k in cls._FIELDS if k in rec})
+        """Known keys only (a newer writer's fields are ignored); a missing `REQUIRED` field
+        raises TypeError naming it."""
+        missing = [k for k in cls.REQUIRED if cls.WIRE.get(k, k) not in rec]
+        if missing:
+            raise TypeError(f"{cls.KIND} record lacks {', '.join(sorted(missing))}")
+        wire = cls.WIRE
+        return cls(**{k: rec[wire.get(k, k)] for k in cls._FIELDS if wire.get(k, k) in rec})
 
 
 def kinds() -> tuple[str, ...]:

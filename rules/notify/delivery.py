@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from rules.escalation import Contact
+from rules.journal_records import notify as rec_
 from rules.model import severity_rank, stable_id
-from rules.notify import records as rec_
 from rules.notify.backoff import backoff_delay
 from rules.notify.inputs import (
     ACCEPTED,

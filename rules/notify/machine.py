@@ -20,9 +20,9 @@ import random
 from typing import Any
 
 from rules.escalation import expand
+from rules.journal_records import notify as rec_
 from rules.model import Alert, stable_id
 from rules.notify import delivery
-from rules.notify import records as rec_
 from rules.notify.inputs import (
     APPEND,
     DURABLE,

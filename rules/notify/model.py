@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rules.escalation import Step
-from rules.notify import records as rec_
+from rules.journal_records import notify as rec_
 
 ACTOR = "Notifier"
 # Providers whose API cannot recognise a resent request as the same one (no idempotency key):

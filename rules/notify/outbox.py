@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rules.notify import records as rec_
+from rules.journal_records import notify as rec_
 from rules.notify.model import Pending
 
 TERMINAL = (

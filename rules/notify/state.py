@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules.notify import records as rec_
+from rules.journal_records import notify as rec_
 from rules.notify.inputs import DURABLE, Effects
 from rules.notify.lanes import Lane
 from rules.notify.model import Page, Pending, Settings, about

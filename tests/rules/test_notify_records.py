@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from rules.escalation import Level, LevelStep
-from rules.notify import records
+from rules.journal_records import notify as records
 from rules.notify.inputs import RETRYABLE, Ack, AlertsIn, ProviderStatus
 from rules.notify.model import LaneSpec
 from tests.notifier.machine_driver import EMAIL, Driver, alert, routing
@@ -78,3 +78,15 @@ def test_an_old_record_without_version_reads_and_unknown_keys_are_ignored() -> N
 def test_a_queued_record_missing_what_a_resend_needs_is_refused_naming_it() -> None:
     with pytest.raises(TypeError, match="severity"):
         records.Queued.from_record({"ref": "k", "key": "sms", "recipient": "", "page_id": "p"})
+
+
+def test_the_notifiers_kinds_are_in_the_one_registry_and_a_missing_required_field_is_named():
+    from rules.journal_records import KINDS, REGISTRY, parse
+
+    for cls in records.RECORDS:
+        assert REGISTRY[cls.KIND] is cls and cls.KIND in KINDS
+    queued = records.Queued(ref="k1", recipient="r", page_id="p", alert_ids=["a"]).to_record()
+    assert "ts" not in queued  # the journal stamps the append
+    del queued["recipient"]
+    with pytest.raises(TypeError, match="notification.queued record lacks recipient"):
+        parse(queued)

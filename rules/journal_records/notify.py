@@ -1,112 +1,109 @@
-"""The Notifier's journal records, typed: one definition per kind (fields and version).
+"""The Notifier's journal records (notification.*, escalation.*), in the one registry.
 
 Every writer builds a record here (`Delivered(...).to_record()`) and every reader turns a journal
-dict back into the same type (`from_record`), so a field is named in one place. The dicts are the
-ones the journal held before these types existed (the same keys), plus `v`, the version; an older
-record (no `v`) reads as version 1. `alert.acked`, which the Notifier writes and the KPI and
-replay read, has its one definition in `rules.journal_records` (`observed`). The other kinds are
-the Notifier's own and are not in that registry yet: their envelope has no `ts` (the journal
-stamps it) and their fields have no defaults, so they do not fit `JournalRecord` as they are.
+dict back into the same type (`from_record`, or `parse`), so a field is named in one place. The
+dicts are the ones the journal held before these types existed (the same keys), plus `v`, the
+version; an older record (no `v`) reads as version 1. Their `ts` is left out when not given (the
+journal stamps the append). A field the Notifier cannot do without is in `REQUIRED`: a record
+without it fails to read with a TypeError naming it (a restart reports such a queued record as
+`notification.unresumable` instead of sending an empty page). `alert.acked`, which the Notifier
+writes and the KPI and replay read, is defined in `observed`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
+from rules.journal_records.base import JournalRecord, register
 from rules.journal_records.observed import AlertAcked
 
 ACTOR = "Notifier"
-R = TypeVar("R", bound="NotifyRecord")
 
 
 @dataclass(frozen=True, kw_only=True)
-class NotifyRecord:
+class NotifyRecord(JournalRecord):
     """Envelope: who wrote it, about what (key: rule, chain or channel), which object (ref)."""
 
-    KIND: ClassVar[str] = ""
-    VERSION: ClassVar[int] = 1
-    WIRE: ClassVar[dict[str, str]] = {}  # field -> journal key where they differ ("try")
-
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"ts"})
     actor: str = ACTOR
-    key: str = ""
-    ref: str = ""
-
-    @property
-    def kind(self) -> str:
-        return self.KIND
-
-    @property
-    def version(self) -> int:
-        return self.VERSION
-
-    def to_record(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.KIND}
-        for f in fields(self):
-            out[self.WIRE.get(f.name, f.name)] = getattr(self, f.name)
-        out["v"] = self.VERSION
-        return out
-
-    @classmethod
-    def from_record(cls: type[R], rec: dict[str, Any]) -> R:
-        """Known keys only (the journal's seq, a newer writer's fields are ignored); a missing
-        required field raises TypeError naming it."""
-        wire = {cls.WIRE.get(f.name, f.name): f.name for f in fields(cls)}
-        return cls(**{name: rec[k] for k, name in wire.items() if k in rec})
+    ts: float | None = None  # the journal's stamp when read back
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class Accepted(NotifyRecord):
     """An alert the Notifier took on (key = rule id, ref = alert id), before it is paged."""
 
     KIND: ClassVar[str] = "notification.accepted"
-    alert: dict[str, Any]
+    REQUIRED: ClassVar[frozenset[str]] = frozenset({"alert"})
+    alert: dict[str, Any] = field(default_factory=dict)
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class PageOpened(NotifyRecord):
     """A page (key = chain, ref = page id) with the plan it follows, so a restart keeps it."""
 
     KIND: ClassVar[str] = "escalation.opened"
-    alert_ids: list[str]
-    severity: str
-    started: float
-    created_ts: float
-    title: str
-    text: str
-    markdown: str
+    REQUIRED: ClassVar[frozenset[str]] = frozenset(
+        {"alert_ids", "severity", "started", "created_ts", "title", "text", "markdown"}
+    )
+    alert_ids: list[str] = field(default_factory=list)
+    severity: str = ""
+    started: float = 0.0
+    created_ts: float = 0.0
+    title: str = ""
+    text: str = ""
+    markdown: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
     dimension: str = "account"
     alert_key: str = ""
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class StepFired(NotifyRecord):
     """One escalation step fired (key = channel, ref = page id) and the notifications it queued."""
 
     KIND: ClassVar[str] = "escalation.step"
-    step: int
+    REQUIRED: ClassVar[frozenset[str]] = frozenset({"step"})
+    step: int = 0
     level: int = 0
     roster: str = ""
     at_s: float = 0.0
     keys: list[str] = field(default_factory=list)
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class Queued(NotifyRecord):
     """The outbox entry (key = channel, ref = notification key): all it takes to send again."""
 
     KIND: ClassVar[str] = "notification.queued"
-    recipient: str
-    page_id: str
-    alert_ids: list[str]
-    severity: str
-    title: str
-    text: str
-    markdown: str | None
-    fields: dict[str, Any]
-    created_ts: float
+    REQUIRED: ClassVar[frozenset[str]] = frozenset(
+        {
+            "recipient",
+            "page_id",
+            "alert_ids",
+            "severity",
+            "title",
+            "text",
+            "markdown",
+            "fields",
+            "created_ts",
+        }
+    )
+    recipient: str = ""
+    page_id: str = ""
+    alert_ids: list[str] = field(default_factory=list)
+    severity: str = ""
+    title: str = ""
+    text: str = ""
+    markdown: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    created_ts: float = 0.0
     step: int = 0
     mentions: list[str] = field(default_factory=list)
     contact: dict[str, str] | None = None
@@ -121,6 +118,7 @@ class Outcome(NotifyRecord):
     alert_ids: list[str] = field(default_factory=list)
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class Sending(Outcome):
     """Held by the journal before a post to a provider without idempotency keys."""
@@ -132,6 +130,7 @@ class Sending(Outcome):
     at: float | None = None  # when the post started (the machine's clock)
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class Attempt(Outcome):
     KIND: ClassVar[str] = "notification.attempt"
@@ -148,15 +147,18 @@ class Attempt(Outcome):
     batch: str | None = None  # the coalesced post's key
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class Delivered(Outcome):
     KIND: ClassVar[str] = "notification.delivered"
-    attempts: int
+    REQUIRED: ClassVar[frozenset[str]] = frozenset({"attempts"})
+    attempts: int = 0
     provider_id: str | None = None
     batch: str | None = None
     latency_ms: float = 0.0
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class Failed(Outcome):
     KIND: ClassVar[str] = "notification.failed"
@@ -164,6 +166,7 @@ class Failed(Outcome):
     error: str = ""
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class Cancelled(Outcome):
     KIND: ClassVar[str] = "notification.cancelled"
@@ -171,14 +174,18 @@ class Cancelled(Outcome):
     error: str = ""  # why: "acknowledged", "channel gone"
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class FailedOver(Outcome):
     KIND: ClassVar[str] = "notification.failover"
-    to: list[str]  # keys of the notifications that replace it on the failover channel
+    REQUIRED: ClassVar[frozenset[str]] = frozenset({"to"})
+    # keys of the notifications that replace it on the failover channel
+    to: list[str] = field(default_factory=list)
     error: str = ""
     attempts: int = 0
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class Resumed(Outcome):
     """A restart owes this one; `uncertain`: a post without provider dedup was in flight (its
@@ -193,6 +200,7 @@ class Resumed(Outcome):
     sending_ts: float | None = None
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class Unresumable(NotifyRecord):
     """A queued record this version cannot read (ref = its key), with why."""
@@ -202,12 +210,14 @@ class Unresumable(NotifyRecord):
     reason: str = ""
 
 
+@register
 @dataclass(frozen=True, kw_only=True)
 class Status(NotifyRecord):
     """A provider's status callback (key = channel, ref = notification key)."""
 
     KIND: ClassVar[str] = "notification.status"
-    status: str
+    REQUIRED: ClassVar[frozenset[str]] = frozenset({"status"})
+    status: str = ""
     sid: str | None = None
     error_code: str | None = None
 

@@ -37,7 +37,13 @@ class NodeIndex:
         self.names: list[str] = []
         ids: dict[str, int] = {}
         accounts, nodes = [], []
+        # Accounts with the same nodes form a membership class (one per business unit and
+        # strategy: a few hundred, whatever the accounts): per-position sums go to classes
+        # first, then classes to their nodes, instead of every position to every node.
+        classes: dict[tuple[str, ...], int] = {}
+        account_class = []
         for row, paths in enumerate(memberships):
+            account_class.append(classes.setdefault(tuple(paths), len(classes)))
             for path in paths:
                 node = ids.setdefault(path, len(ids))
                 if node == len(self.names):
@@ -46,6 +52,10 @@ class NodeIndex:
                 nodes.append(node)
         self.pair_account = np.asarray(accounts, dtype=np.int64)
         self.pair_node = np.asarray(nodes, dtype=np.int64)
+        self.account_class = np.asarray(account_class, dtype=np.int64)
+        self.n_classes = len(classes)
+        members = [(c, ids[path]) for key, c in classes.items() for path in key]
+        self.class_pair = np.asarray(members, dtype=np.int64).reshape(-1, 2)
 
     def sums(self, values: np.ndarray, weights_mask: np.ndarray) -> np.ndarray:
         """Per node: sum of `values` over member accounts where `weights_mask` holds."""
@@ -96,23 +106,22 @@ def exposure_rollup(
 ) -> dict[str, dict[str, float]]:
     """Net futures exposure (physical units) per node and commodity.
 
-    Each position counts once in every node of its account: positions are expanded over their
-    account's node memberships (about four each), then summed with one bincount.
+    Each position counts once in every node of its account: positions are summed per
+    (membership class, commodity) with one bincount, then each class's sums are added to its
+    nodes (small arrays). Units are whole numbers (lots × multiplier), so the order of the
+    additions cannot change a sum.
     """
     if not index.names or pos_account.size == 0:
         return {}
-    n_acc = (
-        int(max(pos_account.max(), index.pair_account.max() if index.pair_account.size else 0)) + 1
-    )
-    per_account = np.bincount(index.pair_account, minlength=n_acc)
-    starts = np.concatenate([[0], np.cumsum(per_account)[:-1]])
-    reps = per_account[pos_account]
-    pos_idx = np.repeat(np.arange(pos_account.size), reps)
-    offset = np.arange(pos_idx.size) - np.repeat(np.cumsum(reps) - reps, reps)
-    nodes = index.pair_node[starts[pos_account[pos_idx]] + offset]
-    n_comm = len(commodities)
-    sums = np.bincount(nodes * n_comm + pos_commodity[pos_idx], weights=units[pos_idx],
-                       minlength=len(index.names) * n_comm).reshape(len(index.names), n_comm)  # fmt: skip
+    n_comm, n_cls = len(commodities), index.n_classes
+    known = pos_account < index.account_class.size  # an account with no node counts nowhere
+    cls = np.full(pos_account.size, n_cls, dtype=np.int64)
+    cls[known] = index.account_class[pos_account[known]]
+    per_class = np.bincount(cls * n_comm + pos_commodity, weights=units,
+                            minlength=(n_cls + 1) * n_comm).reshape(n_cls + 1, n_comm)  # fmt: skip
+    sums = np.zeros((len(index.names), n_comm))
+    if index.class_pair.size:
+        np.add.at(sums, index.class_pair[:, 1], per_class[index.class_pair[:, 0]])
     out: dict[str, dict[str, float]] = {}
     for i, node in enumerate(index.names):
         nz = np.flatnonzero(sums[i])

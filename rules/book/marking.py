@@ -93,12 +93,12 @@ def revalue(book: AccountBook, rows: np.ndarray | slice) -> None:
     )
     v["notional"][rows] = np.abs(price) * f["abs_units"][rows]
     v["raw_sensitivity"][rows] = np.sign(units) * var
-    last = c.last[contract]
+    # Locked per contract first (a few hundred), then one byte gathered per position.
+    n_c = len(c)
     with np.errstate(invalid="ignore"):
-        v["locked"][rows] = (units != 0) & (
-            ((units > 0) & (last <= c.lower_limit[contract]))
-            | ((units < 0) & (last >= c.upper_limit[contract]))
-        )
+        at_lower = c.last[:n_c] <= c.lower_limit[:n_c]  # a long cannot sell out
+        at_upper = c.last[:n_c] >= c.upper_limit[:n_c]  # a short cannot buy back
+    v["locked"][rows] = ((units > 0) & at_lower[contract]) | ((units < 0) & at_upper[contract])
 
 
 def holdings(book: AccountBook, contracts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -128,6 +128,13 @@ class Placement:
         if self.detached:
             opts["lifetime"] = "detached"
             opts["max_restarts"] = -1
+            if role == "AuditLog":
+                # A call to a journal whose node is lost waits for it to come back (Ray retries
+                # it on the restarted actor, as often as it takes) instead of failing after 3
+                # tries: a fire-and-forget sender never learns of that failure, and its records
+                # were lost (the journal-loss drill: 115 of the Correlator's). A copy that did
+                # land is dropped by its number (actors/audit_log.py).
+                opts["max_task_retries"] = -1
         return opts
 
 

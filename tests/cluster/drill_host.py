@@ -94,6 +94,8 @@ public_url = "http://{c.hosts["head"].ip}:8000"
 def start_drill(c: NetnsCluster, n_accounts: int, n_shards: int) -> Path:
     edge = c.hosts["edge"]
     out = edge.workdir / "drill.jsonl"
+    for old in (out, out.with_name(out.name + ".stop")):  # an earlier drill's of the session
+        old.unlink(missing_ok=True)
     edge.popen([c.python, str(DRILL), c.client_address, "fengkong.", str(out),
                 str(n_accounts), str(n_shards)], c.env, log="drill.log")  # fmt: skip
     return out

@@ -46,12 +46,12 @@ def _last_seq(journal: str) -> int:
         store.close()
 
 
-def _hole(reason: str) -> tuple[str, int]:
-    """(sender, first lost number) of a `verify` break "sender S: record(s) N[..M] sent but
+def _hole(reason: str) -> tuple[str, int, int]:
+    """(sender, first and last lost number) of a `verify` break "sender S: record(s) N[..M] sent but
     never journaled"."""
-    found = re.match(r"sender (\S+): records? (\d+)", reason)
+    found = re.match(r"sender (\S+): records? (\d+)(?:\.\.(\d+))?", reason)
     assert found, reason
-    return found.group(1), int(found.group(2))
+    return found.group(1), int(found.group(2)), int(found.group(3) or found.group(2))
 
 
 def _shard_unanswered(out, after: float, k: int) -> bool:
@@ -72,8 +72,6 @@ def test_losing_the_journal_node_stops_actions_and_resumes_on_the_same_journal(
                     "--port", str(SINK_PORT), "--wecom-key", WECOM_KEY,
                     "--rate-limit", "1000000"], c.env, log="sink.log")  # fmt: skip
         assert wait_until(lambda: reachable(f"tcp://{edge.ip}:{SINK_PORT}"), 60, interval=0.2)
-    for name in ("drill.jsonl", "drill.jsonl.stop"):
-        (edge.workdir / name).unlink(missing_ok=True)
     done = cli_until(c, "run", "--detach")
     revived = False
     try:
@@ -135,13 +133,15 @@ def test_losing_the_journal_node_stops_actions_and_resumes_on_the_same_journal(
         breaks = store.verify()
         lost = [b for b in breaks if "never journaled" in b.reason]
         assert breaks == lost, breaks  # one chain across the outage: none deleted, edited, twice
+        n_lost = 0
         for b in lost:  # handed over in the instant of the power-off, never committed
-            sender, n = _hole(b.reason)
+            sender, n, last = _hole(b.reason)
+            n_lost += last - n + 1
             before = [r for r in store.query() if r.get("sender") == sender
                       and int(r.get("sender_seq", 0)) < n]  # fmt: skip
             assert before and before[-1]["ts"] < killed + 1.0, (b, before[-1:])
             print(f"lost at the power-off: {b.reason} (the one before: {before[-1]['kind']})")
-        assert len(lost) <= 3, lost
+        assert n_lost <= 10, lost  # at most the batch the AuditLog held at the power-off
         kinds = [r["kind"] for r in store.query(kind="system.*")]
         assert kinds.count("system.started") == 1 and kinds[-1] == "system.stopped", kinds
         after = store.query(after_seq=seq_down)

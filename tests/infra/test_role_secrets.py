@@ -49,3 +49,12 @@ def test_without_a_console_no_console_secrets_and_empty_roles_are_left_out(tmp_p
     assert "Console" not in secret_names(cfg)
     (tmp_path / "secrets.env").write_text("TW_SID=a\n")
     assert role_secrets(cfg, environ={}) == {"Notifier": {"TW_SID": "a"}}
+
+
+def test_calls_to_a_deployed_journal_wait_for_it_however_long_its_node_is_lost() -> None:
+    from infra.config import ClusterConfig
+
+    p = Placement(ClusterConfig(), detached=True, offered={"CPU": 2.0})
+    assert p.options("AuditLog")["max_task_retries"] == -1
+    assert "max_task_retries" not in p.options("Executor")  # its own calls: not idempotent
+    assert "max_task_retries" not in Placement(ClusterConfig(), offered={}).options("AuditLog")

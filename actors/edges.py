@@ -91,6 +91,12 @@ class SimMarketEdge:
     def products(self) -> list[str]:
         return sorted(set(self.exchange.products))
 
+    def republish(self) -> int:
+        """Send every account's snapshot again (the supervisor asks when the bus came back
+        empty: a bus restarted in place keeps its address but not its log)."""
+        self.published = self.accounts.publish_snapshots()
+        return self.published
+
     def shock(self, products: list[str], pct: float, over_s: float = 2.0) -> list[str]:
         """A scripted move (the demo's shock), for drills and the cluster test."""
         return self.exchange.shock(list(products), float(pct), over_s)

@@ -59,7 +59,20 @@ from rules.model import ActionProposal
 
 __all__ = ["Executor"]
 ACTOR = "Executor"
+JOURNAL_TIMEOUT_S = 60.0  # a durable record not committed by then: hold what follows it
+RETRY_S = 2.0  # how often held effects ask the journal again
 log = logging.getLogger(__name__)
+
+
+def _matters(e: Effect) -> bool:
+    """An effect worth holding (an empty Journal or SendOrders does nothing)."""
+    if isinstance(e, Journal):
+        return bool(e.records)
+    if isinstance(e, SendOrders):
+        return bool(e.messages)
+    if isinstance(e, Notify):
+        return bool(e.alerts)
+    return not isinstance(e, Reply)
 
 
 @ray.remote(**{**ACTOR_OPTIONS, "max_concurrency": 8})
@@ -85,6 +98,13 @@ class Executor(ActorShell):
         self.metrics = ExecutorMetrics()
         self.lock = threading.RLock()  # around `apply`: the machine is not thread-safe
         self.decide_lock = threading.Lock()  # one decision request at a time, plan included
+        # Effects after a durable record that did not commit, with "already numbered" flags:
+        # performed in order once the journal commits (`_drain`), never before.
+        self._held: list[tuple[Effect, bool]] = []
+        self._held_lock = threading.Lock()
+        self._drainer = threading.Lock()
+        self._retry_at = 0.0
+        self.held_since = 0.0
         # The journal first, through the same `apply` as live; then the reports: none is applied
         # to a half-built state. Every open order is asked about at once (the gateway answers a
         # status query with its latest report), so a report missed while down is not lost.
@@ -167,6 +187,9 @@ class Executor(ActorShell):
             out = self.machine.stats()
         out.update(self.metrics.stats(), view_errors=self.views.errors)
         out.setdefault("watch_errors", self.counts["watch_errors"])
+        held_since = self.held_since
+        out.update(journal_held=len(self._held),
+                   journal_held_s=round(time.time() - held_since, 1) if held_since else 0.0)  # fmt: skip
         return out
 
     def latencies_ms(self) -> dict[str, list[float]]:
@@ -195,36 +218,116 @@ class Executor(ActorShell):
         return self._perform(self._apply(msg, now))
 
     def _perform(self, effects: list[Effect]) -> dict[str, Any]:
-        """The effects in order; returns what the Reply effects said (and the plans' replies)."""
+        """The effects in order; returns what the Reply effects said (and the plans' replies).
+        A durable Journal that does not commit holds itself and every effect after it (no
+        order without its record); so do the effects of later calls while any are held."""
         reply: dict[str, Any] = {}
-        for e in effects:
-            if isinstance(e, Journal) and e.records and self.audit is not None:
-                seal(e.records, self.seal_key)  # decision records: only this actor writes them
-                sent = self._numbered.send(self.audit, list(e.records), durable=e.durable)
-                if e.durable:
-                    ray.get(sent, timeout=60)
-            elif isinstance(e, SendOrders) and e.messages:
-                self.bridge.send(list(e.messages))
-                refs = tuple(m["order_ref"] for m in e.messages if "type" not in m)
-                if refs:
-                    self._apply(OrdersSent(refs))
-            elif isinstance(e, Notify) and e.alerts and self.notifier is not None:
-                self.notifier.notify.remote(list(e.alerts))
-            elif isinstance(e, PlanDue):
-                planned = self._run(PlanApproved(e.proposal_ids, self.views.fetch(e.account_ids)))
-                reply["planned"] = {**reply.get("planned", {}), **planned.get("results", {})}
-            elif isinstance(e, Reply):
-                reply.update(e.payload)
-            if isinstance(e, SendOrders | Decided | Closed):
-                with self.lock:
-                    rate = self.machine.closed_loop_rate()
-                self.metrics.observe(e, rate)
+        if self._held and not self._drain():
+            return self._hold(effects, reply)
+        for i, e in enumerate(effects):
+            if isinstance(e, Journal):
+                if e.records and self.audit is not None and not self._journal(e):
+                    return self._hold(effects[i:], reply, sent=True)
+                continue
+            self._effect(e, reply)
+        self._gauge()
+        return reply
+
+    def _effect(self, e: Effect, reply: dict[str, Any]) -> None:
+        """One effect other than Journal."""
+        if isinstance(e, SendOrders) and e.messages:
+            self.bridge.send(list(e.messages))
+            refs = tuple(m["order_ref"] for m in e.messages if "type" not in m)
+            if refs:
+                self._apply(OrdersSent(refs))
+        elif isinstance(e, Notify) and e.alerts and self.notifier is not None:
+            self.notifier.notify.remote(list(e.alerts))
+        elif isinstance(e, PlanDue):
+            planned = self._run(PlanApproved(e.proposal_ids, self.views.fetch(e.account_ids)))
+            reply["planned"] = {**reply.get("planned", {}), **planned.get("results", {})}
+        elif isinstance(e, Reply):
+            reply.update(e.payload)
+        if isinstance(e, SendOrders | Decided | Closed):
+            with self.lock:
+                rate = self.machine.closed_loop_rate()
+            self.metrics.observe(e, rate)
+
+    def _gauge(self) -> None:
         from infra.metrics import set_gauge  # the dashboard's pending approvals (deploy/grafana)
 
         with self.lock:
             pending = len(self.machine.pending_ids())
         set_gauge("pending_approvals", "proposals waiting", pending, {"actor": "Executor"})
+
+    # ---- the outbox while the journal does not commit (issue 14 item 5) ------------------------
+
+    def _journal(self, e: Journal, stamped: bool = False) -> bool:
+        """Send one Journal effect; a durable one (and any held one) must commit: False when
+        it did not (the AuditLog refused, timed out, or is gone with its node)."""
+        records = list(e.records)
+        if stamped:  # the same numbered records again: a copy that did land is dropped
+            sent = self.audit.durable.remote(records)
+        else:
+            seal(records, self.seal_key)  # decision records: only this actor writes them
+            sent = self._numbered.send(self.audit, records, durable=e.durable or self.holding)
+        if not (e.durable or self.holding):
+            return True
+        try:
+            ray.get(sent, timeout=JOURNAL_TIMEOUT_S)
+            return True
+        except Exception as exc:
+            self.failed("journal", exc)
+            self._retry_at = time.monotonic() + RETRY_S
+            return False
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
+    def _hold(self, rest: list[Effect], reply: dict[str, Any], sent: bool = False) -> dict:
+        """Keep `rest` (the first already numbered when `sent`) for when the journal commits;
+        the caller's Reply still answers, with JOURNAL_UNAVAILABLE."""
+        kept = []
+        for j, e in enumerate(rest):
+            if isinstance(e, Reply):
+                reply.update(e.payload)
+            elif _matters(e):
+                kept.append((e, sent and j == 0))
+        with self._held_lock:
+            if not self._held:
+                self.held_since = time.time()
+            self._held.extend(kept)
+        self.counts["effects_held"] += len(kept)
+        reply["journal"] = "unavailable"
+        reply.setdefault("code", "JOURNAL_UNAVAILABLE")
         return reply
+
+    def _drain(self) -> bool:
+        """Perform the held effects in order, each Journal committed first; True when none is
+        left. One thread drains at a time (another finds it busy and holds behind it); a
+        failed commit waits RETRY_S before the next try."""
+        if time.monotonic() < self._retry_at or not self._drainer.acquire(blocking=False):
+            return False
+        try:
+            while True:
+                with self._held_lock:
+                    if not self._held:
+                        self.held_since = 0.0
+                        return True
+                    e, stamped = self._held[0]
+                if isinstance(e, Journal):
+                    if not self._journal(e, stamped):
+                        with self._held_lock:
+                            self._held[0] = (e, True)
+                        return False
+                    with self._held_lock:
+                        self._held.pop(0)
+                    continue
+                with self._held_lock:
+                    self._held.pop(0)
+                self._effect(e, {})  # a plan's own effects queue behind what is held
+        finally:
+            self._drainer.release()
 
     def _own_records(self) -> list[dict[str, Any]]:
         if self.audit is None:
@@ -239,6 +342,8 @@ class Executor(ActorShell):
         return kept
 
     def _watch_step(self) -> None:
+        if self._held:  # the journal is back (or not yet): what was held goes first
+            self._drain()
         now = time.time()
         with self.lock:
             accounts = self.machine.tick_accounts(now)

@@ -97,8 +97,9 @@ def start_system(
 
         try:
             system.console_url = deploy_console(
-                cfg, prefix, commodities=list(cfg.books.commodities) or list(system.books)
-            )
+                cfg, prefix, commodities=list(cfg.books.commodities) or list(system.books),
+                env=placement.secrets.get("Console") if placement is not None else None,
+            )  # fmt: skip
         except BaseException:
             stop_system(system)
             raise
@@ -110,7 +111,9 @@ def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
     table = context.contracts
     # One seal key per deployment (configured, else drawn now): the Executor seals decision
     # records with it and the AuditLog refuses any without (issue 13 item 5).
-    sealing = seal_key(cfg.approval, draw=True) or ""
+    # A key configured by variable reaches the Executor only (infra.cluster.role_secrets).
+    own = _PLACEMENT[0].secrets.get("Executor", {}) if _PLACEMENT[0] is not None else {}
+    sealing = own.get(cfg.approval.seal_key_env) or seal_key(cfg.approval, draw=True) or ""
     audit = _named(AuditLog, prefix, "AuditLog").remote(
         AuditLogSettings(cfg.audit.path, cfg.audit.batch_ms, seal_key=sealing)
     )

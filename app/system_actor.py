@@ -235,6 +235,31 @@ class SystemSupervisor:
                 self._event(f"rebuild failed, retrying next round: {_reason(exc)}")
             return dead + moved
 
+    def refill_bus(self) -> int:
+        """A bus restarted in place (its node came back: same address, so not `moved`) holds
+        an empty log, and a shard restarted after it would rebuild from nothing: the market
+        edge sends its accounts again. Returns how many (0: nothing to do)."""
+        bus, market = self.edges.get("AccountBus"), self.edges.get("SimMarket")
+        if bus is None or market is None or not _has(market, "republish"):
+            return 0
+        with self._lock:
+            if self._stop.is_set():
+                return 0
+            try:
+                held = ray.get(bus.stats.remote(), timeout=PING_TIMEOUT_S).get("held", 0)
+                published = ray.get(market.stats.remote(), timeout=PING_TIMEOUT_S).get(
+                    "accounts_published", 0
+                )
+                if held or not published:
+                    return 0
+                n = int(ray.get(market.republish.remote(), timeout=60))
+            except Exception as exc:  # restarting: the next round asks again
+                self._event(f"bus refill: {_reason(exc)}")
+                return 0
+            self._event(f"the account bus came back empty; the market sent {n} accounts again")
+            self._journal("system.bus_refilled", {"run_id": self.run_id, "accounts": n})
+            return n
+
     def check_health(self) -> list[str]:
         """One round of app.system_health checks; returns the problems standing."""
         with self._lock:  # not while a rebuild or the stop is under way
@@ -248,6 +273,7 @@ class SystemSupervisor:
             try:
                 self._known = sorted(set(self._known) | set(self._names()))
                 self.reconcile()
+                self.refill_bus()
                 self.check_health()
             except Exception as exc:  # never let the loop die
                 self._event(f"reconcile: {_reason(exc)}")

@@ -6,7 +6,11 @@ never silence (issue 14 item 2):
   uses (an edge's, or an outside process's) fails;
 - `shard_empty`: a shard holds no accounts `EMPTY_GRACE_S` after the system started;
 - `feed_silent`: a feed's tick count has not moved for `SILENT_S` (the feed itself alerts on
-  silence inside a session; this shows it in `fengkong status` whatever the session).
+  silence inside a session; this shows it in `fengkong status` whatever the session);
+- `journal_unreachable`: the AuditLog does not answer, or its last commit failed (its node is
+  lost, the disk is full or locked): nothing that must be journaled first can act;
+- `journal_held`: the Executor holds effects (orders among them) behind a durable record that
+  did not commit; they go out, in order, once the journal commits (actors/executor.py).
 
 One stats call per shard and feed per round (every few seconds), never per tick or account.
 """
@@ -55,6 +59,7 @@ class Health:
         self.report = report
         self.problems: dict[str, str] = {}  # "problem:subject" -> detail
         self._ticks: dict[str, tuple[int, float]] = {}  # feed -> (ticks, since when unchanged)
+        self._write_errors = -1  # the AuditLog's failed commits at the last round (-1: unknown)
 
     def check(self, cfg: Any, system: Any, started: float, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -65,6 +70,7 @@ class Health:
         if system is not None:
             found.update(self._shards(system, started, now))
             found.update(self._feeds(system, now))
+            found.update(self._journal(system))
         for key in sorted(set(found) - set(self.problems)):
             problem, subject = key.split(":", 1)
             self.report("system.health", {"problem": problem, "subject": subject,
@@ -104,6 +110,29 @@ class Health:
             self._ticks[name] = (ticks, since)
             if now - since >= SILENT_S:
                 out[f"feed_silent:MarketFeed.{name}"] = f"no tick for {now - since:.0f} s"
+        return out
+
+    def _journal(self, system: Any) -> dict[str, str]:
+        out: dict[str, str] = {}
+        refs = [system.audit.stats.remote(), system.executor.stats.remote()]
+        try:
+            audit = ray.get(refs[0], timeout=STATS_TIMEOUT_S)
+            errors = int(audit.get("write_errors", 0))
+            if errors > self._write_errors >= 0:  # a commit failed since the last round
+                out["journal_unreachable:AuditLog"] = str(audit.get("last_error", ""))[:160]
+            self._write_errors = errors
+        except Exception as exc:  # its node is lost or it is restarting
+            out["journal_unreachable:AuditLog"] = f"no answer ({type(exc).__name__})"
+        try:
+            executor = ray.get(refs[1], timeout=STATS_TIMEOUT_S)
+        except Exception:  # restarting: its life is the reconcile's business
+            return out
+        held = int(executor.get("journal_held", 0))
+        if held:
+            out["journal_held:Executor"] = (
+                f"{held} effects (orders among them) held {executor.get('journal_held_s', 0)} s"
+                " behind a record the journal did not commit"
+            )
         return out
 
     def lines(self) -> list[str]:

@@ -128,6 +128,13 @@ class Placement:
         if self.detached:
             opts["lifetime"] = "detached"
             opts["max_restarts"] = -1
+            if role == "AuditLog":
+                # A call to a journal whose node is lost waits for it to come back (Ray retries
+                # it on the restarted actor, as often as it takes) instead of failing after 3
+                # tries: a fire-and-forget sender never learns of that failure, and its records
+                # were lost (the journal-loss drill: 115 of the Correlator's). A copy that did
+                # land is dropped by its number (actors/audit_log.py).
+                opts["max_task_retries"] = -1
         return opts
 
 
@@ -209,8 +216,12 @@ def _env_names(block: Any) -> set[str]:
 
 
 def secret_names(cfg: Any) -> dict[str, set[str]]:
-    """The environment variables each role reads, by role: the Notifier its channels' `*_env`
-    keys, the CTP edge its sessions' (issue 13 item 7: each actor only its own)."""
+    """The environment variables each role reads, by role (issue 13 item 7: each actor only its
+    own): the Notifier its channels' `*_env` keys, the CTP edge its sessions', the Executor the
+    approval secrets (people's `secret_env`, `console_key_env`, `seal_key_env`: it checks every
+    signature and seals decision records), the console (role "Console", the Serve replica) the
+    console's key it vouches for its sessions with and the Twilio tokens it checks callbacks
+    against."""
     out: dict[str, set[str]] = {}
     channels = set().union(*(_env_names(dict(c.settings)) for c in cfg.channels))
     if channels:
@@ -218,16 +229,28 @@ def secret_names(cfg: Any) -> dict[str, set[str]]:
     ctp = getattr(cfg, "edges", {}).get("ctp")
     if ctp is not None and _env_names(ctp):
         out["CtpIngest"] = _env_names(ctp)
+    approval = getattr(cfg, "approval", None)
+    if approval is not None and _env_names(approval):
+        out["Executor"] = _env_names(approval)
+    console = getattr(cfg, "console", None)
+    if console is not None and getattr(console, "enabled", False):
+        wanted = {str(getattr(approval, "console_key_env", "") or "")}
+        wanted |= {str(c.settings.get("auth_token_env", "")) for c in cfg.channels
+                   if c.type in ("twilio_sms", "twilio_voice")}  # fmt: skip
+        if wanted - {""}:
+            out["Console"] = wanted - {""}
     return out
 
 
 def role_secrets(cfg: Any, environ: Mapping[str, str] | None = None) -> dict[str, dict[str, str]]:
     """Each role's secrets: from `[cluster] secrets_file` first, then `environ` (the driver's
-    environment). A variable found in neither is left out (preflight names what a channel needs)."""
+    environment). A variable found in neither is left out (preflight names what a channel needs),
+    and so is a role left with none."""
     env = dict(os.environ if environ is None else environ)
     if cfg.cluster.secrets_file:
         env = {**env, **read_secrets_file(cfg.cluster.secrets_file)}
-    return {
+    found = {
         role: {n: env[n] for n in sorted(names) if n in env}
         for role, names in secret_names(cfg).items()
     }
+    return {role: values for role, values in found.items() if values}

@@ -79,11 +79,18 @@ def desk_slot() -> DeskSlot:
     return _SLOT
 
 
-def make_deployment(cfg: Config, prefix: str, namespace: str | None, commodities: list[str]) -> Any:
-    """The bound Serve application: one replica that builds its desk where it runs."""
+def make_deployment(
+    cfg: Config, prefix: str, namespace: str | None, commodities: list[str],
+    env: dict[str, str] | None = None,
+) -> Any:  # fmt: skip
+    """The bound Serve application: one replica that builds its desk where it runs. `env`: the
+    console's own secrets (infra.cluster.role_secrets "Console"), in its replica only."""
     app = create_app(desk_slot())  # type: ignore[arg-type]
+    options: dict[str, Any] = {"num_cpus": 0}
+    if env:
+        options["runtime_env"] = {"env_vars": dict(env)}
 
-    @serve.deployment(name="Console", num_replicas=1, ray_actor_options={"num_cpus": 0},
+    @serve.deployment(name="Console", num_replicas=1, ray_actor_options=options,
                       max_ongoing_requests=64)  # fmt: skip
     @serve.ingress(app)
     class Console:
@@ -95,14 +102,14 @@ def make_deployment(cfg: Config, prefix: str, namespace: str | None, commodities
 
 def deploy_console(
     cfg: Config, prefix: str = "fengkong.", namespace: str | None = None,
-    commodities: list[str] | None = None,
+    commodities: list[str] | None = None, env: dict[str, str] | None = None,
 ) -> str:  # fmt: skip
     """Deploy (or redeploy) the console; returns its public URL."""
     c = cfg.console
     ns = namespace or ray.get_runtime_context().namespace
     serve.start(http_options={"host": c.host, "port": c.port})
     serve.run(
-        make_deployment(cfg, prefix, ns, list(commodities or cfg.books.commodities)),
+        make_deployment(cfg, prefix, ns, list(commodities or cfg.books.commodities), env),
         name=APP_NAME, route_prefix="/", blocking=False,
     )  # fmt: skip
     return c.url

@@ -12,7 +12,9 @@ Wire (all payloads msgpack, see `infra.codec`):
 
 - inbound PULL: one part, `encode_records("account_events", records)`
 - PUB: `[bucket_topic(b), encode_records("account_events", records of bucket b)]` per inbound
-  frame and bucket; every 0.5 s `[b"HEAD", {"v":1, "kind":"heads", "heads": <uint64 LE × BUCKETS>}]`
+  frame and bucket; every 0.5 s `[b"HEAD", {"v":1, "kind":"heads", "heads": <uint64 LE × BUCKETS>,
+  "epoch": <this bus's incarnation>}]` (a client that sees the epoch change starts over: a bus
+  restarted in place keeps its address, not its log)
 - ROUTER: request `[id, b"", {"v":1, "kind":"snapshot_request", "from": {bucket: last_bseq}}]`
   → reply `[id, b"", encode_records("account_events", records with bseq > from, by seq)]`;
   a bad request gets `{"v":1, "kind":"error", "reason": ...}`.
@@ -46,6 +48,7 @@ Persistence is the audit journal's job.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import deque
 from itertools import islice
@@ -116,6 +119,7 @@ class AccountBus(ZmqService):
         self._heads = np.zeros(BUCKETS, dtype=np.uint64)
         self._seq = 0
         self._next_head = 0.0
+        self.epoch = 1 + secrets.randbelow(2**48)  # this incarnation (in every heads frame)
 
     # -- lifecycle (ZmqService) ------------------------------------------------------------
     def _open(self) -> None:
@@ -134,7 +138,7 @@ class AccountBus(ZmqService):
 
     def turn(self, now: float) -> None:
         if now >= self._next_head:
-            self._pub.send_multipart([HEAD_TOPIC, encode_heads(self._heads)])
+            self._pub.send_multipart([HEAD_TOPIC, encode_heads(self._heads, self.epoch)])
             self._next_head = now + HEAD_INTERVAL_S
 
     def _reject(self, reason: str, item: Any) -> None:

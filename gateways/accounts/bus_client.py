@@ -24,7 +24,7 @@ import msgpack
 import numpy as np
 import zmq
 
-from gateways.accounts.wire import BROADCAST_TYPES, HEAD_TOPIC, decode_heads
+from gateways.accounts.wire import BROADCAST_TYPES, HEAD_TOPIC, decode_heads_epoch
 from infra.codec import SCHEMA_VERSION, CodecError, decode_records
 from rules.sharding import BUCKETS, bucket_topic
 
@@ -64,7 +64,9 @@ class AccountBusClient:
             "snapshots": 0,
             "bad_frames": 0,
             "settlements": 0,
+            "bus_restarts": 0,
         }
+        self._epoch = 0  # the bus's incarnation, from its heads frames (0: not seen yet)
         self._mine = np.zeros(BUCKETS, dtype=bool)
         self._mine[self.buckets] = True
         self._last: dict[int, int] = {b: int((start or {}).get(b, 0)) for b in self.buckets}
@@ -259,15 +261,32 @@ class AccountBusClient:
 
     def _on_heads(self, payload: bytes) -> None:
         try:
-            heads = decode_heads(payload)
+            heads, epoch = decode_heads_epoch(payload)
         except CodecError:
             self.stats["bad_frames"] += 1
             return
+        if epoch and self._epoch and epoch != self._epoch:
+            self._start_over()
+        self._epoch = epoch or self._epoch
         for bucket in self.buckets:
             held = self._held.get(bucket, {})
             known = max((r["bseq"] for r in held.values()), default=self._last[bucket])
             if int(heads[bucket]) > max(known, self._last[bucket]) or self._has_gap(bucket):
                 self._gap_pending.add(bucket)
+
+    def _start_over(self) -> None:
+        """The bus restarted with a new log (its bseq count again from 1): what was applied
+        stays applied, everything of the new log is asked for from its beginning (before this,
+        a shard that outlived its bus dropped every later record as a duplicate)."""
+        self.stats["bus_restarts"] += 1
+        self._last = {b: 0 for b in self.buckets}
+        self._held.clear()
+        self._n_held = 0
+        self._barrier = None
+        self._blocked.clear()
+        self._gap_pending = set(self.buckets)
+        self._in_flight_since = None
+        self._requested, self._catch_up = set(), set()
 
     # -- snapshot requests -----------------------------------------------------------------
     def _request_gaps(self) -> None:

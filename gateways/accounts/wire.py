@@ -129,14 +129,22 @@ def record_problem(record: Any) -> str | None:
     return None
 
 
-def encode_heads(heads: np.ndarray) -> bytes:
+def encode_heads(heads: np.ndarray, epoch: int = 0) -> bytes:
+    """`epoch`: the bus's incarnation (drawn at its start): a client that sees it change knows
+    the bus restarted with a new log and starts over from its beginning (bus_client)."""
     payload = np.ascontiguousarray(heads, dtype="<u8").tobytes()
-    return msgpack.packb(
-        {"v": SCHEMA_VERSION, "kind": "heads", "heads": payload}, use_bin_type=True
-    )
+    frame: dict[str, Any] = {"v": SCHEMA_VERSION, "kind": "heads", "heads": payload}
+    if epoch:
+        frame["epoch"] = int(epoch)
+    return msgpack.packb(frame, use_bin_type=True)
 
 
 def decode_heads(payload: bytes) -> np.ndarray:
+    return decode_heads_epoch(payload)[0]
+
+
+def decode_heads_epoch(payload: bytes) -> tuple[np.ndarray, int]:
+    """The heads and the bus's epoch (0 from a bus that sends none)."""
     try:
         frame = msgpack.unpackb(payload, raw=False)
     except Exception as exc:
@@ -150,4 +158,7 @@ def decode_heads(payload: bytes) -> np.ndarray:
     raw = frame.get("heads")
     if not isinstance(raw, bytes) or len(raw) != BUCKETS * 8:
         raise CodecError(f"heads must be {BUCKETS} uint64 values")
-    return np.frombuffer(raw, dtype="<u8")
+    epoch = frame.get("epoch", 0)
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise CodecError("heads epoch must be a non-negative integer")
+    return np.frombuffer(raw, dtype="<u8"), epoch

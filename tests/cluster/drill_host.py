@@ -35,11 +35,14 @@ def cli_until(c: NetnsCluster, *argv: str, deadline_s: float = 300):
             return done
 
 
-def write_config(c: NetnsCluster, n_accounts: int, n_shards: int, channel: bool = True) -> str:
+def write_config(
+    c: NetnsCluster, n_accounts: int, n_shards: int, channel: bool = True, run: str = "journal"
+) -> str:
     """fk.toml (and secrets.env) on the edge: edges started by `fengkong run`, only ports in
-    the endpoints, the journal at one absolute path; returns the journal's path."""
+    the endpoints, the journal at one absolute path (a folder per `run`: each test of the
+    session its own journal); returns the journal's path."""
     edge = c.hosts["edge"]
-    journal = f"{c.root}/journal/journal.sqlite"
+    journal = f"{c.root}/{run}/journal.sqlite"
     (edge.workdir / "secrets.env").write_text(f"FK_DRILL_WECOM_KEY={WECOM_KEY}\n")
     # the desk signs its decisions (issue 13: no unsigned approval outside the demo)
     Path(f"{c.root}/approval-secrets.toml").write_text('"drill-desk" = "drill-desk-secret"\n')
@@ -91,6 +94,8 @@ public_url = "http://{c.hosts["head"].ip}:8000"
 def start_drill(c: NetnsCluster, n_accounts: int, n_shards: int) -> Path:
     edge = c.hosts["edge"]
     out = edge.workdir / "drill.jsonl"
+    for old in (out, out.with_name(out.name + ".stop")):  # an earlier drill's of the session
+        old.unlink(missing_ok=True)
     edge.popen([c.python, str(DRILL), c.client_address, "fengkong.", str(out),
                 str(n_accounts), str(n_shards)], c.env, log="drill.log")  # fmt: skip
     return out

@@ -38,7 +38,9 @@ def test_each_role_gets_only_the_secrets_its_config_names(tmp_path) -> None:
         {"channels": [SMS, WECOM], "cluster": {"secrets_file": str(env)}}, source="<t>"
     )
     secrets = role_secrets(cfg, environ={"TW_SID": "AC1", "TW_TOKEN": "from-env", "HOME": "/"})
-    assert secrets == {"Notifier": {"TW_SID": "AC1", "TW_TOKEN": "from-file", "WECOM_KEY": "k1"}}
+    # the console checks Twilio's callbacks against the token too (issue 14: it did not get it)
+    assert secrets == {"Notifier": {"TW_SID": "AC1", "TW_TOKEN": "from-file", "WECOM_KEY": "k1"},
+                       "Console": {"TW_TOKEN": "from-file"}}  # fmt: skip
     p = Placement(cfg.cluster, detached=True, offered={"CPU": 2.0}, secrets=secrets)
     assert p.options("Notifier")["runtime_env"] == {"env_vars": secrets["Notifier"]}
     for role in ("Executor", "AuditLog", "AccountShard", "Correlator", "Supervisor"):

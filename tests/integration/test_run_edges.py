@@ -18,6 +18,8 @@ from tests.zmq_util import free_tcp_endpoint, wait_until
 
 TOKEN_ENV = "FK_TEST_TWILIO_TOKEN_" + uuid.uuid4().hex[:6].upper()
 SID_ENV = "FK_TEST_TWILIO_SID_" + uuid.uuid4().hex[:6].upper()
+SEAL_ENV = "FK_TEST_SEAL_" + uuid.uuid4().hex[:6].upper()  # approval secrets: the Executor's
+PERSON_ENV = "FK_TEST_DESK_" + uuid.uuid4().hex[:6].upper()
 
 
 def _port(ep: str) -> str:
@@ -27,7 +29,10 @@ def _port(ep: str) -> str:
 def _config(tmp_path) -> config.Config:
     ep = {k: free_tcp_endpoint() for k in ("market", "pub", "snap", "inbound", "orders", "reports")}
     secrets = tmp_path / "secrets.env"
-    secrets.write_text(f"# channel secrets\n{SID_ENV}=AC123\n{TOKEN_ENV}='tok-secret'\n")
+    secrets.write_text(
+        f"# channel secrets\n{SID_ENV}=AC123\n{TOKEN_ENV}='tok-secret'\n"
+        f"{SEAL_ENV}=seal-secret\n{PERSON_ENV}=desk-secret\n"
+    )
     data: dict[str, Any] = {
         "cluster": {
             "account_bus": True,
@@ -57,6 +62,10 @@ def _config(tmp_path) -> config.Config:
             },
         ],  # fmt: skip
         "audit": {"path": str(tmp_path / "journal.sqlite"), "batch_ms": 50},
+        "approval": {
+            "seal_key_env": SEAL_ENV,
+            "users": [{"name": "desk", "roles": ["risk_desk"], "secret_env": PERSON_ENV}],
+        },
         # Serve keeps the port it first started on for the whole test session: a console on
         # the default port here would leave the console tests' port (console_util) unserved
         "console": {"enabled": False},
@@ -79,7 +88,10 @@ def test_run_starts_the_edges_wires_the_loop_and_scopes_secrets(ray_local, tmp_p
     ray = ray_local
     cfg = _config(tmp_path)
     secrets = role_secrets(cfg)
-    assert secrets == {"Notifier": {SID_ENV: "AC123", TOKEN_ENV: "tok-secret"}}
+    assert secrets == {
+        "Notifier": {SID_ENV: "AC123", TOKEN_ENV: "tok-secret"},
+        "Executor": {SEAL_ENV: "seal-secret", PERSON_ENV: "desk-secret"},
+    }
     assert TOKEN_ENV not in os.environ  # the workers could not inherit it from the test
     prefix = f"e{uuid.uuid4().hex[:6]}."
     sup = SystemSupervisor.options(name=supervisor_name(prefix), lifetime="detached").remote(
@@ -115,6 +127,13 @@ def test_run_starts_the_edges_wires_the_loop_and_scopes_secrets(ray_local, tmp_p
         assert _holds(ray, f"{prefix}Notifier", TOKEN_ENV)
         for role in ("Executor", "AuditLog", "Correlator", "AccountShard.0"):
             assert not _holds(ray, f"{prefix}{role}", TOKEN_ENV), role
+        # the approval secrets: the Executor's alone (issue 14)
+        assert _holds(ray, f"{prefix}Executor", SEAL_ENV)
+        assert _holds(ray, f"{prefix}Executor", PERSON_ENV)
+        for role in ("Notifier", "AuditLog", "Correlator", "AccountShard.0"):
+            assert not _holds(ray, f"{prefix}{role}", SEAL_ENV), role
+            assert not _holds(ray, f"{prefix}{role}", PERSON_ENV), role
+        assert _env_of(ray, supervisor_name(prefix), SEAL_ENV) is None
         assert _env_of(ray, f"{prefix}SimMarket", TOKEN_ENV) is None
         assert _env_of(ray, supervisor_name(prefix), TOKEN_ENV) is None
     finally:
@@ -129,6 +148,7 @@ def test_run_starts_the_edges_wires_the_loop_and_scopes_secrets(ray_local, tmp_p
     (started,) = store.query(kind="system.started")
     assert started["endpoints"] == eps and started["key"] == "t-edges"
     assert not [r for r in store.query() if "tok-secret" in str(r)]  # never in the journal
+    assert not [r for r in store.query() if "seal-secret" in str(r) or "desk-secret" in str(r)]
 
 
 def test_an_edge_that_cannot_bind_fails_the_start_in_one_line_and_leaves_nothing(

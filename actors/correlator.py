@@ -317,11 +317,7 @@ class Correlator(ActorShell):
     def _recover_silences(self) -> None:
         if self.audit is None:
             return
-        try:
-            ray.get(self.audit.flush.remote(), timeout=30)
-            records = ray.get(self.audit.query.remote(kinds=list(SILENCE_KINDS)), timeout=30)
-        except Exception:  # no journal: no silences to recover
-            return
+        [records] = self._read_journal("resume_silences", {"kinds": list(SILENCE_KINDS)})
         for rec in records:
             if rec["kind"] == "silence.added":
                 self.silences.add(SilenceRecord.from_dict(rec))
@@ -335,24 +331,28 @@ class Correlator(ActorShell):
         if self.audit is None:
             return
         since = time.time() - self.settings.resume_window_s
-        try:
-            ray.get(self.audit.flush.remote(), timeout=30)
-            alerts, grouped, accepted = ray.get(
-                [
-                    self.audit.query.remote(kind="alert", since=since),
-                    self.audit.query.remote(kind="alert.grouped", since=since),
-                    self.audit.query.remote(kind=ACCEPTED_KIND, since=since),
-                ],
-                timeout=60,
-            )
-        except Exception as exc:  # no journal: nothing to resume
-            self.failed("resume_groups", exc)
-            return
+        kinds = ("alert", "alert.grouped", ACCEPTED_KIND)
+        alerts, grouped, accepted = self._read_journal(
+            "resume_groups", *({"kind": k, "since": since} for k in kinds)
+        )
         found = resume(alerts, grouped, (r["ref"] for r in accepted))
         with self._lock:
             self._unsent = restore(self.pipeline, found, alert_labels, GROUP_KEYS_SHOWN)
         self.counts["resumed_pending"] += len(found.pending)
         self.counts["resumed_unsent"] += len(found.unsent)
+
+    def _read_journal(self, what: str, *queries: dict[str, Any]) -> list[Any]:
+        """A restart's reads wait for the journal (its node may be coming back): starting
+        without the silences or the pending groups would leave their alerts unsent."""
+        delay = 0.5
+        while True:
+            try:
+                ray.get(self.audit.flush.remote(), timeout=30)
+                return ray.get([self.audit.query.remote(**q) for q in queries], timeout=60)
+            except (ray.exceptions.RayError, TimeoutError) as exc:  # GetTimeoutError is both
+                self.failed(what, exc)
+                time.sleep(delay)
+                delay = min(2 * delay, 5.0)
 
     def _journal(self, records: list[dict[str, Any]], durable: bool = False) -> Any:
         """Send records numbered per sender (infra.audit.stamp: `audit verify` finds a gap)."""

@@ -126,14 +126,20 @@ class AuditStore:
     def last_hash(self) -> str:
         return self._hash
 
-    def append(self, records: Iterable[dict[str, Any]]) -> int:
-        """Append records {kind, actor?, key?, ref?, ts?, payload...}; returns the last seq."""
+    def append(self, records: Iterable[dict[str, Any] | tuple]) -> int:
+        """Append records {kind, actor?, key?, ref?, ts?, payload...}, or records their sender
+        encoded (infra.audit_encode.preencode, checked by the writer); returns the last seq."""
         rows = []
         seq, prev = self._seq, self._hash
         now = time.time()
         sha = hashlib.sha256
         for rec in records:
-            ts, kind, actor, key, ref, payload = _encode(rec, now)
+            if type(rec) is tuple:
+                ts, kind, actor, key, ref, payload = rec[:6]
+                if ts is None:
+                    ts = now
+            else:
+                ts, kind, actor, key, ref, payload = _encode(rec, now)
             seq += 1
             digest = sha(_envelope(prev, seq, ts, kind, actor, key, ref, payload)).hexdigest()
             rows.append((seq, ts, kind, actor, key, ref, payload, prev, digest))

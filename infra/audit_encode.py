@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from rules.execution.seal import SEALED_KINDS
+
 _dumps = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=lambda o: _json_default(o)
 ).encode
@@ -141,6 +143,9 @@ def _encode(rec: dict[str, Any], now: float) -> tuple[float, str, str, str, str,
         return ts, kind, actor, key, ref, _dumps(body)
     except (RecursionError, TypeError, ValueError, OverflowError) as exc:
         reason = {"reason": f"{type(exc).__name__}: {exc}"[:300], "record_kind": kind}
+        if type(rec.get("sender")) is str and type(rec.get("sender_seq")) is int:
+            # its number stays: `verify` sees it journaled (set aside), not lost
+            reason["sender"], reason["sender_seq"] = rec["sender"], rec["sender_seq"]
         return now, QUARANTINE, actor, key, ref, _dumps(reason)
 
 
@@ -148,3 +153,55 @@ def record_hash(
     prev_hash: str, seq: int, ts: float, kind: str, actor: str, key: str, ref: str, payload: str
 ) -> str:
     return hashlib.sha256(_envelope(prev_hash, seq, ts, kind, actor, key, ref, payload)).hexdigest()
+
+
+# A record its sender encoded (actors.common.JournalSender), as it travels to the AuditLog:
+# (ts or None, kind, actor, key, ref, payload JSON, sender, sender_seq). The journal stamps a
+# None ts when it appends; the sender numbers are also inside the payload (what `verify` reads).
+ENCODED_LEN = 8
+
+
+def preencode(rec: dict[str, Any], now: float) -> tuple | dict[str, Any]:
+    """A numbered record encoded by its sender, so the one writer only chains and commits it
+    (issue 13 item 2: the AuditLog was CPU-bound). The same `_encode` the store runs, so the
+    row is the one the writer would have made. Records of a sealed kind travel as they are:
+    the writer checks their seal on the fields the Executor sealed."""
+    if rec.get("kind") in SEALED_KINDS:
+        return rec
+    stamped = "ts" in rec
+    ts, kind, actor, key, ref, payload = _encode(rec, now)
+    return (
+        ts if stamped or kind == QUARANTINE else None,
+        kind,
+        actor,
+        key,
+        ref,
+        payload,
+        str(rec.get("sender", "")),
+        int(rec.get("sender_seq", 0)),
+    )
+
+
+def encoded_fault(item: tuple) -> str | None:
+    """None when `item` is a well-formed encoded record of a kind that may travel encoded, else
+    why not (checked by the writer: anyone who reaches it over Ray can send one)."""
+    if len(item) != ENCODED_LEN:
+        return f"an encoded record has {ENCODED_LEN} fields, not {len(item)}"
+    ts, kind, actor, key, ref, payload, sender, number = item
+    if not (type(kind) is str and kind and type(actor) is str and type(key) is str):
+        return "an encoded record's kind, actor and key are strings (kind not empty)"
+    if type(ref) is not str or type(sender) is not str or type(number) is not int:
+        return "an encoded record's ref and sender are strings, its sender_seq an int"
+    if ts is not None and not (type(ts) is float and math.isfinite(ts)):
+        return f"an encoded record's ts is a finite float or None, not {ts!r:.40}"
+    if kind in SEALED_KINDS:
+        return f"a {kind} record travels as it was sealed, never encoded"
+    if type(payload) is not str:
+        return "an encoded record's payload is a JSON object"
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        return f"an encoded record's payload is not JSON: {exc}"[:200]
+    if type(body) is not dict:
+        return "an encoded record's payload is a JSON object"
+    return None

@@ -6,9 +6,11 @@ records (`preencode`), so the one AuditLog only chains and commits them (issue 1
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+import sqlite3
 from typing import Any
 
 import orjson
@@ -147,6 +149,32 @@ def _encode(rec: dict[str, Any], now: float) -> tuple[float, str, str, str, str,
             # its number stays: `verify` sees it journaled (set aside), not lost
             reason["sender"], reason["sender_seq"] = rec["sender"], rec["sender_seq"]
         return now, QUARANTINE, actor, key, ref, _dumps(reason)
+
+
+ROW_COLUMNS = "seq, ts, kind, actor, key, ref, payload, prev_hash, hash"
+ROWS_PER_INSERT = 512  # × 9 columns = 4,608 bound values per statement (SQLite allows 32,766)
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_sql(table: str, n: int) -> str:
+    values = ",".join(["(?,?,?,?,?,?,?,?,?)"] * n)
+    return f"INSERT INTO {table} ({ROW_COLUMNS}) VALUES {values}"
+
+
+def _insert(
+    conn: sqlite3.Connection, table: str, rows: list[tuple], per: int = ROWS_PER_INSERT
+) -> None:
+    """Insert rows with one multi-row statement per 512 (the rest in power-of-two pieces, so
+    at most ten statements are ever prepared). `executemany` steps once per row, and each step
+    releases and retakes the GIL: while the actor's event loop holds it, the writer waited its
+    switch interval per row (a second busy thread cut the store from 55,000 to 35,000 records/s);
+    one step per statement waits once."""
+    k = 0
+    while k < len(rows):
+        left = len(rows) - k
+        n = per if left >= per else 1 << (left.bit_length() - 1)
+        conn.execute(_insert_sql(table, n), [v for row in rows[k : k + n] for v in row])
+        k += n
 
 
 def record_hash(

@@ -19,6 +19,10 @@ file is dropped, not appended again: Ray retries a call that was in flight when 
 that were committed before the reply was lost. The numbers of the last `REMEMBERED` records are
 kept (read back from the file at start), so a copy is recognised across a restart.
 
+Senders encode their own records (actors.common.JournalSender: infra.audit_encode.preencode),
+so this one process only checks each encoded record's shape, chains and commits: the writer was
+CPU-bound on one core (issue 13 item 2). A plain dict record is still taken and encoded here.
+
 Records that carry decisions are written only by the actor that decided (issue 13 item 5): a
 decision record must carry the Executor's seal under the deployment's key
 (rules.execution.seal); one that does not is refused (PermissionError FORGED_DECISION to the

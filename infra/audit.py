@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
-from infra.audit_encode import QUARANTINE, ROWS_PER_INSERT, _encode, _envelope, _insert, record_hash
+from infra.audit_encode import QUARANTINE, _encode, _envelope, _insert, record_hash
 from infra.journal_numbers import SenderSeqs, stamp
 
 __all__ = ["QUARANTINE", "AuditStore", "ChainBreak", "_envelope", "record_hash", "stamp"]
@@ -108,9 +108,6 @@ class AuditStore:
             )
         for name, cols in INDEXES:
             self.db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {TABLE} ({cols})")
-        # a SQLite built with fewer bound values per statement gets smaller (power-of-two) pieces
-        limit = self.db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 9
-        self._per_insert = min(ROWS_PER_INSERT, 1 << (max(1, limit).bit_length() - 1))
         last = self.db.execute(
             f"SELECT seq, hash FROM {TABLE} ORDER BY seq DESC LIMIT 1"
         ).fetchone()
@@ -165,7 +162,7 @@ class AuditStore:
             prev = digest
         if rows:
             with self._lock, self.db.conn:
-                _insert(self.db.conn, TABLE, rows, self._per_insert)
+                _insert(self.db.conn, TABLE, rows)
             self._seq, self._hash = seq, prev
             if self._checkpointer is not None and self._wal_too_big():
                 with self._lock:

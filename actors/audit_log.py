@@ -68,7 +68,7 @@ class AuditLog(ActorShell):
     def __init__(self, settings: AuditLogSettings) -> None:
         super().__init__("AuditLog")
         self.settings = settings
-        self.store = AuditStore(settings.path, checkpoints=True)  # checkpoints off the commit path
+        self.store = AuditStore(settings.path)
         self.path = settings.path
         self._queue: list[dict[str, Any]] = []
         self._lock = threading.Lock()

@@ -41,8 +41,6 @@ INDEXES = (
     ("idx_journal_ref", "ref"),
 )
 CACHE_KIB = 65_536  # SQLite page cache: random-key index pages stay in memory as the file grows
-CHECKPOINT_S = 0.5  # how often the writer's checkpoint thread copies the WAL into the file
-WAL_LIMIT_BYTES = 256 << 20  # beyond it the writer checkpoints on its own commit path
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +60,8 @@ def kind_clause(kind: str) -> tuple[str, list[Any]]:
 class AuditStore:
     """The journal file. Not thread-safe for writers: one writer per file."""
 
-    def __init__(
-        self, path: str | Path, synchronous: str = "FULL", checkpoints: bool = False
-    ) -> None:
-        """`synchronous=FULL`: a committed record survives power loss (WAL fsync per batch).
-
-        `checkpoints=True` (the one writer, actors.audit_log) moves WAL checkpoints off the
-        commit path: SQLite's automatic checkpoint copies the WAL into the file and syncs it
-        inside whichever commit crosses 1,000 pages, and every caller waiting on that commit
-        waits with it; here a thread of the store runs a PASSIVE checkpoint every
-        `CHECKPOINT_S` on a connection of its own (it never blocks the writer). Should the WAL
-        still outgrow `WAL_LIMIT_BYTES` (a reader pinning it), the writer checkpoints itself."""
+    def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
+        """`synchronous=FULL`: a committed record survives power loss (WAL fsync per batch)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection shared by the actor's threads, serialised by a lock.
@@ -81,16 +70,6 @@ class AuditStore:
         self.db.enable_wal()
         self.db.execute(f"PRAGMA synchronous={synchronous}")
         self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        self._wal = Path(f"{self.path}-wal")
-        self._closing = threading.Event()
-        self._checkpointer: threading.Thread | None = None
-        self.checkpoints = 0
-        if checkpoints:
-            self.db.execute("PRAGMA wal_autocheckpoint=0")
-            self._checkpointer = threading.Thread(
-                target=self._checkpoint_loop, args=(synchronous,), daemon=True,
-                name=f"checkpoint:{self.path.name}",
-            )  # fmt: skip
         if TABLE not in self.db.table_names():
             self.db[TABLE].create(
                 {
@@ -112,27 +91,6 @@ class AuditStore:
             f"SELECT seq, hash FROM {TABLE} ORDER BY seq DESC LIMIT 1"
         ).fetchone()
         self._seq, self._hash = (last[0], last[1]) if last else (0, GENESIS)
-        if self._checkpointer is not None:
-            self._checkpointer.start()
-
-    def _checkpoint_loop(self, synchronous: str) -> None:
-        conn = sqlite3.connect(str(self.path), check_same_thread=False)
-        conn.execute(f"PRAGMA synchronous={synchronous}")
-        try:
-            while not self._closing.wait(CHECKPOINT_S):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.checkpoints += 1
-                except sqlite3.Error:
-                    pass  # busy or locked this round: the next one catches up
-        finally:
-            conn.close()
-
-    def _wal_too_big(self) -> bool:
-        try:
-            return self._wal.stat().st_size > WAL_LIMIT_BYTES
-        except OSError:
-            return False
 
     @property
     def last_seq(self) -> int:
@@ -164,9 +122,6 @@ class AuditStore:
             with self._lock, self.db.conn:
                 _insert(self.db.conn, TABLE, rows)
             self._seq, self._hash = seq, prev
-            if self._checkpointer is not None and self._wal_too_big():
-                with self._lock:
-                    self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         return self._seq
 
     def query(
@@ -373,9 +328,6 @@ class AuditStore:
         return [(str(a), int(b)) for a, b in rows if a is not None and b is not None]
 
     def close(self) -> None:
-        self._closing.set()
-        if self._checkpointer is not None and self._checkpointer.is_alive():
-            self._checkpointer.join(timeout=5)
         self.db.close()
 
 

@@ -19,6 +19,10 @@ file is dropped, not appended again: Ray retries a call that was in flight when 
 that were committed before the reply was lost. The numbers of the last `REMEMBERED` records are
 kept (read back from the file at start), so a copy is recognised across a restart.
 
+Senders encode their own records (actors.common.JournalSender: infra.audit_encode.preencode),
+so this one process only checks each encoded record's shape, chains and commits: the writer was
+CPU-bound on one core (issue 13 item 2). A plain dict record is still taken and encoded here.
+
 Records that carry decisions are written only by the actor that decided (issue 13 item 5): a
 decision record must carry the Executor's seal under the deployment's key
 (rules.execution.seal); one that does not is refused (PermissionError FORGED_DECISION to the
@@ -41,6 +45,7 @@ import ray
 from actors.common import ACTOR_OPTIONS
 from actors.shell import ActorShell
 from infra.audit import QUARANTINE, AuditStore
+from infra.audit_encode import encoded_fault
 from infra.journal_kinds import needs_commit
 from rules.execution.seal import unsealed
 
@@ -143,12 +148,27 @@ class AuditLog(ActorShell):
 
     # ---- group commit --------------------------------------------------------------------------
 
-    def _screen(self, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    def _screen(self, records: list[Any]) -> tuple[list[Any], list[str]]:
         """(records to journal, reasons of the refused): a refused one is replaced by its
-        quarantine record, so the journal says who tried what."""
-        out: list[dict[str, Any]] = []
+        quarantine record, so the journal says who tried what. A record its sender encoded
+        (a tuple: infra.audit_encode.preencode) is checked for its shape and kind; one that
+        fails is quarantined with the reason (a sealed kind never travels encoded)."""
+        out: list[Any] = []
         forged: list[str] = []
         for rec in records:
+            if type(rec) is tuple:
+                fault = encoded_fault(rec)
+                if fault is None:
+                    out.append(rec)
+                    continue
+                self.counts["malformed_encoded"] += 1
+                self.reject("MALFORMED_ENCODED", fault)
+                head = [str(f)[:200] for f in rec[1:5]] + [""] * 4
+                out.append(
+                    {"kind": QUARANTINE, "actor": "AuditLog", "key": head[2], "ref": head[3],
+                     "reason": fault, "record_kind": head[0][:100], "claimed_actor": head[1]}
+                )  # fmt: skip
+                continue
             why = unsealed(rec, self.settings.seal_key) if isinstance(rec, dict) else None
             if why is None:
                 out.append(rec)
@@ -170,9 +190,9 @@ class AuditLog(ActorShell):
             if self._oldest is None and records:
                 self._oldest = now
             for rec in records:
-                if isinstance(rec, dict):
+                if type(rec) is dict:  # an encoded record without ts is stamped on append
                     rec.setdefault("ts", now)
-                self._queue.append(rec)
+            self._queue.extend(records)
             self._enqueued += len(records)
             return self._enqueued, len(self._queue)
 
@@ -197,11 +217,11 @@ class AuditLog(ActorShell):
                 upto = self._enqueued
             if not batch:
                 return 0
-            bad = [r for r in batch if not isinstance(r, dict) or "kind" not in r]
+            bad = [r for r in batch if type(r) is not tuple and not _has_kind(r)]
             for r in bad:  # a malformed record is quarantined with its reason; the rest lands
                 self.reject("NO_KIND", repr(r)[:500])
             if bad:
-                batch = [r for r in batch if isinstance(r, dict) and "kind" in r]
+                batch = [r for r in batch if type(r) is tuple or _has_kind(r)]
             batch, numbers = self._fresh(batch)
             try:
                 self._append_split(batch)
@@ -230,17 +250,21 @@ class AuditLog(ActorShell):
         of those it keeps."""
         fresh, numbers, seen = [], [], set()
         for rec in batch:
-            if "sender_seq" in rec:
+            if type(rec) is tuple:  # encoded by its sender: checked by _screen
+                number = (rec[6], rec[7]) if rec[6] else None
+            elif "sender_seq" in rec:
                 try:
                     number = (str(rec["sender"]), int(rec["sender_seq"]))
                 except (KeyError, TypeError, ValueError):
                     number = None
-                if number is not None:
-                    if number in self._known or number in seen:
-                        self.counts["copies_dropped"] += 1
-                        continue
-                    seen.add(number)
-                    numbers.append(number)
+            else:
+                number = None
+            if number is not None:
+                if number in self._known or number in seen:
+                    self.counts["copies_dropped"] += 1
+                    continue
+                seen.add(number)
+                numbers.append(number)
             fresh.append(rec)
         return fresh, numbers
 
@@ -266,6 +290,8 @@ class AuditLog(ActorShell):
                 self._append_split(batch[half:])
                 return
             rec = batch[0]
+            if type(rec) is tuple:  # encoded: its fields by name, for the quarantine record
+                rec = {"kind": rec[1], "key": rec[3], "ref": rec[4]}
             reason = f"{type(exc).__name__}: {exc}"[:300]
             self.reject("UNWRITABLE", reason)
             self.store.append(
@@ -273,3 +299,7 @@ class AuditLog(ActorShell):
                   "ref": str(rec.get("ref", ""))[:200], "reason": reason,
                   "record_kind": str(rec.get("kind", ""))[:100]}]
             )  # fmt: skip
+
+
+def _has_kind(rec: Any) -> bool:
+    return isinstance(rec, dict) and "kind" in rec

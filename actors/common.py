@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
 import ray
 
 from infra.audit import stamp
+from infra.audit_encode import preencode
 
 # Actors hold state and wait on sockets; they reserve no CPU, so a 2-core machine places them all.
 ACTOR_OPTIONS: dict[str, Any] = {"num_cpus": 0, "max_restarts": 5, "max_task_retries": 3}
@@ -84,7 +86,12 @@ class JournalSender:
     and submits them in the same step, so `audit verify` can name any record that left this
     process but never reached the file. The name is new per process (`Role:xxxxxxxx`): a
     restarted actor counts from 1 under a name of its own, and what its predecessor had not
-    yet handed over is not claimed as sent."""
+    yet handed over is not claimed as sent.
+
+    It also encodes them (infra.audit_encode.preencode: the payload's JSON, its non-finite
+    numbers named, an unserializable record turned into its quarantine record), so the one
+    AuditLog only checks, chains and commits (issue 13 item 2: it was CPU-bound on one core,
+    and every sender has a core's share of its own). Decision records travel as they are."""
 
     def __init__(self, role: str) -> None:
         self.sender = f"{role}:{uuid.uuid4().hex[:8]}"
@@ -92,7 +99,10 @@ class JournalSender:
         self._lock = threading.Lock()
 
     def send(self, audit: Any, records: list[dict[str, Any]], durable: bool = False) -> Any:
-        """`audit.append` (or `durable`) of the numbered records; returns the call's ref."""
+        """`audit.append` (or `durable`) of the numbered records; returns the call's ref. The
+        records are numbered in place (a resend of the same list keeps its numbers)."""
         with self._lock:  # numbered and submitted in one step: number n+1 never leaves first
             self.last = stamp(records, self.sender, self.last)
-            return (audit.durable if durable else audit.append).remote(records)
+            now = time.time()
+            wire = [preencode(r, now) for r in records]
+            return (audit.durable if durable else audit.append).remote(wire)

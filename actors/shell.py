@@ -87,9 +87,15 @@ def _no_ray_call(self: Any, fn: Any = None, *args: Any, **kwargs: Any) -> Any:
 def guard_private(cls: type) -> type:
     """Make `cls` answer over Ray with its public methods only (see the module's docstring).
 
-    Plain functions whose name starts with one underscore are wrapped (static and class methods,
-    properties and coroutines are left alone: no actor defines a private one); Ray's modified
-    class (`__ray_actor_class__` set) also loses `__ray_call__`. Usable as a class decorator on
+    Plain functions whose name starts with one underscore are wrapped (static and class methods
+    and properties are left alone: no actor defines a private one); Ray's modified class
+    (`__ray_actor_class__` set) also loses `__ray_call__`. A private coroutine function
+    (`AuditLog._committed_through`) gets the same plain wrapper, which checks its caller when
+    the coroutine is made, before anything runs: `await self._x()` gets the coroutine, a call
+    from Ray is refused. (The body of a coroutine runs later, under the event loop, where the
+    caller is gone; Python 3.11 cannot mark a plain function as a coroutine function, so Ray
+    takes a guarded private coroutine for a plain method — it only ever refuses there. An
+    actor stays asynchronous through its public coroutines.) Usable as a class decorator on
     an actor that is not an `ActorShell`. Ray's own handle classes (`ray.actor.ActorClass`
     derives from the actor class) are left alone: their private methods are Ray's."""
     if any(base.__module__.startswith(_RAY_PACKAGE[0]) for base in cls.__mro__[1:]):
@@ -99,8 +105,6 @@ def guard_private(cls: type) -> type:
             continue
         raw = inspect.getattr_static(cls, name)
         if not isinstance(raw, types.FunctionType) or getattr(raw, "__fengkong_guarded__", False):
-            continue
-        if inspect.iscoroutinefunction(raw):
             continue
         setattr(cls, name, _guarded(name, raw))
     if "__ray_actor_class__" in cls.__dict__ or "__ray_call__" in cls.__dict__:

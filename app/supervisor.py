@@ -1,8 +1,11 @@
 """Supervisor: places the actors the config asks for, wires them, and takes them down.
 
-Order matters only for handles passed at construction: the journal first, then the actors that
-write to it, then those that send to them. Everything a restarted actor needs is in its
-constructor arguments (Ray re-runs them on restart), so restarts need no re-wiring. The console
+Actors are handed their peers by name (actors.peers.Peer), never by handle: an actor handle in
+the constructor arguments of an actor with `max_restarts` makes Ray warn that its restart may
+fail (ray-project/ray#53727), and a name is all a restarted constructor needs to find its peer
+again. The journal still comes first (the rule set is journaled before any actor starts), then
+the actors that write to it, then those that send to them. Everything a restarted actor needs is
+in its constructor arguments (Ray re-runs them on restart), so restarts need no re-wiring. The console
 (app/console, the Serve application "fengkong-console") comes last, once every actor is up: it
 finds them by name, and it is where the Notifier's links and Twilio's callbacks go.
 """
@@ -28,6 +31,7 @@ from actors.exposure_book import ExposureBook, ExposureBookSettings
 from actors.hierarchy import Hierarchy, HierarchySettings
 from actors.market_feed import MarketFeed, MarketFeedSettings
 from actors.notifier import Notifier
+from actors.peers import Peer
 from infra.approval_keys import seal_key
 from infra.cluster import Placement
 from infra.config import Config
@@ -71,6 +75,11 @@ def _named(cls: Any, prefix: str, role: str, key: str = "") -> Any:
     placement = _PLACEMENT[0]
     extra = placement.options(role) if placement is not None else {}
     return cls.options(name=actor_name(prefix, role, key), get_if_exists=False, **extra)
+
+
+def _peer(prefix: str, role: str, key: str = "") -> Peer:
+    """What a constructor gets instead of a handle (see the module's docstring)."""
+    return Peer.of(actor_name(prefix, role, key))
 
 
 def channel_dicts(cfg: Config) -> list[dict[str, Any]]:
@@ -119,15 +128,22 @@ def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
     )
     ruleset, rules = rules_push.startup(cfg, audit)  # journaled before any actor uses it
     console_url = cfg.console.url if cfg.console.enabled else ""
+    to_audit = _peer(prefix, "AuditLog")
     notifier = _named(Notifier, prefix, "Notifier").remote(
-        channel_dicts(cfg), audit, cfg.notifier, console_url
+        channel_dicts(cfg), to_audit, cfg.notifier, console_url
     )
+    to_notifier = _peer(prefix, "Notifier")
     executor = _named(Executor, prefix, "Executor").remote(
-        executor_settings(cfg, prefix, seal_key=sealing), audit, notifier=notifier
+        executor_settings(cfg, prefix, seal_key=sealing), to_audit, notifier=to_notifier
     )
     correlator = _named(Correlator, prefix, "Correlator").remote(
-        context=context, notifier=notifier, executor=executor, audit=audit, rules=rules
+        context=context,
+        notifier=to_notifier,
+        executor=_peer(prefix, "Executor"),
+        audit=to_audit,
+        rules=rules,
     )
+    to_correlator = _peer(prefix, "Correlator")
     wanted = list(cfg.books.commodities) or list(commodities or [])
     by_commodity: dict[str, list[str]] = {}
     for product in table.products():
@@ -144,14 +160,15 @@ def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
                 report_unrouted=i == 0,  # one book reports input rows that belong to no book
             ),
             context=context,
-            correlator=correlator,
-            audit=audit,
+            correlator=to_correlator,
+            audit=to_audit,
             rules=rules,
         )
         for i, (c, products) in enumerate(by_commodity.items())
     }
+    to_books = {c: _peer(prefix, "ExposureBook", c) for c in books}
     hierarchy = _named(Hierarchy, prefix, "Hierarchy").remote(
-        HierarchySettings(), context=context, rules=rules, correlator=correlator, audit=audit
+        HierarchySettings(), context=context, rules=rules, correlator=to_correlator, audit=to_audit
     )
     shards = [
         _named(AccountShard, prefix, "AccountShard", str(k)).remote(
@@ -166,15 +183,17 @@ def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
             ),
             context=context,
             rules=rules,
-            correlator=correlator,
-            books=books,
-            audit=audit,
-            hierarchy=hierarchy,
+            correlator=to_correlator,
+            books=to_books,
+            audit=to_audit,
+            hierarchy=_peer(prefix, "Hierarchy"),
         )
         for k in range(cfg.accounts.shards)
     ]
-    subscribers = [(s, "on_prices", 0.0) for s in shards]
-    subscribers += [(b, "on_prices", BOOK_PRICE_INTERVAL_S) for b in books.values()]
+    subscribers = [
+        (_peer(prefix, "AccountShard", str(k)), "on_prices", 0.0) for k in range(len(shards))
+    ]
+    subscribers += [(b, "on_prices", BOOK_PRICE_INTERVAL_S) for b in to_books.values()]
     by_feed: dict[str, Any] = {}  # primaries first: a backup is handed its primary
     for f in sorted(cfg.market.feeds, key=lambda f: f.role == "backup"):
         by_feed[f.name] = _named(MarketFeed, prefix, "MarketFeed", f.name).remote(
@@ -187,10 +206,10 @@ def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
             ),
             context=context,
             subscribers=subscribers,
-            correlator=correlator,
+            correlator=to_correlator,
             rules=rules,
-            primary=by_feed.get(f.primary),
-            audit=audit,  # learned market baselines (actors/feed_adaptive.py)
+            primary=_peer(prefix, "MarketFeed", f.primary) if f.primary in by_feed else None,
+            audit=to_audit,  # learned market baselines (actors/feed_adaptive.py)
         )
     feeds = list(by_feed.values())
     system = System(prefix, audit, notifier, executor, correlator, shards, books, feeds, hierarchy)
@@ -198,7 +217,7 @@ def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
     placement = _PLACEMENT[0]
     options = placement.options if placement is not None else None
     # [ctp], [backoffice] when configured; CtpIngest gets only its own secrets (placement)
-    system.edges = start_edges(cfg, prefix, correlator, options)
+    system.edges = start_edges(cfg, prefix, to_correlator, options)
     # Wait until every actor's constructor has run (sockets connected, threads started).
     ray.get([a.__ray_ready__.remote() for a in system.all()])
     return system

@@ -9,6 +9,7 @@ machines and loads where the absolute figure is not."""
 
 from __future__ import annotations
 
+import os
 import random
 import tempfile
 import threading
@@ -53,6 +54,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         AuditLogSettings(path=str(tmp / "journal.sqlite"), batch_ms=100, seal_key=SEAL_KEY)
     )
     ray.get(log.flush.remote())
+    actor_pid = ray.get(log.pid.remote())
     work = [_batches(per_sender, s) for s in range(SENDERS)]
     waits: list[float] = []
     lock = threading.Lock()
@@ -68,12 +70,14 @@ def run(quick: bool = False) -> dict[str, Any]:
             waits.extend(mine)
 
     threads = [threading.Thread(target=sender, args=(i,)) for i in range(SENDERS)]
+    cpu0 = _cpu_s(actor_pid)
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
+    actor_cpu = _cpu_s(actor_pid) - cpu0
     stats = ray.get(log.stats.remote())
     ray.kill(log)
     waits.sort()
@@ -93,7 +97,17 @@ def run(quick: bool = False) -> dict[str, Any]:
         "calls": len(waits),
         "commits": stats["commits"],
         "records_per_commit": round(stats["appended"] / max(1, stats["commits"]), 1),
+        "actor_cpu_share": round(actor_cpu / elapsed, 2),  # of one core: 1.0 = CPU-bound
         "call_ms_p50": round(waits[len(waits) // 2], 1),
         "call_ms_p99": round(waits[int(len(waits) * 0.99)], 1),
         "journal_mb": round((tmp / "journal.sqlite").stat().st_size / 1e6, 1),
     }
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a local process, from /proc (0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import sqlite_utils
 
+from infra.audit_encode import QUARANTINE, _encode, _envelope, _insert, record_hash
 from infra.journal_numbers import SenderSeqs, stamp
 
-__all__ = ["AuditStore", "ChainBreak", "stamp"]
+__all__ = ["QUARANTINE", "AuditStore", "ChainBreak", "_envelope", "record_hash", "stamp"]
 
 GENESIS = "0" * 64
 TABLE = "journal"
@@ -32,149 +32,15 @@ COLUMNS = "seq, ts, kind, actor, key, ref, payload"
 # Created when missing, so journals written by older versions gain them on open. Each index costs
 # appends (at a million records a (key, kind, ts) index halved the rate); an account's records in
 # a time range are few, so (key, ts) then a filter on kind answers "account A, kind K" as well.
+# There is no index on ts alone (issue 13 item 2: without it the store appends ~25% faster): a
+# question by time only asks (kind, ts) once per kind in the journal (`time_clause`); a journal
+# that has the old idx_journal_ts keeps it.
 INDEXES = (
     ("idx_journal_kind_ts", "kind, ts"),
     ("idx_journal_key_ts", "key, ts"),
     ("idx_journal_ref", "ref"),
-    ("idx_journal_ts", "ts"),
 )
 CACHE_KIB = 65_536  # SQLite page cache: random-key index pages stay in memory as the file grows
-
-_dumps = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=lambda o: _json_default(o)
-).encode
-# The same encoding, refusing NaN/inf: the common record has none and skips the cleaning walk.
-_dumps_finite = json.JSONEncoder(
-    sort_keys=True,
-    separators=(",", ":"),
-    ensure_ascii=False,
-    allow_nan=False,
-    default=lambda o: _json_default(o),
-).encode
-
-
-# The record payload's fast encoding (issue 13 item 2: ≥ 30,000 durable records/s): orjson is
-# ten times faster than the stdlib here. Its text may differ from the stdlib's (`1e-5` against
-# `1e-05`), which is harmless: the chain hashes the payload as stored, never a re-encoding. It
-# writes NaN and inf as `null`, so an output with a `null` in it takes the stdlib path, which
-# names each non-finite number (only when a NaN or inf is there: None is `null` too).
-_ORJSON_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-
-
-def _canonical(obj: Any) -> str:
-    return _dumps(obj)
-
-
-def _envelope(
-    prev_hash: str, seq: int, ts: float, kind: str, actor: str, key: str, ref: str, payload: str
-) -> bytes:
-    """The bytes a record's hash covers: the canonical JSON list of its fields. orjson gives
-    the stdlib's exact bytes for a list of strings and an int (checked for every code point by
-    tests/infra/test_audit_verify.py), so journals written before it still verify."""
-    try:
-        return orjson.dumps([prev_hash, seq, repr(ts), kind, actor, key, ref, payload])
-    except TypeError:  # a lone surrogate: the stdlib's way, which fails the same way later
-        return _dumps([prev_hash, seq, repr(ts), kind, actor, key, ref, payload]).encode()
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):  # numpy scalars
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "value"):  # enums
-        return obj.value
-    return str(obj)
-
-
-def _clean(value: Any, found: list[str] | None = None) -> Any:
-    """JSON has no NaN/inf: each becomes its name as a string ("nan", "inf"), and `found` (when
-    given) gets an entry per replacement; `_nonfinite_paths` names them (only then: the walk
-    with paths costs on every record)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        if found is not None:
-            found.append("")
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _clean(v, found) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v, found) for v in value]
-    return value
-
-
-def _has_nonfinite(value: Any) -> bool:
-    """Whether a NaN or inf hides anywhere in `value` (orjson writes both as `null`)."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, float):
-            if not math.isfinite(v):
-                return True
-        elif isinstance(v, dict):
-            stack.extend(v.values())
-        elif isinstance(v, (list, tuple)):
-            stack.extend(v)
-        elif not isinstance(v, (str, int)) and v is not None:
-            return True  # a numpy scalar or array, an object: the stdlib path decides
-    return False
-
-
-def _nonfinite_paths(value: Any, path: str = "") -> list[str]:
-    if isinstance(value, float) and not math.isfinite(value):
-        return [path or "?"]
-    if isinstance(value, dict):
-        return [p for k, v in value.items() for p in _nonfinite_paths(v, f"{path}.{k}".lstrip("."))]
-    if isinstance(value, (list, tuple)):
-        return [p for i, v in enumerate(value) for p in _nonfinite_paths(v, f"{path}[{i}]")]
-    return []
-
-
-QUARANTINE = "quarantine"  # a record that cannot be journaled as sent, with the reason
-
-
-def _encode(rec: dict[str, Any], now: float) -> tuple[float, str, str, str, str, str]:
-    """(ts, kind, actor, key, ref, payload) of one record. A non-finite number never reaches
-    the journal: `ts` becomes the append time and any other is written as its name, both listed
-    under `nonfinite` (a NULL ts would make `verify` report an edit that never happened). A
-    record that cannot be serialized (a 1,000-deep field, a cycle) comes back as a `quarantine`
-    record with the reason, so it alone is set aside."""
-    rec = dict(rec)
-    kind = str(rec.pop("kind"))
-    actor, key, ref = (str(rec.pop(c, "")) for c in ("actor", "key", "ref"))
-    flagged: list[str] = []
-    try:
-        ts = float(rec.pop("ts", now))
-    except (TypeError, ValueError):  # "soon": not a time, flagged like a NaN
-        ts = float("nan")
-    if not math.isfinite(ts):
-        flagged.append("ts")
-        ts = now
-    if not flagged:
-        try:
-            fast = orjson.dumps(rec, default=_json_default, option=_ORJSON_OPTS)
-            if b"null" not in fast or not _has_nonfinite(rec):
-                return ts, kind, actor, key, ref, fast.decode()
-        except (TypeError, ValueError, OverflowError):
-            pass  # a huge int, mixed key types, a 255-deep field: the stdlib decides
-        try:
-            return ts, kind, actor, key, ref, _dumps_finite(rec)
-        except (RecursionError, TypeError, ValueError, OverflowError):
-            pass  # a NaN or inf somewhere (or worse): the walk below names it or sets it aside
-    try:
-        found: list[str] = []
-        body = _clean(rec, found)
-        if found or flagged:
-            body["nonfinite"] = flagged + (_nonfinite_paths(rec) if found else [])
-        return ts, kind, actor, key, ref, _dumps(body)
-    except (RecursionError, TypeError, ValueError, OverflowError) as exc:
-        reason = {"reason": f"{type(exc).__name__}: {exc}"[:300], "record_kind": kind}
-        return now, QUARANTINE, actor, key, ref, _dumps(reason)
-
-
-def record_hash(
-    prev_hash: str, seq: int, ts: float, kind: str, actor: str, key: str, ref: str, payload: str
-) -> str:
-    return hashlib.sha256(_envelope(prev_hash, seq, ts, kind, actor, key, ref, payload)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,24 +100,27 @@ class AuditStore:
     def last_hash(self) -> str:
         return self._hash
 
-    def append(self, records: Iterable[dict[str, Any]]) -> int:
-        """Append records {kind, actor?, key?, ref?, ts?, payload...}; returns the last seq."""
+    def append(self, records: Iterable[dict[str, Any] | tuple]) -> int:
+        """Append records {kind, actor?, key?, ref?, ts?, payload...}, or records their sender
+        encoded (infra.audit_encode.preencode, checked by the writer); returns the last seq."""
         rows = []
         seq, prev = self._seq, self._hash
         now = time.time()
         sha = hashlib.sha256
         for rec in records:
-            ts, kind, actor, key, ref, payload = _encode(rec, now)
+            if type(rec) is tuple:
+                ts, kind, actor, key, ref, payload = rec[:6]
+                if ts is None:
+                    ts = now
+            else:
+                ts, kind, actor, key, ref, payload = _encode(rec, now)
             seq += 1
             digest = sha(_envelope(prev, seq, ts, kind, actor, key, ref, payload)).hexdigest()
             rows.append((seq, ts, kind, actor, key, ref, payload, prev, digest))
             prev = digest
         if rows:
             with self._lock, self.db.conn:
-                self.db.conn.executemany(
-                    f"INSERT INTO {TABLE} ({COLUMNS}, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?)",
-                    rows,
-                )
+                _insert(self.db.conn, TABLE, rows)
             self._seq, self._hash = seq, prev
         return self._seq
 
@@ -273,6 +142,16 @@ class AuditStore:
             clause, values = kind_clause(kind)
             where.append(clause)
             params += values
+        if (
+            kind is None
+            and not kinds
+            and key is None
+            and ref is None
+            and (since is not None or until is not None)
+        ):
+            kinds = self.kinds()  # by time only: through (kind, ts), one range per kind
+            if not kinds:
+                return []
         if kinds:
             where.append(f"kind IN ({','.join('?' * len(kinds))})")
             params += list(kinds)
@@ -319,22 +198,51 @@ class AuditStore:
                 f"SELECT count(*) FROM {TABLE} WHERE {clause}", values
             ).fetchone()[0]
 
+    def kinds(self) -> list[str]:
+        """Every kind in the journal, one seek of idx_journal_kind_ts each (never a scan)."""
+        found: list[str] = []
+        with self._lock:
+            row = self.db.execute(f"SELECT min(kind) FROM {TABLE}").fetchone()
+            while row[0] is not None:
+                found.append(row[0])
+                row = self.db.execute(
+                    f"SELECT min(kind) FROM {TABLE} WHERE kind > ?", [row[0]]
+                ).fetchone()
+        return found
+
+    def time_clause(
+        self, since: float, until: float, until_op: str = "<="
+    ) -> tuple[str, list[Any]] | None:
+        """A WHERE clause for the records stamped in [since, until] (`until_op` "<" for a half
+        open day) that answers from idx_journal_kind_ts, one range per kind; None when the
+        journal is empty."""
+        kinds = self.kinds()
+        if not kinds:
+            return None
+        marks = ",".join("?" * len(kinds))
+        return f"kind IN ({marks}) AND ts >= ? AND ts {until_op} ?", [*kinds, since, until]
+
     def counts_by_kind(
         self, since: float | None = None, until: float | None = None
     ) -> dict[str, int]:
         sql, params = f"SELECT kind, count(*) FROM {TABLE}", []
         if since is not None or until is not None:
-            sql += " WHERE ts >= ? AND ts <= ?"
-            params = [since if since is not None else -math.inf, until or math.inf]
+            clause = self.time_clause(since if since is not None else -math.inf, until or math.inf)
+            if clause is None:
+                return {}
+            sql += " WHERE " + clause[0]
+            params = clause[1]
         with self._lock:
             return dict(self.db.execute(sql + " GROUP BY kind", params).fetchall())
 
     def seq_range(self, since: float, until: float) -> tuple[int, int] | None:
         """First and last seq of the records stamped within [since, until]."""
+        clause = self.time_clause(since, until)
+        if clause is None:
+            return None
         with self._lock:
             lo, hi = self.db.execute(
-                f"SELECT min(seq), max(seq) FROM {TABLE} WHERE ts >= ? AND ts <= ?",
-                [since, until],
+                f"SELECT min(seq), max(seq) FROM {TABLE} WHERE {clause[0]}", clause[1]
             ).fetchone()
         return None if lo is None else (lo, hi)
 

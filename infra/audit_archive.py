@@ -86,10 +86,14 @@ def archive_day(
     since, until = day_bounds(day)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = store.db.execute(
-        f"SELECT {', '.join(FIELDS)} FROM {TABLE} WHERE ts >= ? AND ts < ? ORDER BY seq",
-        [since, until],
-    ).fetchall()
+    clause = store.time_clause(since, until, until_op="<")  # by (kind, ts): no scan
+    rows = (
+        store.db.execute(
+            f"SELECT {', '.join(FIELDS)} FROM {TABLE} WHERE {clause[0]} ORDER BY seq", clause[1]
+        ).fetchall()
+        if clause is not None
+        else []
+    )
     lines = [json.dumps(dict(zip(FIELDS, r, strict=True)), ensure_ascii=False) for r in rows]
     raw = ("\n".join(lines) + ("\n" if lines else "")).encode()
     body = gzip.compress(raw, compresslevel=6, mtime=0)

@@ -44,9 +44,16 @@ def durability(kind: str) -> str:
     return KIND_DURABILITY.get(kind, QUEUED)
 
 
-def needs_commit(records: Iterable[Mapping[str, Any]]) -> bool:
-    """Whether a batch holds a record of a DURABLE kind."""
-    return any(
-        isinstance(r, Mapping) and KIND_DURABILITY.get(str(r.get("kind"))) == DURABLE
-        for r in records
-    )
+def needs_commit(records: Iterable[Mapping[str, Any] | tuple]) -> bool:
+    """Whether a batch holds a record of a DURABLE kind (a record, or one its sender encoded:
+    infra.audit_encode.preencode, kind second)."""
+    for r in records:
+        if type(r) is tuple:
+            kind = r[1] if len(r) > 1 else None
+        elif isinstance(r, Mapping):
+            kind = r.get("kind")
+        else:
+            continue
+        if KIND_DURABILITY.get(str(kind)) == DURABLE:
+            return True
+    return False

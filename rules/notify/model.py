@@ -18,7 +18,10 @@ from rules.journal_records import notify as rec_
 ACTOR = "Notifier"
 # Providers whose API cannot recognise a resent request as the same one (no idempotency key):
 # the machine records "sending" before each post so a restart knows which sends are uncertain.
-NON_IDEMPOTENT = frozenset({"wecom", "email"})
+# Twilio too (docs/delivery.md): its Messages and Calls create take no idempotency key (Twilio's
+# own library, built from its API description, has one only on other resources), and the
+# `I-Twilio-Idempotency-Token` header is documented on the webhooks Twilio sends, not on ours.
+NON_IDEMPOTENT = frozenset({"wecom", "email", "twilio_sms", "twilio_voice"})
 DEFAULT_RATE = {"wecom": (20, 60.0)}  # the WeCom robot's documented limit per key
 
 

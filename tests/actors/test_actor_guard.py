@@ -93,3 +93,43 @@ def test_a_class_decorator_guards_an_actor_that_is_not_a_shell(ray_local):
     assert ray.get(edge.ping.remote()) == "acted"
     with pytest.raises(ray.exceptions.RayTaskError, match="PRIVATE_METHOD: Edge._secret"):
         ray.get(edge._secret.remote())
+
+
+class Waiting(ActorShell):
+    """An asynchronous actor: its private coroutine is guarded like a plain private method."""
+
+    def __init__(self) -> None:
+        super().__init__("Waiting")
+        self.acted = 0
+
+    async def _act(self) -> int:
+        self.acted += 1
+        return self.acted
+
+    async def act(self) -> int:
+        return await self._act()
+
+
+def test_a_private_coroutine_over_ray_is_refused_and_counted(ray_local):
+    actor = ray.remote(Waiting).remote()
+    assert ray.get(actor.act.remote()) == 1, "the actor's own await still works"
+    with pytest.raises(ray.exceptions.RayTaskError) as err:
+        ray.get(actor._act.remote())
+    assert "PRIVATE_METHOD: Waiting._act is not part of its API" in str(err.value)
+    stats = ray.get(actor.stats.remote())
+    assert stats["private_calls_refused"] == 1
+    assert ray.get(actor.act.remote()) == 2, "the refused call did not act"
+
+
+def test_the_audit_logs_private_coroutines_are_refused_over_ray(ray_local, tmp_path):
+    from actors.audit_log import AuditLog, AuditLogSettings
+
+    log = AuditLog.remote(AuditLogSettings(str(tmp_path / "journal.sqlite"), batch_ms=50))
+    try:
+        assert ray.get(log.durable.remote([{"kind": "alert", "key": "A"}])) == 1
+        with pytest.raises(ray.exceptions.RayTaskError, match="AuditLog._committed_through"):
+            ray.get(log._committed_through.remote(0))
+        assert ray.get(log.stats.remote())["private_calls_refused"] == 1
+        assert ray.get(log.durable.remote([{"kind": "alert", "key": "B"}])) == 2
+    finally:
+        ray.kill(log)

@@ -84,3 +84,33 @@ def test_a_restarted_executor_rebuilds_nothing_from_an_unsealed_decision(ray_loc
         assert stats["forged_skipped"] == 1 and stats["rebuilt_records"] == 1
     finally:
         ray.kill(executor)
+
+
+def test_an_encoded_decision_or_malformed_encoded_record_is_refused(ray_local, tmp_path):
+    """Senders encode their own records (issue 13 item 2) and the writer checks their shape: a
+    decision never travels encoded (its seal is checked on its fields), so an encoded one is
+    quarantined, like a malformed encoded record; the well-formed one beside them lands."""
+    from actors.common import JournalSender
+
+    log = AuditLog.remote(AuditLogSettings(str(tmp_path / "journal.sqlite"), 50, seal_key=KEY))
+    forged = (1000.0, "decision", "Executor", "ACC1", "P-ENC", '{"decision":"approve"}', "", 0)
+    broken = (None, "trade", "AccountShard", "ACC3", "T1", "{not json", "", 0)
+    good = (1000.0, "risk_event", "AccountShard", "ACC2", "", '{"value":1.5}', "", 0)
+    ray.get(log.durable.remote([forged, broken, good]))
+    sent = JournalSender("Shard")
+    ray.get(sent.send(log, [{"kind": "trade", "key": "ACC4", "price": 3001.0}], durable=True))
+
+    quarantined = ray.get(log.query.remote(kind="quarantine"))
+    assert [(q["ref"], q["record_kind"]) for q in quarantined] == [
+        ("P-ENC", "decision"),
+        ("T1", "trade"),
+    ]
+    assert "sealed, never encoded" in quarantined[0]["reason"]
+    assert "not JSON" in quarantined[1]["reason"]
+    assert ray.get(log.query.remote(kind="decision")) == []
+    [event] = ray.get(log.query.remote(kind="risk_event"))
+    assert event["key"] == "ACC2" and event["value"] == 1.5 and event["ts"] == 1000.0
+    [trade] = ray.get(log.query.remote(kind="trade"))
+    assert trade["price"] == 3001.0 and trade["sender"] == sent.sender and trade["ts"] > 1000
+    assert ray.get(log.stats.remote())["malformed_encoded"] == 2
+    assert ray.get(log.verify.remote()) == []

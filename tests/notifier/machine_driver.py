@@ -5,6 +5,7 @@ the machine asked for until the test answers them."""
 from __future__ import annotations
 
 import collections
+from dataclasses import dataclass
 from typing import Any
 
 from rules.escalation import Chain, Contact, Level, LevelStep, Roster, Route
@@ -19,6 +20,20 @@ HEAD = Contact("wang", phone="+8613800000002", email="wang@head.local")
 WECOM = LaneSpec("wecom", "wecom", rate=None)
 SMS = LaneSpec("sms", "twilio_sms")
 EMAIL = LaneSpec("email", "email")
+
+
+@dataclass(frozen=True)
+class KeyedLane(LaneSpec):
+    """A lane whose provider recognises a resent request by its key. None of the shipped
+    channels has one (Twilio's Messages and Calls create take no key: docs/delivery.md); the
+    machine keeps the rule for a provider that does, and the tests keep it honest."""
+
+    @property
+    def idempotent(self) -> bool:
+        return True
+
+
+KEYED = KeyedLane("keyed", "twilio_sms")  # SMS as it would be with a provider-side key
 
 
 def routing(*levels: Level, rosters: tuple[Roster, ...] = ()) -> Routing:

@@ -9,7 +9,16 @@ from rules.escalation import Level, LevelStep
 from rules.notify.backoff import backoff_delay
 from rules.notify.inputs import DURABLE, FINAL, RETRYABLE, UNCERTAIN, AlertsIn, Loaded, Tick
 from rules.notify.model import LaneSpec
-from tests.notifier.machine_driver import DESK, EMAIL, SMS, WECOM, Driver, alert, routing
+from tests.notifier.machine_driver import (
+    DESK,
+    EMAIL,
+    KEYED,
+    SMS,
+    WECOM,
+    Driver,
+    alert,
+    routing,
+)
 
 ONLY_SMS = routing(Level("desk", 0.0, (LevelStep("sms"),)))
 
@@ -47,17 +56,20 @@ def test_a_permanent_failure_is_not_retried() -> None:
 
 
 def test_uncertain_is_resent_only_where_the_provider_dedups() -> None:
-    d = Driver([SMS, EMAIL], routing(Level("desk", 0.0, (LevelStep("sms"), LevelStep("email")))))
+    d = Driver(
+        [KEYED, SMS, EMAIL],
+        routing(Level("desk", 0.0, (LevelStep("keyed"), LevelStep("sms"), LevelStep("email")))),
+    )
     d.apply(AlertsIn((alert("R3"),)), 0.0)
     posts = {p.channel: p for p in d.tick(0.0)}
-    # e-mail has no idempotency key: "sending" is committed before the post (issue 13 item 6)
-    assert (DURABLE, ["notification.sending"]) in d.entries
-    d.answer(posts["sms"], 0.1, outcome=UNCERTAIN, error="RuntimeError: bug")
-    d.answer(posts["email"], 0.1, outcome=UNCERTAIN, error="RuntimeError: bug")
-    [failed] = d.kinds("notification.failed")
-    assert failed["key"] == "email"
+    # SMS and e-mail have no idempotency key: "sending" is committed before the post (issue 13
+    # item 6); the keyed provider's posts are not bracketed
+    assert {r["key"] for r in d.kinds("notification.sending")} == {"sms", "email"}
+    for channel in ("keyed", "sms", "email"):
+        d.answer(posts[channel], 0.1, outcome=UNCERTAIN, error="RuntimeError: bug")
+    assert {r["key"] for r in d.kinds("notification.failed")} == {"sms", "email"}
     [again] = d.tick(1.0)
-    assert again.channel == "sms" and again.message == posts["sms"].message
+    assert again.channel == "keyed" and again.message == posts["keyed"].message
 
 
 def test_breaker_opens_and_fails_over_to_the_same_person_by_email() -> None:
@@ -173,3 +185,20 @@ def test_a_refused_connection_or_5xx_is_still_retried_without_provider_dedup() -
     [post] = d.tick(2.0)
     d.answer(post, 2.1)
     assert len(d.kinds("notification.delivered")) == 1 and d.st.settled()
+
+
+def test_every_shipped_channel_is_bracketed_since_none_has_provider_dedup() -> None:
+    """Twilio's Messages and Calls create take no idempotency key (docs/delivery.md), like the
+    WeCom robot and SMTP: each post of every shipped channel kind gets `sending` first."""
+    from gateways.channels import CHANNEL_TYPES
+
+    assert set(CHANNEL_TYPES) == {"wecom", "twilio_sms", "twilio_voice", "email"}
+    assert not any(LaneSpec(kind, kind).idempotent for kind in CHANNEL_TYPES)
+    voice = LaneSpec("voice", "twilio_voice")
+    d = Driver([voice], routing(Level("desk", 0.0, (LevelStep("voice"),))))
+    d.apply(AlertsIn((alert("V1"),)), 0.0)
+    [post] = d.tick(0.0)
+    assert [r["key"] for r in d.kinds("notification.sending")] == ["voice"]
+    before = len(d.entries)
+    d.answer(post, 0.1, provider_id="CA1")
+    assert d.entries[before:] == [(DURABLE, ["notification.attempt", "notification.delivered"])]

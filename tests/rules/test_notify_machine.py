@@ -8,7 +8,17 @@ import pytest
 from rules.escalation import Level, LevelStep
 from rules.notify import machine
 from rules.notify.inputs import APPEND, DURABLE, Ack, AlertsIn, Journaled, ProviderStatus, Tick
-from tests.notifier.machine_driver import DESK, EMAIL, HEAD, SMS, WECOM, Driver, alert, routing
+from tests.notifier.machine_driver import (
+    DESK,
+    EMAIL,
+    HEAD,
+    KEYED,
+    SMS,
+    WECOM,
+    Driver,
+    alert,
+    routing,
+)
 
 CHAIN = routing(
     Level("desk", 0.0, (LevelStep("wecom"), LevelStep("sms", 60.0))),
@@ -154,7 +164,8 @@ def test_unknown_input_and_failover_to_unknown_channel_are_refused() -> None:
 
 
 def test_outcomes_are_appended_not_made_durable_on_an_idempotent_lane() -> None:
-    d = Driver([SMS], routing(Level("desk", 0.0, (LevelStep("sms"),))))
+    # a provider with an idempotency key (none shipped has one: Twilio's create takes none)
+    d = Driver([KEYED], routing(Level("desk", 0.0, (LevelStep("keyed"),))))
     d.apply(AlertsIn((alert("A7"),)), 0.0)
     d.deliver_all(0.0)
     assert d.entries[-1] == (APPEND, ["notification.attempt", "notification.delivered"])

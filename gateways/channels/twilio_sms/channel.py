@@ -5,8 +5,16 @@ hand the Client an http_client (a TwilioHttpClient subclass) that
 - rewrites scheme/host (and an optional path prefix) to cfg["base_url"], after the library's own
   edge/region rewriting, so a local sink really receives the request;
 - adds `I-Twilio-Idempotency-Token` from a context variable set around `messages.create`.
-  The local sink deduplicates on it; Twilio documents this header on the webhooks it sends, not as
-  a promise to deduplicate API requests, so the notifier's outbox remains the real guard.
+
+What holds (checked for issue 13 item 6, docs/delivery.md): Twilio's Messages and Calls create
+take no idempotency key. Twilio's own library, generated from its API description (twilio 9.13),
+has an `IdempotencyKey` parameter on other resources only (a call's Payments, UserDefinedMessages
+and their subscriptions), none on `messages.create` or `calls.create`, and no per-request header;
+`I-Twilio-Idempotency-Token` is the header Twilio puts on the webhooks it sends us, so that we can
+recognise its retries. The token is sent anyway (harmless, and the local sink dedups on it), but
+nothing relies on it: Twilio posts are bracketed by `notification.sending` like WeCom's and SMTP's
+(rules.notify.model.NON_IDEMPOTENT), so a post stuck at a crash is named and its residual window
+measured.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ our endpoint being reachable to start; only the keypress comes back, to the Gath
 operator endpoint (`{callback_base}/twilio/gather/{alert_id}`), and the call progress to
 `{callback_base}/twilio/status?key=…`. Both are signed by Twilio (X-Twilio-Signature), which
 the endpoint checks with the same auth token. Routing to a local sink and the idempotency token
-reuse the SMS channel's HTTP client.
+reuse the SMS channel's HTTP client. Calls create takes no idempotency key either (see the SMS
+channel): a call is bracketed by `notification.sending` like an SMS.
 """
 
 from __future__ import annotations

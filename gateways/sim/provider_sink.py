@@ -6,8 +6,8 @@ not exercise the real client libraries, HTTP, auth, status codes or timeouts. Th
 the channels talk to it exactly as they would to the provider, and tests inspect what arrived.
 
 Twilio: POST /2010-04-01/Accounts/{AccountSid}/Messages.json (Basic auth, form-encoded), 201 with
-a Message resource, optional signed status callbacks (sent, delivered), and deduplication on
-`I-Twilio-Idempotency-Token`. Calls: see twilio_voice_sink (TwiML played, keypress posted back).
+a Message resource, optional signed status callbacks (sent, delivered); like Twilio, no
+deduplication on `I-Twilio-Idempotency-Token` (a repeat is counted, and stored). Calls: see twilio_voice_sink (TwiML played, keypress posted back).
 WeCom: POST /cgi-bin/webhook/send?key=KEY, HTTP 200 with errcode (0, 93000, 40008, 44004, 40058,
 45009 at 20 messages per rolling 60 s per key).
 Control: GET /_sink/messages[?provider=], GET /_sink/stats, POST /_sink/reset, POST /_sink/faults.

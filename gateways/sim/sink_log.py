@@ -29,13 +29,13 @@ class SinkLog:
         self.messages: list[dict] = []
         self.stats: defaultdict[str, int] = defaultdict(int)
 
-    def replayed(self, tokens: dict[str, dict], token: str | None, provider: str) -> dict | None:
-        """The resource a repeated idempotency token already created, counted as a replay
-        (the caller holds the lock); None for a new request."""
-        if token is None or token not in tokens:
-            return None
-        self.stats[f"{provider}_replayed"] += 1
-        return tokens[token]
+    def repeated(self, tokens: dict[str, dict], token: str | None, provider: str) -> None:
+        """Twilio's Messages and Calls create take no idempotency key (docs/delivery.md): a
+        post that repeats an `I-Twilio-Idempotency-Token` is a second message there, so it is
+        one here too, counted (`{provider}_repeated_token`) so a test sees the duplicate (the
+        caller holds the lock)."""
+        if token is not None and token in tokens:
+            self.stats[f"{provider}_repeated_token"] += 1
 
     def delivered(
         self, record: dict, tokens: dict[str, dict], token: str | None, resource: dict

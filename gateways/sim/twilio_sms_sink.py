@@ -78,9 +78,7 @@ class TwilioMessages:
             return invalid
         token = headers.get(TWILIO_IDEMPOTENCY_HEADER) or None
         with self.log.lock:
-            earlier = self.log.replayed(self.tokens, token, "twilio_sms")
-            if earlier is not None:
-                return json_answer(201, earlier)
+            self.log.repeated(self.tokens, token, "twilio_sms")  # counted, never deduplicated
             resource = self._message_resource(form)
             record = {
                 "provider": "twilio_sms",

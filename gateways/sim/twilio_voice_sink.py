@@ -109,9 +109,7 @@ class VoiceCalls:
             except ET.ParseError:
                 return err(400, 12100, "Document parse failure")
         with self._lock:
-            earlier = self.log.replayed(self.tokens, token, "twilio_voice")
-            if earlier is not None:
-                return json_fn(201, earlier)
+            self.log.repeated(self.tokens, token, "twilio_voice")  # counted, never deduplicated
             resource = self._resource(one)
             record = {
                 "provider": "twilio_voice",

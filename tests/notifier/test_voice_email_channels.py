@@ -139,11 +139,11 @@ def test_unanswered_call_reports_no_answer_and_reads_nothing(sink, callbacks) ->
     assert sink.messages("twilio_voice")[0]["said"] == []
 
 
-def test_voice_retry_uses_the_same_call_and_errors_are_judged(sink) -> None:
+def test_a_repeated_voice_post_is_a_second_call_and_errors_are_judged(sink) -> None:
     channel = voice(sink.url)
-    first, again = channel.send(note()), channel.send(note())
-    assert first.provider_id == again.provider_id and len(sink.messages("twilio_voice")) == 1
-    assert sink.stats()["twilio_voice_replayed"] == 1
+    first, again = channel.send(note()), channel.send(note())  # Twilio calls twice, so does it
+    assert first.provider_id != again.provider_id and len(sink.messages("twilio_voice")) == 2
+    assert sink.stats()["twilio_voice_repeated_token"] == 1
     bad = channel.send(note(recipient="13800138000", idempotency_key="other"))
     assert (bad.ok, bad.retry, bad.status, bad.code) == (False, False, 400, 21217)
     sink.fail_next(1, "5xx", provider="twilio_voice")

@@ -84,10 +84,12 @@ def test_killed_mid_send_resumes_and_delivers_each_pending_notification_once(wor
     seen = per_key(world.messages())
     assert set(seen) == set(queued)
     # Exactly once from the recipient's side. The one exception the outbox can name but not
-    # prevent: a post to a provider without idempotency (WeCom, SMTP) in flight at the kill.
+    # prevent: a post to a provider without idempotency in flight at the kill — every shipped
+    # provider, Twilio included (its Messages and Calls take no key, and its fake no longer
+    # deduplicates, so the SMS and calls accepted but unanswered here count: docs/delivery.md).
     uncertain = {r["ref"] for r in resumed if r["uncertain"] and not r["idempotent"]}
     assert {k for k, n in seen.items() if n > 1} <= uncertain
     assert all(n <= 2 for n in seen.values())
     twilio = [k for k, r in queued.items() if r["key"] in ("sms", "voice")]
-    assert all(seen[k] == 1 for k in twilio)
+    assert all(seen[k] == 1 or k in uncertain for k in twilio)
     assert world.store().verify() == []

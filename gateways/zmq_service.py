@@ -66,7 +66,7 @@ class ZmqService:
         for topic in subscribe:
             sock.setsockopt(zmq.SUBSCRIBE, topic)
         if bind is not None:
-            sock.bind(bind)
+            _bind(sock, bind)
         for endpoint in connect:
             sock.connect(endpoint)
         if on_message is not None:
@@ -164,3 +164,22 @@ class ZmqService:
             except Exception as exc:  # a malformed message must not end the loop
                 self.loop_errors += 1
                 self.on_bad_message(parts, exc)
+
+
+REBIND_WITHIN_S = 2.0
+
+
+def _bind(sock: zmq.Socket, endpoint: str) -> None:
+    """Bind, waiting out an address still held by a socket this process closed a moment ago:
+    ZeroMQ's I/O thread releases it after `close()` returns, so a service restarted in place (a
+    bus that came back on its node) would otherwise fail with EADDRINUSE. Anything else, or an
+    address still taken after REBIND_WITHIN_S, raises."""
+    deadline = time.monotonic() + REBIND_WITHIN_S
+    while True:
+        try:
+            sock.bind(endpoint)
+            return
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EADDRINUSE or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)

@@ -13,25 +13,19 @@ import ray
 import zmq
 
 from actors.account_shard import AccountShard, AccountShardSettings
+from actors.audit_log import AuditLog, AuditLogSettings
 from gateways.accounts.bus import AccountBus
 from infra.codec import encode_records
 from tests.zmq_util import free_tcp_endpoint, wait_until
 
 
-@ray.remote(num_cpus=0)
-class Journal:
-    def __init__(self) -> None:
-        self.records: list[dict] = []
+def _journal(tmp_path):
+    """The real journal writer: a shard sends it numbered, encoded records (JournalSender)."""
+    return AuditLog.remote(AuditLogSettings(path=str(tmp_path / "journal.sqlite"), batch_ms=50))
 
-    def append(self, batch: list[dict]) -> int:
-        self.records.extend(batch)
-        return len(self.records)
 
-    def kinds(self) -> list[str]:
-        return [r["kind"] for r in self.records]
-
-    def of(self, kind: str) -> list[dict]:
-        return [r for r in self.records if r["kind"] == kind]
+def _of(journal, kind: str) -> list[dict]:
+    return ray.get(journal.query.remote(kind=kind), timeout=30)
 
 
 @pytest.fixture
@@ -75,8 +69,8 @@ def _stats(shard) -> dict:
     return ray.get(shard.stats.remote(), timeout=30)
 
 
-def test_record_missing_a_field_is_rejected_alone(ray_local, bus):
-    journal = Journal.remote()
+def test_record_missing_a_field_is_rejected_alone(ray_local, bus, tmp_path):
+    journal = _journal(tmp_path)
     shard = _shard(bus, journal)
     try:
         _send(bus, _among_good_records(
@@ -90,19 +84,20 @@ def test_record_missing_a_field_is_rejected_alone(ray_local, bus):
         view = ray.get(shard.account.remote("A1"))
         assert view["deposit"] == 5000.0 and view["withdraw"] == 1000.0
         assert [p["volume"] for p in view["positions"]] == [10.0]
-        assert wait_until(lambda: ray.get(journal.of.remote("account_event_rejected")), timeout=30)
-        rejected = ray.get(journal.of.remote("account_event_rejected"))
+        assert wait_until(lambda: _of(journal, "account_event_rejected"), timeout=30)
+        rejected = _of(journal, "account_event_rejected")
         assert len(rejected) == 1 and "price" in rejected[0]["reason"]
         assert rejected[0]["key"] == "A1" and rejected[0]["record"]["volume"] == 2
     finally:
         ray.kill(shard, no_restart=True)
+        ray.kill(journal, no_restart=True)
 
 
-def test_record_whose_application_raises_is_rejected_alone(ray_local, bus):
+def test_record_whose_application_raises_is_rejected_alone(ray_local, bus, tmp_path):
     """Issue 13 item 3: a deposit at ts=1e300 and a trade at ts=NaN among good records; each
     bad one is refused alone and the bus client goes on to the neighbours and the next
     snapshot (nothing after them is skipped)."""
-    journal = Journal.remote()
+    journal = _journal(tmp_path)
     shard = _shard(bus, journal)
     try:
         _send(bus, _among_good_records(
@@ -120,18 +115,17 @@ def test_record_whose_application_raises_is_rejected_alone(ray_local, bus):
         assert view["deposit"] == 5000.0 and view["withdraw"] == 1000.0
         assert [p["volume"] for p in view["positions"]] == [10.0], "the NaN trade left no lots"
         assert ray.get(shard.has_account.remote("A2")), "the snapshot after them was applied"
-        assert wait_until(
-            lambda: len(ray.get(journal.of.remote("account_event_rejected"))) == 2, timeout=30
-        )
-        rejected = ray.get(journal.of.remote("account_event_rejected"))
+        assert wait_until(lambda: len(_of(journal, "account_event_rejected")) == 2, timeout=30)
+        rejected = _of(journal, "account_event_rejected")
         assert sorted(r["record"]["type"] for r in rejected) == ["deposit", "trade"]
         assert all(r["key"] == "A1" and r["reason"] for r in rejected)
     finally:
         ray.kill(shard, no_restart=True)
+        ray.kill(journal, no_restart=True)
 
 
-def test_settlement_rolls_every_account_and_survives_a_restart(ray_local, bus):
-    journal = Journal.remote()
+def test_settlement_rolls_every_account_and_survives_a_restart(ray_local, bus, tmp_path):
+    journal = _journal(tmp_path)
     shard = _shard(bus, journal)
     ids = [f"S{i:03d}" for i in range(40)]
     settlement = {"type": "settlement", "trading_day": "20210104",
@@ -165,8 +159,8 @@ def test_settlement_rolls_every_account_and_survives_a_restart(ray_local, bus):
             assert pre == pytest.approx(1_000_100.0 + 100 * 10 * 10, abs=0.005)
             assert (dep, wd) == (0.0, 30.0), "the day's deposit reset, the next day's kept"
             assert pos == [(10.0, 0.0)], "today's lots became yesterday's"
-        assert wait_until(lambda: ray.get(journal.of.remote("settlement")), timeout=30)
-        assert ray.get(journal.of.remote("settlement"))[0]["key"] == "20210104"
+        assert wait_until(lambda: _of(journal, "settlement"), timeout=30)
+        assert _of(journal, "settlement")[0]["key"] == "20210104"
 
         ray.kill(shard, no_restart=False)  # the process dies; Ray restarts the actor
         assert wait_until(
@@ -177,6 +171,7 @@ def test_settlement_rolls_every_account_and_survives_a_restart(ray_local, bus):
         assert figures() == before, "the restarted shard replays to the same book"
     finally:
         ray.kill(shard, no_restart=True)
+        ray.kill(journal, no_restart=True)
 
 
 def _stats_or_none(shard) -> dict | None:

@@ -13,12 +13,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from infra.config import Config, MarketConfig
 from infra.holidays import load_holidays
 from infra.specs import load_contract_table
 from rules.contracts import ContractTable
 from rules.sessions import SessionCalendar
+
+if TYPE_CHECKING:  # only named in hints: an actor that unpickles a Context needs no config
+    # package (infra.config and the rule kinds it loads cost ~0.25 s in each actor's process)
+    from infra.config import Config, MarketConfig
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from typing import Any
 
 import ray
 
-from infra import rulesets
 from rules.engine.spec import RuleSet, RuleSpec
 
 log = logging.getLogger(__name__)
@@ -43,6 +42,10 @@ def start_ruleset(
 
 
 def recover(audit: Any) -> RuleSet | None:
+    # Imported here, on a restart's path only: infra.rulesets loads the config package (~0.2 s
+    # of every rule-evaluating actor's start) for the journal kind and the reader it needs.
+    from infra import rulesets
+
     try:
         records = ray.get(audit.query.remote(kind=rulesets.JOURNAL_KIND), timeout=RECOVER_TIMEOUT_S)
     except Exception as exc:  # no journal: the start-up set stands

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.approval_keys import console_key, person_secret
-from infra.config import Config
 from rules.execution.messages import ExecutionSettings
+
+if TYPE_CHECKING:  # a hint only: the Executor's process unpickles these settings without the
+    from infra.config import Config  # config package (~0.2 s of its start)
 
 TIMING_KEYS = (
     "reprice_after_s",

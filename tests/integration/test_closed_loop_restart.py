@@ -19,8 +19,12 @@ from tests.zmq_util import wait_until
 RB, RB_PRICE = "rb2601", 3000.0
 
 
-@pytest.fixture  # one world per test
+@pytest.fixture(scope="module")
 def loop(ray_local, tmp_path_factory):
+    """One system for both tests (a system costs seconds to start), each on its own account
+    (K1, EM1). The restart test runs first (file order): it counts every order the gateway saw
+    and every proposal state the Executor holds, which the emergency test's liquidation would
+    add to; the emergency test reads only EM1's records."""
     h = start_harness(
         tmp_path_factory.mktemp("restart"),
         {RB: RB_PRICE},

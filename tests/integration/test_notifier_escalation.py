@@ -67,8 +67,13 @@ NOTIFIER = {
 }
 
 
-@pytest.fixture  # one world per test
+@pytest.fixture(scope="module")
 def world(ray_local, tmp_path_factory):
+    """One Notifier, journal and console for the module (a world costs seconds to start): each
+    test pages its own alert (FAST-1, FAST-2, SLOW-1…) and reads back only that alert's records,
+    pages and messages, so none sees another's. The two FAST tests, whose drains wait out their
+    chains, run before the SLOW ones (file order), and every SLOW alert but the last test's is
+    acknowledged within its test, so no chain is left running into a later drain."""
     w = start_world(tmp_path_factory.mktemp("escalation"), NOTIFIER)
     yield w
     w.stop()

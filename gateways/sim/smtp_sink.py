@@ -234,6 +234,9 @@ class SmtpSink:
                 return "503 5.5.1 Error: need RCPT command"
             await say("354 End data with <CR><LF>.<CR><LF>")
             data = await _read_data(reader)
+            if data is None:
+                self._count("cut_off")
+                raise ConnectionResetError("the client went away in the middle of DATA")
             reply = await self._accept(state, data)
             state.update({"from": None, "rcpt": []})
             return reply
@@ -298,11 +301,16 @@ def _address(text: str) -> str:
     return text.split(" ")[0]
 
 
-async def _read_data(reader: asyncio.StreamReader) -> bytes:
+async def _read_data(reader: asyncio.StreamReader) -> bytes | None:
+    """The message up to the end-of-data line, or None if the client went away before it: a
+    server takes no message whose DATA was cut off (RFC 5321 §4.1.1.4), so a client killed
+    mid-DATA leaves nothing behind (it used to leave a headless half message)."""
     lines = []
     while True:
         line = await reader.readline()
-        if not line or line in (b".\r\n", b".\n"):
+        if not line:
+            return None
+        if line in (b".\r\n", b".\n"):
             return b"".join(lines)
         lines.append(line[1:] if line.startswith(b"..") else line)
 

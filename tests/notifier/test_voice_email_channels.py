@@ -16,6 +16,7 @@ from gateways.channels.base import Notification
 from gateways.channels.twilio_voice import twiml_for
 from gateways.sim.provider_sink import DEFAULT_ACCOUNT_SID, ProviderSink
 from gateways.sim.smtp_sink import SmtpSink
+from tests.zmq_util import wait_until
 
 TOKEN = "voice-test-token"
 PHONE = "+8613800138001"
@@ -261,3 +262,31 @@ def test_email_refused_connection_is_retryable_and_secret_comes_from_env(monkeyp
         }
     )
     assert "from-env" not in repr(channel)
+
+
+def test_a_client_gone_in_the_middle_of_data_leaves_no_message() -> None:
+    """A server takes no message whose DATA was cut off (RFC 5321 §4.1.1.4): a Notifier killed
+    mid-DATA must not leave a headless half message in the sink (it did, keyed "")."""
+    import socket
+
+    with SmtpSink() as s:
+        with socket.create_connection((s.host, s.port), timeout=5) as conn:
+            f = conn.makefile("rwb")
+
+            def say(line: str) -> bytes:
+                f.write(line.encode() + b"\r\n")
+                f.flush()
+                return f.readline()
+
+            f.readline()  # 220
+            say("EHLO probe")
+            while not f.readline().startswith(b"250 "):  # the rest of the EHLO reply
+                pass
+            assert say("MAIL FROM:<risk@fengkong.local>").startswith(b"250")
+            assert say("RCPT TO:<zhang@desk.local>").startswith(b"250")
+            assert say("DATA").startswith(b"354")
+            f.write(b"Subject: half\r\n\r\nthe first line of a page")
+            f.flush()
+            f.close()  # the socket closes only once its file does too
+        assert wait_until(lambda: s.stats().get("cut_off") == 1, 5)
+        assert s.messages() == []

@@ -15,7 +15,7 @@ import ray
 from infra.audit import AuditStore
 from infra.specs import load_contract_table
 from tests.chaos.kill import kill_when, wait_restarted
-from tests.integration.harness import account_at_risk, start_harness
+from tests.integration.harness import account_at_risk, start_order_loop
 from tests.zmq_util import wait_until
 
 RB, RB_PRICE = "rb2601", 3000.0
@@ -23,12 +23,7 @@ RB, RB_PRICE = "rb2601", 3000.0
 
 @pytest.fixture
 def loop(ray_local, tmp_path_factory):
-    h = start_harness(
-        tmp_path_factory.mktemp("chaos_executor"),
-        {RB: RB_PRICE},
-        ["rb"],
-        orders={"reprice_after_s": 120.0, "query_after_s": 0.5, "mark_interval_s": 0.3},
-    )
+    h = start_order_loop(tmp_path_factory.mktemp("chaos_executor"))
     yield h
     h.stop()
 

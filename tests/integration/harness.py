@@ -141,6 +141,16 @@ class Harness:
             self._push.close(linger=0)
 
 
+# An order loop that is watched closely: reports asked for after 0.5 s, accounts re-marked every
+# 0.3 s, no repricing within a test's time (the restart and refusal tests count every order).
+WATCHED_ORDERS = {"reprice_after_s": 120.0, "query_after_s": 0.5, "mark_interval_s": 0.3}
+
+
+def start_order_loop(tmp: Path) -> Harness:
+    """One rb contract at 3,000 through the closed loop, its orders watched closely."""
+    return start_harness(tmp, {"rb2601": 3000.0}, ["rb"], orders=WATCHED_ORDERS)
+
+
 def start_harness(
     tmp: Path, prices: dict[str, float], commodities: list[str], **overrides: Any
 ) -> Harness:

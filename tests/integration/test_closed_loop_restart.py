@@ -13,7 +13,7 @@ import ray
 
 from infra.audit import AuditStore
 from infra.specs import load_contract_table
-from tests.integration.harness import account_at_risk, start_harness
+from tests.integration.harness import WATCHED_ORDERS, account_at_risk, start_harness
 from tests.zmq_util import wait_until
 
 RB, RB_PRICE = "rb2601", 3000.0
@@ -29,7 +29,7 @@ def loop(ray_local, tmp_path_factory):
         tmp_path_factory.mktemp("restart"),
         {RB: RB_PRICE},
         ["rb"],
-        orders={"reprice_after_s": 120.0, "query_after_s": 0.5, "mark_interval_s": 0.3},
+        orders=WATCHED_ORDERS,
         approval={"emergency": {"enabled": True, "risk_degree_above": 1.3, "for_s": 1.0}},
     )
     yield h

@@ -9,8 +9,8 @@ from typing import Any
 
 import ray
 
-from infra.audit import stamp
 from infra.audit_encode import preencode
+from infra.journal_numbers import stamp
 
 # Actors hold state and wait on sockets; they reserve no CPU, so a 2-core machine places them all.
 ACTOR_OPTIONS: dict[str, Any] = {"num_cpus": 0, "max_restarts": 5, "max_task_retries": 3}

@@ -30,7 +30,7 @@ from actors.context import Context
 from actors.rule_host import bundle_of, start_ruleset
 from actors.shell import ActorShell
 from infra import metrics
-from infra.audit import stamp
+from infra.journal_numbers import stamp
 from infra.stats import LatencyRing
 from rules.engine.alerts import (
     alert_journal_record,

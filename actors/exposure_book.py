@@ -43,6 +43,7 @@ from rules.exposure import Latches, OperatingBook, Record
 from rules.model import PriceUpdate, RiskEvent
 
 QUARANTINE_SIZE = 500
+SNAPSHOT_TIMEOUT_S = 30.0  # an operator's snapshot waits this long for the journal to take it
 
 
 @dataclass(frozen=True)
@@ -311,17 +312,19 @@ class ExposureBook(ActorShell):
             return
         self._write_snapshot(now)
 
-    def _write_snapshot(self, now: float) -> None:
+    def _write_snapshot(self, now: float) -> Any:
+        """Hands the snapshot record to the journal; returns the call's ref (None: nothing)."""
         figures = self.figures_now
         if not figures or self.audit is None:
-            return
+            return None
         self._last_snapshot = now
         actor = f"ExposureBook.{self.commodity}"
         day = figures["trading_day"]
-        self.audit.append.remote(
+        ref = self.audit.append.remote(
             [entry("operating_snapshot", actor, self.commodity, day, figures, ts=now)]
         )
         self.counts["snapshots"] += 1
+        return ref
 
     # ---- queries --------------------------------------------------------------------------
 
@@ -329,7 +332,9 @@ class ExposureBook(ActorShell):
         """Recompute now and journal the figures (reports, operators); returns them."""
         figures = self.evaluate(force=True)
         with self._lock:
-            self._write_snapshot(time.time())
+            ref = self._write_snapshot(time.time())
+        if ref is not None:  # journaled when it returns: a report asked for next includes it
+            ray.get(ref, timeout=SNAPSHOT_TIMEOUT_S)
         return figures
 
     def exposure(self) -> dict[str, Any]:

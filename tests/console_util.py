@@ -7,22 +7,20 @@ loop's approval API) uses the same free port, chosen once here.
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from app.console.store import ConsoleStore
-from tests.zmq_util import wait_until
+from tests.zmq_util import free_tcp_port, wait_until
 
 _PORT: list[int] = []
 
 
 def console_port() -> int:
+    """The console's port for this test process (Serve keeps its HTTP port per Ray session)."""
     if not _PORT:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            _PORT.append(s.getsockname()[1])
+        _PORT.append(free_tcp_port())
     return _PORT[0]
 
 

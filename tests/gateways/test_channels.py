@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import queue
 import random
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +17,7 @@ from gateways.channels import build_channel
 from gateways.channels.base import DeliveryResult, Notification
 from gateways.channels.retry import backoff_delay, deliver_with_retry
 from gateways.sim.provider_sink import DEFAULT_ACCOUNT_SID, ProviderSink
+from tests.zmq_util import free_tcp_port
 
 TOKEN = "test-auth-token-7f3a"
 KEY = "robot-key-0001"
@@ -195,9 +195,7 @@ def test_twilio_503_429_and_timeout_are_retryable(sink: ProviderSink) -> None:
 
 
 def test_twilio_connection_refused_is_retryable() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_tcp_port()  # nothing listens there
     result = sms(f"http://127.0.0.1:{port}").send(note())
     assert not result.ok and result.retry and result.status is None
     assert DEFAULT_ACCOUNT_SID not in (result.error or "")

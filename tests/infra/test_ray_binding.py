@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from infra.cluster_env import token_auth_default
 from infra.config import ClusterConfig
+from tests.zmq_util import free_tcp_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
@@ -36,9 +36,7 @@ ray.shutdown()
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_tcp_port()
 
 
 def test_a_local_ray_binds_to_loopback_with_token_auth(tmp_path):

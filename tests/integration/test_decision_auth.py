@@ -20,6 +20,7 @@ from actors.execution.settings import ExecutorSettings
 from actors.executor import Executor
 from app.cli import main
 from app.console.system import ConsoleSystem
+from tests.zmq_util import free_tcp_port
 
 PREFIX = "auth13."
 ROSTER = [
@@ -102,11 +103,7 @@ def test_a_console_decision_carries_the_consoles_voucher(world):
 def test_a_console_token_decides_through_the_console_or_says_why_not(tmp_path, capsys):
     """`--token` goes to the console's API (which vouches for its person); a console that is
     not there is a one-line error, never a silent unsigned decision."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
+    port = free_tcp_port()  # nothing listens there
     config = tmp_path / "fengkong.toml"
     config.write_text(f"[console]\nport = {port}\n")
     code, body, err = _cli(capsys, "approve", "P-NONE", "--token", "fk_not-a-token",

@@ -170,7 +170,11 @@ def test_no_crossing_is_lost_or_doubled_while_sets_change(world):
     finally:
         stop.set()
         t.join(2)
-    time.sleep(1.0)
+
+    def every_crossing_seen() -> bool:
+        return all(len(alerts(world, "r.warn", a)) >= downs[0] for a in accounts)
+
+    wait_until(every_crossing_seen, 10)  # the last crossing's alert is still on its way
     for a in accounts:  # one alert per crossing: none lost to a reload, none repeated by one
         got = alerts(world, "r.warn", a)
         assert len({x["alert_id"] for x in got}) == len(got) == downs[0], (a, len(got), downs[0])

@@ -16,7 +16,7 @@ from gateways.channels.base import Notification
 from gateways.channels.twilio_voice import twiml_for
 from gateways.sim.provider_sink import DEFAULT_ACCOUNT_SID, ProviderSink
 from gateways.sim.smtp_sink import SmtpSink
-from tests.zmq_util import wait_until
+from tests.zmq_util import free_tcp_port, wait_until
 
 TOKEN = "voice-test-token"
 PHONE = "+8613800138001"
@@ -232,11 +232,7 @@ def test_email_errors_retry_on_4xx_and_timeouts_not_on_5xx(smtp) -> None:
 
 
 def test_email_refused_connection_is_retryable_and_secret_comes_from_env(monkeypatch) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_tcp_port()  # nothing listens there
     down = mail(f"smtp://127.0.0.1:{port}").send(note(recipient="a@b.c"))
     assert not down.ok and down.retry
     with pytest.raises(ValueError, match="local sink"):

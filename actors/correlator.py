@@ -19,24 +19,24 @@ import collections
 import dataclasses
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 
-from actors.common import ACTOR_OPTIONS, entry
+from actors.common import ACTOR_OPTIONS, JournalSender, entry
 from actors.context import Context
+from actors.handover import Handovers
 from actors.rule_host import bundle_of, start_ruleset
 from actors.shell import ActorShell
 from infra import metrics
-from infra.journal_numbers import stamp
 from infra.stats import LatencyRing
 from rules.engine.alerts import (
     alert_journal_record,
     alert_labels,
     alert_title,
     make_alert,
+    proposal_for,
     trading_day,
 )
 from rules.engine.hygiene import Item, Pipeline, Silences, new_silence
@@ -45,7 +45,7 @@ from rules.engine.kinds import kind_of
 from rules.engine.kinds.composite import CompositeMatcher
 from rules.engine.resume import grouped_alerts, restore, resume
 from rules.engine.spec import RuleSet
-from rules.model import ActionProposal, Alert, RiskEvent, stable_id
+from rules.model import ActionProposal, Alert, RiskEvent
 
 __all__ = ["Correlator", "alert_title", "make_alert", "trading_day"]
 
@@ -80,8 +80,8 @@ class Correlator(ActorShell):
         self.executor = executor
         self.audit = audit
         self._lock = threading.RLock()
-        self._sent_lock = threading.Lock()  # numbers records and submits them in one step
-        self._sender, self._sender_seq = f"Correlator:{uuid.uuid4().hex[:8]}", 0
+        self.journal = JournalSender("Correlator")
+        self.handovers = Handovers()  # groups sent to the Notifier (drain)
         ruleset, _rule_context = start_ruleset(rules, audit)
         self.silences = Silences()
         self.matcher = CompositeMatcher()
@@ -182,7 +182,7 @@ class Correlator(ActorShell):
                 records.append(entry("alert", "Correlator", a.key, a.alert_id, rec, ts=now))
                 ev = by_id[id(it)]
                 if id(it) in passed and ev.action and ev.action.get("kind"):
-                    proposals.append(self._proposal(a, ev, now))
+                    proposals.append(proposal_for(a, ev, now))
             self.counts["composite_events"] += len(composite)
             if records:  # submitted before a flush can group them
                 self._journal(records)
@@ -204,18 +204,6 @@ class Correlator(ActorShell):
         self.batch_ms.add((time.perf_counter() - started) * 1000)
         return len(fresh)
 
-    def _proposal(self, alert: Alert, ev: RiskEvent, now: float) -> ActionProposal:
-        assert ev.action is not None
-        return ActionProposal(
-            proposal_id=stable_id("proposal", alert.alert_id, ev.action["kind"]),
-            alert_id=alert.alert_id,
-            account_id=ev.key,
-            kind=ev.action["kind"],
-            target_risk_degree=float(ev.action.get("target", 0.8)),
-            created_ts=now,
-            reason=alert.title,
-        )
-
     # ---- groups -----------------------------------------------------------------------------
 
     def _flush_round(self) -> None:
@@ -232,8 +220,17 @@ class Correlator(ActorShell):
             batches = self.pipeline.group.due(now, flush_all)
             out: list[Alert] = [a for batch in self._unsent for a in batch]
             self._unsent = []
-        if not batches and not out:
-            return 0
+            if not batches and not out:
+                return 0
+            self.handovers.begin()  # with the lock: drain never sees them in neither place
+        sent = None
+        try:
+            sent = self._hand_over(batches, out, now)
+        finally:
+            self.handovers.done(sent)
+        return len(out)
+
+    def _hand_over(self, batches: list[Any], out: list[Alert], now: float) -> Any:
         records = []
         for b in batches:
             out.extend(grouped_alerts(b, GROUP_KEYS_SHOWN))
@@ -251,9 +248,16 @@ class Correlator(ActorShell):
                 self._durable(records)
         except Exception as exc:  # journal down: still notify (a restart then re-derives less)
             self.failed("journal", exc)
-        if self.notifier is not None and out:
-            self.notifier.notify.remote(out)
-        return len(out)
+        return self.notifier.notify.remote(out) if self.notifier is not None and out else None
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until no alert waits in a group (each comes due in its own time, none is sent
+        early) and the Notifier took every group sent (tests, shutdown); False on timeout."""
+        return self.handovers.wait(timeout, held=self._holding)
+
+    def _holding(self) -> bool:
+        with self._lock:
+            return bool(self._unsent or self.pipeline.group.waiting())
 
     # ---- silences ---------------------------------------------------------------------------
 
@@ -355,13 +359,9 @@ class Correlator(ActorShell):
                 delay = min(2 * delay, 5.0)
 
     def _journal(self, records: list[dict[str, Any]], durable: bool = False) -> Any:
-        """Send records numbered per sender (infra.audit.stamp: `audit verify` finds a gap)."""
-        if self.audit is None:
-            return None
-        with self._sent_lock:
-            self._sender_seq = stamp(records, self._sender, self._sender_seq)
-            send = self.audit.durable if durable else self.audit.append
-            return send.remote(records)
+        """Send records numbered per sender (actors.common.JournalSender: `audit verify` finds
+        a gap)."""
+        return None if self.audit is None else self.journal.send(self.audit, records, durable)
 
     def _durable(self, records: list[dict[str, Any]]) -> None:
         if self.audit is not None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from rules.engine.matchers import labels_of
 from rules.journal_records import AlertRecord
-from rules.model import Alert, RiskEvent, stable_id
+from rules.model import ActionProposal, Alert, RiskEvent, stable_id
 
 
 def trading_day(ts: float) -> str:
@@ -86,3 +86,18 @@ def alert_journal_record(a: Alert) -> dict[str, Any]:
 
 def alert_labels(a: Alert) -> dict[str, str]:
     return labels_of(a.rule_id, a.key, a.severity, a.dimension, a.attributes)
+
+
+def proposal_for(alert: Alert, ev: RiskEvent, now: float) -> ActionProposal:
+    """The action an alert's rule asks for (`ev.action`), as the Executor's proposal: its id
+    derives from the alert's, so a replayed alert proposes nothing twice."""
+    assert ev.action is not None
+    return ActionProposal(
+        proposal_id=stable_id("proposal", alert.alert_id, ev.action["kind"]),
+        alert_id=alert.alert_id,
+        account_id=ev.key,
+        kind=ev.action["kind"],
+        target_risk_degree=float(ev.action.get("target", 0.8)),
+        created_ts=now,
+        reason=alert.title,
+    )

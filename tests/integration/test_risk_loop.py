@@ -76,6 +76,8 @@ def test_shock_alerts_each_crossing_account_once_notifies_and_journals(loop):
             expected_risk_after_shock(population[a["key"]][2], "long", table)
         )
 
+    # the groups wait out group_wait_s in the Correlator: the Notifier is drained once it has them
+    assert ray.get(corr.drain.remote(60))
     assert ray.get(loop.system.notifier.drain.remote(60))
     wecom = loop.sink.messages("wecom")
     sms = loop.sink.messages("twilio_sms")

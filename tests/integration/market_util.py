@@ -30,11 +30,11 @@ class SteerableMarket(ScriptedMarket):
         }  # fmt: skip
         return TickBatch(b.instruments, np.flatnonzero(keep).astype(np.uint32), **fields)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
-            if self.paused.is_set():
-                continue
-            batch = self.batch()
-            if len(batch):
-                with self._lock:
+    def _publish(self) -> None:  # every round, and at once on set(): not while paused
+        if self.paused.is_set():
+            return
+        batch = self.batch()
+        if len(batch):
+            with self._lock:
+                if not self._stop.is_set():
                     self._sock.send_multipart([b"T", encode_ticks(batch)])

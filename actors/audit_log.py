@@ -57,6 +57,7 @@ class AuditLogSettings:
     path: str  # the SQLite journal file
     batch_ms: int = 100  # queued records are written together at most this often
     seal_key: str = field(default="", repr=False)  # decision records' seal (the Executor's)
+    busy_timeout_s: float = 5.0  # a commit waits this long for another process's lock
 
 
 class JournalWriteFailed(RuntimeError):
@@ -68,7 +69,7 @@ class AuditLog(ActorShell):
     def __init__(self, settings: AuditLogSettings) -> None:
         super().__init__("AuditLog")
         self.settings = settings
-        self.store = AuditStore(settings.path)
+        self.store = AuditStore(settings.path, busy_timeout_s=settings.busy_timeout_s)
         self.path = settings.path
         self._queue: list[dict[str, Any]] = []
         self._lock = threading.Lock()

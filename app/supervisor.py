@@ -124,7 +124,12 @@ def _start(cfg: Config, prefix: str, commodities: list[str] | None) -> System:
     own = _PLACEMENT[0].secrets.get("Executor", {}) if _PLACEMENT[0] is not None else {}
     sealing = own.get(cfg.approval.seal_key_env) or seal_key(cfg.approval, draw=True) or ""
     audit = _named(AuditLog, prefix, "AuditLog").remote(
-        AuditLogSettings(cfg.audit.path, cfg.audit.batch_ms, seal_key=sealing)
+        AuditLogSettings(
+            cfg.audit.path,
+            cfg.audit.batch_ms,
+            seal_key=sealing,
+            busy_timeout_s=cfg.audit.busy_timeout_s,
+        )  # fmt: skip
     )
     ruleset, rules = rules_push.startup(cfg, audit)  # journaled before any actor uses it
     console_url = cfg.console.url if cfg.console.enabled else ""

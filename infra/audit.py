@@ -60,13 +60,18 @@ def kind_clause(kind: str) -> tuple[str, list[Any]]:
 class AuditStore:
     """The journal file. Not thread-safe for writers: one writer per file."""
 
-    def __init__(self, path: str | Path, synchronous: str = "FULL") -> None:
-        """`synchronous=FULL`: a committed record survives power loss (WAL fsync per batch)."""
+    def __init__(
+        self, path: str | Path, synchronous: str = "FULL", busy_timeout_s: float = 5.0
+    ) -> None:
+        """`synchronous=FULL`: a committed record survives power loss (WAL fsync per batch);
+        `busy_timeout_s`: how long a statement waits for another connection's lock."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection shared by the actor's threads, serialised by a lock.
         self._lock = threading.RLock()
-        self.db = sqlite_utils.Database(sqlite3.connect(str(self.path), check_same_thread=False))
+        self.db = sqlite_utils.Database(
+            sqlite3.connect(str(self.path), timeout=busy_timeout_s, check_same_thread=False)
+        )
         self.db.enable_wal()
         self.db.execute(f"PRAGMA synchronous={synchronous}")
         self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")

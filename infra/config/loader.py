@@ -163,6 +163,8 @@ def _validate(cfg: Config) -> None:
     legacy_specs(cfg)  # the old rule spellings, checked as the rules they stand for
     if cfg.market.flush_ms < 1:
         fail("market.flush_ms", "must be at least 1 ms")
+    if not 0 < cfg.audit.busy_timeout_s <= 600:
+        fail("audit.busy_timeout_s", "must be more than 0 and at most 600 seconds")
     if not cfg.market.feeds:
         fail("market.feeds", "at least one feed is needed")
     names = [f.name for f in cfg.market.feeds]

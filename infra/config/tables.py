@@ -96,6 +96,9 @@ class BooksConfig:
 class AuditConfig:
     path: str = "var/journal.sqlite"
     batch_ms: int = 100
+    # how long a commit waits for a lock another process holds on the file before it fails
+    # (the records stay queued and go with the next commit; a durable caller hears it failed)
+    busy_timeout_s: float = 5.0
     archive_dir: str = "var/archive"  # `fengkong audit archive` writes one file per day here
     archive_key_env: str = "FENGKONG_ARCHIVE_KEY"  # 32-byte key (hex/base64): AES-256-GCM when set
 

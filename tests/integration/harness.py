@@ -154,9 +154,9 @@ class Harness:
 WATCHED_ORDERS = {"reprice_after_s": 120.0, "query_after_s": 0.5, "mark_interval_s": 0.3}
 
 
-def start_order_loop(tmp: Path) -> Harness:
+def start_order_loop(tmp: Path, **overrides: Any) -> Harness:
     """One rb contract at 3,000 through the closed loop, its orders watched closely."""
-    return start_harness(tmp, {"rb2601": 3000.0}, ["rb"], orders=WATCHED_ORDERS)
+    return start_harness(tmp, {"rb2601": 3000.0}, ["rb"], orders=WATCHED_ORDERS, **overrides)
 
 
 def start_harness(

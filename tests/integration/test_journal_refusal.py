@@ -24,7 +24,8 @@ RB, RB_PRICE = "rb2601", 3000.0
 
 @pytest.fixture
 def loop(ray_local, tmp_path_factory):
-    h = start_order_loop(tmp_path_factory.mktemp("refusal"))
+    # A commit gives up on the test's lock after 1 s instead of 5: the same refusals, sooner.
+    h = start_order_loop(tmp_path_factory.mktemp("refusal"), audit={"busy_timeout_s": 1.0})
     yield h
     h.stop()
 

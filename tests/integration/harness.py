@@ -42,7 +42,9 @@ class ScriptedMarket:
         self.prices = dict(prices)
         self.pre_settlement = dict(prices)
         self.period_s = period_s
-        self._lock = threading.Lock()
+        # one lock for the prices and the socket: a round never sends a price that a set()
+        # replaced while it was being encoded (it would undo the move until the next round)
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._sock = zmq.Context.instance().socket(zmq.PUB)
         self._sock.bind(endpoint)
@@ -52,7 +54,7 @@ class ScriptedMarket:
     def set(self, **prices: float) -> None:
         with self._lock:
             self.prices.update(prices)
-        self._publish()
+            self._publish()
 
     def batch(self) -> TickBatch:
         with self._lock:
@@ -84,10 +86,9 @@ class ScriptedMarket:
             self._sock.send_multipart(parts)
 
     def _publish(self) -> None:
-        frame = encode_ticks(self.batch())
         with self._lock:
             if not self._stop.is_set():
-                self._sock.send_multipart([b"T", frame])
+                self._sock.send_multipart([b"T", encode_ticks(self.batch())])
 
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):

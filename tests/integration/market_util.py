@@ -33,8 +33,7 @@ class SteerableMarket(ScriptedMarket):
     def _publish(self) -> None:  # every round, and at once on set(): not while paused
         if self.paused.is_set():
             return
-        batch = self.batch()
-        if len(batch):
-            with self._lock:
-                if not self._stop.is_set():
-                    self._sock.send_multipart([b"T", encode_ticks(batch)])
+        with self._lock:
+            batch = self.batch()
+            if len(batch) and not self._stop.is_set():
+                self._sock.send_multipart([b"T", encode_ticks(batch)])

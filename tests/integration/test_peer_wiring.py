@@ -19,7 +19,6 @@ from pathlib import Path
 import ray
 
 from actors.peers import Peer
-from tests.integration.harness import start_harness
 from tests.zmq_util import wait_until
 
 
@@ -55,14 +54,16 @@ def test_a_system_starts_with_no_restart_warning_and_a_restarted_actor_reaches_i
         "an actor of the system got a handle at construction"
     )
     assert _probe("control", tmp_path_factory.mktemp("control")) == 1  # the probe does see it
-    h = start_harness(tmp_path_factory.mktemp("restart"), {"rb2601": 3000.0}, ["rb"])
+    # The peer is a named actor of its own, not a whole system (the probe above started one):
+    # a Peer is only its name, so an actor killed -9 is rebuilt from the same two strings and
+    # reaches its peer again (tests/integration/test_closed_loop_restart.py shows the Executor
+    # doing so inside the system: rebuilt from the journal, the order finished).
+    name = f"peer-target-{os.getpid()}"
+    target = _Holder.options(name=name).remote(None)
     try:
-        # a Peer is only its name: an actor killed -9 is rebuilt from the same two strings
-        # and reaches its peer again (tests/integration/test_closed_loop_restart.py shows the
-        # Executor doing so inside the system: rebuilt from the journal, the order finished)
-        holder = _Holder.remote(Peer.of(f"{h.system.prefix}AuditLog"))
-        audit_pid = ray.get(h.system.audit.pid.remote())
-        assert ray.get(holder.ping_peer.remote()) == audit_pid
+        holder = _Holder.remote(Peer.of(name))
+        target_pid = ray.get(target.pid.remote())
+        assert ray.get(holder.ping_peer.remote()) == target_pid
         before = ray.get(holder.pid.remote())
         os.kill(before, signal.SIGKILL)
 
@@ -73,7 +74,7 @@ def test_a_system_starts_with_no_restart_warning_and_a_restarted_actor_reaches_i
                 return False
 
         assert wait_until(restarted, 60)
-        assert ray.get(holder.ping_peer.remote()) == audit_pid
+        assert ray.get(holder.ping_peer.remote()) == target_pid
         ray.kill(holder, no_restart=True)
     finally:
-        h.stop()
+        ray.kill(target, no_restart=True)

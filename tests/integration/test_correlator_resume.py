@@ -22,8 +22,8 @@ PRICES = {"rb2601": 3000.0}
 RULES = """
 [hygiene]
 group_by = ["rule_id"]
-group_wait_s = 1.5
-group_interval_s = 3.0
+group_wait_s = 60.0
+group_interval_s = 60.0
 
 [[rules]]
 id = "r.warn"
@@ -73,16 +73,17 @@ def _alive(corr) -> bool:
 def test_pending_groups_survive_a_correlator_kill(world):
     corr = world.system.correlator
     # one group already notified (history to carry on), then more waiting in two groups
+    # Groups wait 60 s here and the test sends them when it means to (flush_groups(True)):
+    # with waits of a second or three, a loaded machine let a group fall due before the kill.
     assert ray.get(corr.on_events.remote(_events("CR", 10, "r.warn"))) == 10
-    # The Correlator's own figure, not the journal's pages: what joins r.warn from here waits
-    # out its group_interval_s (3 s), and reading the pages back took longer than that on a
-    # loaded machine (the CS alerts were then sent before the kill).
-    assert wait_until(lambda: ray.get(corr.figures.remote())["groups_waiting"] == 0, 20)
+    assert ray.get(corr.flush_groups.remote(True)) == 10
+    assert wait_until(lambda: len(_paged(world)) >= 10, 20)
     assert ray.get(corr.on_events.remote(_events("CS", 30, "r.warn"))) == 30
     assert ray.get(corr.on_events.remote(_events("CT", 20, "r.other"))) == 20
     assert ray.get(corr.figures.remote())["groups_waiting"] == 50
     ray.kill(corr, no_restart=False)  # the process dies with both groups pending
     assert wait_until(lambda: _alive(corr), 30)
+    ray.get(corr.flush_groups.remote(True))  # the rebuilt groups go now, not in 60 s
     expected = _journaled(world, "CR") | _journaled(world, "CS") | _journaled(world, "CT")
     assert len(expected) == 60
 
@@ -105,6 +106,7 @@ def test_a_batch_handed_over_but_not_accepted_is_sent_again_once(world):
     # returns: wait for all five (an empty set would make every check below pass vacuously)
     assert wait_until(lambda: len(_journaled(world, "CU")) == 5, 20)
     expected = _journaled(world, "CU")
+    ray.get(corr.flush_groups.remote(True))
     assert wait_until(lambda: expected <= set(_paged(world)), 20)
     ray.kill(corr, no_restart=False)  # restart: the batch is accepted, nothing is resent
     assert wait_until(lambda: _alive(corr), 30)

@@ -264,9 +264,10 @@ class CsvReplayPublisher:
                     delay = due - time.monotonic()
                     if delay > 0 and self._stop.wait(delay):
                         break
-                self._pub.send_multipart([b"T", encode_ticks(to_batch(batch))])
-                self.stats["ticks_sent"] += len(batch)
+                frame = encode_ticks(to_batch(batch))
+                self.stats["ticks_sent"] += len(batch)  # counted before the send (as the sim)
                 self.stats["batches_sent"] += 1
+                self._pub.send_multipart([b"T", frame])
             self.stats["done"] = True
         finally:
             if own:

@@ -266,9 +266,11 @@ class SimExchange(ZmqService):
             return
         batch = self.step()
         if len(batch):
-            self._pub.send_multipart([b"T", encode_ticks(batch)])
+            frame = encode_ticks(batch)
+            # counted before the send: a subscriber that got n batches never reads fewer here
             self.stats["ticks_sent"] += len(batch)
             self.stats["batches_sent"] += 1
+            self._pub.send_multipart([b"T", frame])
         self._next_t += self.batch_s
         if self._next_t - time.monotonic() < -1.0:  # far behind (machine paused): no burst
             self._next_t = time.monotonic()

@@ -33,7 +33,6 @@ from rules.model import PriceUpdate, RiskEvent
 from rules.sessions import LABEL_BITS, LABELS
 from rules.sharding import buckets_of_shard
 
-EVENT_RETRY_S = 0.005
 ROLLUP_EVERY_S = 1.0
 QUARANTINE_SIZE = 200
 
@@ -85,6 +84,7 @@ class AccountShard(ActorShell, ShardIntake, AccountRules):
         self._init_rules(rules, audit)  # rule set (or the journal's latest): actors/shard_rules
         self.flush_s = settings.flush_ms / 1000
         self._events: list[RiskEvent] = []
+        self._held = threading.Event()  # events held back by a busy correlator: wake the flush
         self._audit_buf: list[dict[str, Any]] = []
         self._sender = BoundedSender(1)
         self._audit_sender = BoundedSender(2)
@@ -102,7 +102,7 @@ class AccountShard(ActorShell, ShardIntake, AccountRules):
         )
         self.bus.connect()
         self.every(0.0, self._intake_step, "bus")  # polls block up to 100 ms each
-        self.every(EVENT_RETRY_S, self._flush_step, "flush")
+        self.every(0.0, self._flush_step, "flush")  # each step waits for work or its cadence
 
     # ---- hierarchy ------------------------------------------------------------------------
 
@@ -161,6 +161,8 @@ class AccountShard(ActorShell, ShardIntake, AccountRules):
 
     def _send_events(self) -> None:
         if self.correlator is None or self._sender.busy():
+            if self._events:
+                self._held.set()
             return
         with self._lock:
             events, self._events = self._events, []
@@ -170,10 +172,17 @@ class AccountShard(ActorShell, ShardIntake, AccountRules):
     # ---- periodic -------------------------------------------------------------------------
 
     def _flush_step(self) -> None:
-        """Events that found the correlator busy go out within EVENT_RETRY_S; exposure and
-        journal records on the slower `flush_ms` cadence."""
-        if self._events:
+        """Events that found the correlator busy go out as soon as its answer to the call in
+        flight arrives; exposure, journal records and roll-ups on the slower `flush_ms` cadence.
+        The step blocks on the answer or on `_held`, never on a short timer: an idle shard
+        wakes once per `flush_ms` (a 5 ms retry timer cost each shard 3% of a core)."""
+        due = max(0.0, self._last_slow + self.flush_s - time.monotonic())
+        if self._events and self.correlator is not None:
+            self._sender.wait_free(due)
             self._send_events()
+        else:
+            self._held.wait(due)
+            self._held.clear()
         now = time.monotonic()
         if now - self._last_slow >= self.flush_s:
             self._last_slow = now

@@ -58,6 +58,14 @@ class BoundedSender:
             self._refs.append(ref)
             self.sent += 1
 
+    def wait_free(self, timeout: float) -> None:
+        """Block until a call in flight is answered (or `timeout`): a caller holding data
+        sends it the moment the peer is free, without polling on a timer."""
+        with self._lock:
+            refs = list(self._refs)
+        if len(refs) >= self.max_in_flight:
+            ray.wait(refs, num_returns=len(refs) - self.max_in_flight + 1, timeout=timeout)
+
     def drain(self, timeout: float = 10.0) -> None:
         with self._lock:
             refs, self._refs = self._refs, []

@@ -48,7 +48,7 @@ class ShardIntake:
                 self.book.mark_accounts(rows)
                 ingress = min(_number(r.get("bus_ts"), time.time()) for r in records)
                 fired = self._evaluate(self.book.figures, ingress, rows)
-            if fired:
+            if fired or self._events:  # transfers' fund-flow events too
                 self._send_events()
         except Exception as exc:  # never let one bad batch stop the shard's intake
             self.counts["internal_errors"] += 1

@@ -27,7 +27,6 @@ from infra.cluster import Placement
 from infra.config import Config
 
 SUPERVISOR_ROLE = "Supervisor"
-RECONCILE_S = 5.0
 PING_TIMEOUT_S = 3.0
 
 
@@ -269,7 +268,7 @@ class SystemSupervisor:
             return self.health.lines()
 
     def _loop(self) -> None:
-        while not self._stop.wait(RECONCILE_S):
+        while not self._stop.wait(self.cfg.cluster.reconcile_s):
             try:
                 self._known = sorted(set(self._known) | set(self._names()))
                 self.reconcile()

@@ -44,8 +44,17 @@ class ClusterConfig:
     # KEY=VALUE lines (a Kubernetes Secret mounted as a file, a docker env-file): each actor gets
     # only the variables its own config names (`*_env` keys), never every secret.
     secrets_file: str = ""
+    # How often the supervisor of `fengkong run` checks that every actor lives, that a restarted
+    # bus is refilled and the system's health: the longest an actor dead past its restarts
+    # waits before the system is rebuilt.
+    reconcile_s: float = 5.0
 
     def __post_init__(self) -> None:
+        r = self.reconcile_s
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 3600:
+            raise ConfigError(
+                f"cluster.reconcile_s: must be a number of seconds in (0, 3600], got {r!r}"
+            )
         if self.order_gateway not in ("", "sim"):
             raise ConfigError(
                 f'cluster.order_gateway: must be "sim" or "", got {self.order_gateway!r}'

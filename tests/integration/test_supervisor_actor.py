@@ -26,6 +26,7 @@ def _config(tmp_path) -> config.Config:
         },
         "orders": {"endpoint": ep["orders"], "reports_endpoint": ep["reports"]},
         "audit": {"path": str(tmp_path / "journal.sqlite"), "batch_ms": 50},
+        "cluster": {"reconcile_s": 1.0},  # the rebuild starts within a second of the loss
         # the supervisor deploys the console with the system (issue 16)
         "console": console_table(tmp_path, {"li": ("viewer", "li-password-1")}),
     }

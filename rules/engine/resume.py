@@ -77,6 +77,7 @@ def resume(
     for rec in grouped:
         ids = [str(i) for i in rec.get("alert_ids", ())]
         handed.update(ids)
+        out.seen.update(ids)  # handed over: seen, even if its `alert` record was lost
         h = out.history.setdefault(str(rec["key"]), GroupHistory())
         h.sequence = max(h.sequence, int(rec.get("sequence", 0)))
         h.members = max(h.members, int(rec.get("members", 0)))

@@ -46,13 +46,18 @@ def write_config(
     (edge.workdir / "secrets.env").write_text(f"FK_DRILL_WECOM_KEY={WECOM_KEY}\n")
     # the desk signs its decisions (issue 13: no unsigned approval outside the demo)
     Path(f"{c.root}/approval-secrets.toml").write_text('"drill-desk" = "drill-desk-secret"\n')
+    # The drill's sink answers every post; a post it stored but answered after the channel's
+    # timeout is resent (rules/notify/delivery.py `unanswered`: at least once on a lane with no
+    # provider dedup and no failover), a true second page. A shock on 2 loaded cores once kept
+    # an answer past 3 s (the one duplicate the page check saw); 30 s keeps that out of a drill
+    # that asserts no page is sent twice.
     sink = f"""
 [[channels]]
 name = "desk"
 type = "wecom"
 base_url = "http://{edge.ip}:{SINK_PORT}"
 key_env = "FK_DRILL_WECOM_KEY"
-timeout = 3.0
+timeout = 30.0
 """
     (edge.workdir / "fk.toml").write_text(
         f"""

@@ -104,11 +104,14 @@ def test_run_from_the_edge_survives_a_shard_node_lost_mid_shock(netns_cluster) -
             refs = Counter(r["ref"] for r in store.query(kind=kind))
             assert refs and not [r for r, n in refs.items() if n > 1], (kind, refs.most_common(3))
         delivered = len(store.query(kind="notification.delivered"))
+        failed = [(r["ref"], r.get("error")) for r in store.query(kind="notification.attempt")
+                  if not r.get("ok")]  # fmt: skip
     finally:
         store.close()
     url = f"http://{edge.ip}:{SINK_PORT}/_sink/messages"
     with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (the drill's own sink)
         messages = json.loads(resp.read())
     bodies = Counter((m.get("recipient"), m.get("body")) for m in messages)
-    assert messages and not [b for b, n in bodies.items() if n > 1]  # no page sent twice
+    twice = [b for b, n in bodies.items() if n > 1]
+    assert messages and not twice, (twice[:3], failed[:5])  # no page sent twice (and why)
     print(f"{len(messages)} pages at the sink, {delivered} deliveries journaled")
